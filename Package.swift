@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+// Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
+// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot} → Memory; KVM → CKVM.
+import PackageDescription
+
+let package = Package(
+    name: "Skiff",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "skiff", targets: ["skiff"]),
+        .library(name: "SkiffKit", targets: ["SkiffKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // <linux/kvm.h> and fixed-arity ioctl wrappers; nothing else is C.
+        .target(name: "CKVM"),
+        // Guest physical memory: mmap'd regions, bounds-checked access. No KVM.
+        .target(name: "Memory"),
+        // Typed wrappers over /dev/kvm.
+        .target(name: "KVM", dependencies: ["CKVM", "Memory"]),
+        // Pure device models: they see guest memory and interrupt lines only.
+        .target(name: "Devices", dependencies: ["Memory"]),
+        // x86_64 Linux boot structures and loaders.
+        .target(name: "Boot", dependencies: ["Memory"]),
+        // Assembles a machine, runs it, times it.
+        .target(name: "SkiffKit", dependencies: [
+            "KVM", "Devices", "Boot", "Memory",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Command-line interface (a library so that tests can parse arguments).
+        .target(name: "SkiffCLI", dependencies: [
+            "SkiffKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"]),
+
+        .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit"]),
+        .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,72 @@
+import Synchronization
+
+/// The boot-marker port: the guest writes a phase code, the VMM stamps it with
+/// the host's monotonic clock. Codes below 0x10 come from the guest init
+/// (guest/init/boot_marker.h must agree); 0x10 is the VMM's own first-instruction
+/// trampoline. A write to `valuePort` sets a value the next code carries.
+public final class BootMarkerDevice: BusDevice {
+    public static let port: UInt64 = 0x440
+    /// Two ports: code at +0, value at +1.
+    public static let length: UInt64 = 2
+
+    public enum Phase: UInt8, Sendable, CaseIterable, Codable {
+        case firstInstruction = 0x10
+        case initStarted = 0x01
+        case workloadStarted = 0x02
+        case workloadExited = 0x03
+        case shutdownRequested = 0x04
+
+        public var label: String {
+            switch self {
+            case .firstInstruction: return "first guest instruction"
+            case .initStarted: return "init started"
+            case .workloadStarted: return "workload started"
+            case .workloadExited: return "workload exited"
+            case .shutdownRequested: return "shutdown requested"
+            }
+        }
+    }
+
+    public struct Event: Sendable, Equatable {
+        /// Known phase, or nil for a code this VMM does not know.
+        public let phase: Phase?
+        public let code: UInt8
+        public let value: UInt8
+        /// Host CLOCK_MONOTONIC, nanoseconds.
+        public let time: UInt64
+    }
+
+    private let clock: @Sendable () -> UInt64
+    private let state = Mutex<(value: UInt8, events: [Event])>((0, []))
+    private let onEvent: (@Sendable (Event) -> Void)?
+
+    public init(clock: @escaping @Sendable () -> UInt64, onEvent: (@Sendable (Event) -> Void)? = nil) {
+        self.clock = clock
+        self.onEvent = onEvent
+    }
+
+    public var events: [Event] { state.withLock { $0.events } }
+
+    /// The first time `phase` was reached, if it was.
+    public func firstTime(of phase: Phase) -> Event? { events.first { $0.phase == phase } }
+
+    public func read(offset: UInt64, into data: UnsafeMutableRawBufferPointer) {
+        for index in data.indices { data[index] = 0 }
+    }
+
+    public func write(offset: UInt64, from data: UnsafeRawBufferPointer) {
+        guard let byte = data.first else { return }
+        if offset == 1 {
+            state.withLock { $0.value = byte }
+            return
+        }
+        let now = clock()
+        let event: Event = state.withLock { state in
+            let event = Event(phase: Phase(rawValue: byte), code: byte, value: state.value, time: now)
+            state.events.append(event)
+            state.value = 0
+            return event
+        }
+        onEvent?(event)
+    }
+}

@@ -1,0 +1,154 @@
+import ArgumentParser
+import Glibc
+import Logging
+import SkiffKit
+
+/// Options every command that starts a VM shares.
+struct VMOptions: ParsableArguments {
+    @Option(help: "Guest memory in MiB.")
+    var memory: Int = 128
+
+    @Option(help: "Number of vCPUs (1–32).")
+    var cpus: Int = 1
+
+    @Option(help: ArgumentHelp("PVM-host workarounds: auto applies them only on a kvm_pvm host.", valueName: "auto|pvm|none"))
+    var compat: String = "auto"
+
+    @Flag(help: "Print the VMM setup time, time to first guest instruction and to each boot marker.")
+    var timings = false
+
+    @Option(help: "Stop the VM after this many seconds (exit status 124).")
+    var timeout: Double?
+
+    @Flag(name: .shortAndLong, help: "Log VMM details (twice: every unclaimed port and MMIO access).")
+    var verbose: Int
+
+    func validate() throws {
+        guard (1...32).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 32, not \(cpus)") }
+        guard (16...(1 << 20)).contains(memory) else { throw ValidationError("--memory must be between 16 and 1048576 MiB, not \(memory)") }
+        guard CompatibilityMode(rawValue: compat) != nil else { throw ValidationError("--compat must be auto, pvm or none, not '\(compat)'") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be positive") }
+    }
+
+    var compatibilityMode: CompatibilityMode { CompatibilityMode(rawValue: compat) ?? .auto }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
+        logger.logLevel = verbose >= 2 ? .trace : verbose == 1 ? .debug : .info
+        return logger
+    }
+}
+
+extension Skiff {
+    struct Boot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Boot a microVM: the project's guest, or a kernel (vmlinux or bzImage) and initrd of yours.",
+            discussion: """
+            Without --kernel, Skiff's own guest kernel and init are used (built on first use by \
+            scripts/build-guest.sh). The guest's serial console is the terminal; Ctrl-a x detaches. \
+            Exit status 0 when the guest resets or powers off.
+            """)
+
+        @Option(help: "Kernel: an uncompressed vmlinux (ELF) or a bzImage.")
+        var kernel: String?
+
+        @Option(help: "Initial RAM disk (an uncompressed or compressed cpio archive).")
+        var initrd: String?
+
+        @Option(help: "Kernel command line, replacing Skiff's defaults.")
+        var cmdline: String?
+
+        @Option(help: "Added to the kernel command line; what follows \"--\" goes to init.")
+        var append: String?
+
+        @Option(help: ArgumentHelp("Where the serial console goes.", valueName: "stdio|none|file:PATH"))
+        var console: String = "stdio"
+
+        @OptionGroup var vm: VMOptions
+
+        func validate() throws {
+            guard ConsoleMode(argument: console) != nil else {
+                throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
+            }
+            if initrd != nil && kernel == nil {
+                // Allowed: our kernel with someone else's initrd.
+            }
+        }
+
+        func run() throws {
+            let logger = vm.makeLogger()
+            let host = HostKind.detect()
+            let profile = CompatibilityProfile.resolve(vm.compatibilityMode, host: host)
+
+            var kernelPath = kernel
+            var initrdPath = initrd
+            if kernelPath == nil {
+                let guest = try GuestArtifacts.ensureBuilt()
+                kernelPath = guest.kernel
+                if initrdPath == nil { initrdPath = guest.initrd }
+            }
+            var configuration = MachineConfiguration(
+                kernelPath: kernelPath!, initrdPath: initrdPath,
+                commandLine: KernelCommandLine.compose(base: cmdline, append: append, profile: profile))
+            configuration.memoryMiB = vm.memory
+            configuration.cpus = vm.cpus
+            configuration.console = ConsoleMode(argument: console)!
+            configuration.compatibility = profile
+            configuration.host = host
+            configuration.timeout = vm.timeout
+
+            let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)
+            if vm.timings { printTimings(report) }
+            let status = report.stopReason.exitStatus
+            if status != 0 {
+                printError("skiff: \(report.stopReason)")
+            } else {
+                logger.debug("\(report.stopReason)")
+            }
+            throw ExitCode(status)
+        }
+    }
+}
+
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
+/// `--timings`: milliseconds since skiff started, to stderr (stdout is the guest's).
+func printTimings(_ report: MachineReport) {
+    let timeline = report.timeline
+    func row(_ label: String, _ time: UInt64) -> String {
+        let ms = timeline.milliseconds(time)
+        let value = ms >= 1000 ? String(format3(ms)) : String(format3(ms))
+        return "  " + label.padding(28) + value.leftPad(12) + " ms"
+    }
+    var lines = ["skiff: timings (ms since skiff started)"]
+    lines.append(row("KVM VM created", timeline.vmCreated))
+    lines.append(row("VMM setup done", timeline.setupDone))
+    var seen = Set<UInt8>()
+    for event in timeline.markers where seen.insert(event.code).inserted {
+        lines.append(row(event.phase?.label ?? "marker \(event.code)", event.time))
+    }
+    lines.append(row("VM stopped", timeline.stopped))
+    if let status = report.workloadExitStatus { lines.append("  workload exit status: \(status)") }
+    if report.breakpointsInjected + report.fwaitsSkipped > 0 {
+        lines.append("  compatibility: \(report.breakpointsInjected) INT3 → #BP, \(report.fwaitsSkipped) FWAIT skipped")
+    }
+    lines.append("  unclaimed accesses: \(report.unclaimedPortAccesses) port, \(report.unclaimedMMIOAccesses) MMIO")
+    printError(lines.joined(separator: "\n"))
+}
+
+func format3(_ value: Double) -> String {
+    let scaled = Int64((value * 1000).rounded())
+    let sign = scaled < 0 ? "-" : ""
+    let magnitude = abs(scaled)
+    return "\(sign)\(magnitude / 1000).\(String(magnitude % 1000).leftPad(3, "0"))"
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPad(_ width: Int, _ pad: Character = " ") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

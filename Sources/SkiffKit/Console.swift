@@ -1,0 +1,122 @@
+import Devices
+import Glibc
+import Synchronization
+
+/// Where the guest's serial console goes: `--console stdio|none|file:PATH`.
+public enum ConsoleMode: Sendable, Equatable {
+    case stdio
+    case none
+    case file(String)
+
+    public init?(argument: String) {
+        switch argument {
+        case "stdio": self = .stdio
+        case "none": self = .none
+        default:
+            guard argument.hasPrefix("file:"), argument.count > 5 else { return nil }
+            self = .file(String(argument.dropFirst(5)))
+        }
+    }
+}
+
+/// The host end of the serial console: an output file descriptor and, for
+/// stdio, standard input forwarded into the UART.
+final class Console: Sendable {
+    let outputFD: Int32
+    private let ownsOutput: Bool
+
+    init(_ mode: ConsoleMode) throws(MachineError) {
+        switch mode {
+        case .stdio:
+            outputFD = STDOUT_FILENO; ownsOutput = false
+        case .none:
+            outputFD = -1; ownsOutput = false
+        case let .file(path):
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw .unreadable(path: path, errno: errno) }
+            outputFD = fd; ownsOutput = true
+        }
+    }
+
+    deinit { if ownsOutput { close(outputFD) } }
+
+    func write(_ byte: UInt8) {
+        guard outputFD >= 0 else { return }
+        var byte = byte
+        while Glibc.write(outputFD, &byte, 1) < 0 && errno == EINTR {}
+    }
+
+    /// Forwards standard input to `serial` on a thread of its own until EOF.
+    /// On a terminal: raw mode (restored by `TerminalMode.restore()`), and
+    /// Ctrl-a x calls `detach`; Ctrl-a Ctrl-a sends one Ctrl-a.
+    static func forwardInput(to serial: Serial16550, detach: @escaping @Sendable () -> Void) throws(MachineError) {
+        let isTerminal = isatty(STDIN_FILENO) == 1
+        if isTerminal { TerminalMode.enterRaw() }
+        let thread = try NativeThread {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            var escape = false
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress!, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return }
+                var bytes: [UInt8] = []
+                for byte in buffer[0..<count] {
+                    if isTerminal && escape {
+                        escape = false
+                        if byte == UInt8(ascii: "x") { detach(); return }
+                        bytes.append(byte)
+                    } else if isTerminal && byte == 0x01 {
+                        escape = true
+                    } else {
+                        bytes.append(byte)
+                    }
+                }
+                var pending = bytes[...]
+                while !pending.isEmpty {
+                    let accepted = serial.receive(pending)
+                    pending = pending.dropFirst(accepted)
+                    if !pending.isEmpty { usleep(1000) }
+                }
+            }
+        }
+        thread.detach()
+    }
+}
+
+/// Raw mode for a terminal on standard input, and its restoration on every
+/// way out: normal return, fatal signals, and `exit`.
+public enum TerminalMode {
+    nonisolated(unsafe) private static var saved: termios?
+    private static let lock = Mutex(())
+
+    static func enterRaw() {
+        lock.withLock { _ in
+            guard saved == nil else { return }
+            var original = termios()
+            guard tcgetattr(STDIN_FILENO, &original) == 0 else { return }
+            saved = original
+            var raw = original
+            cfmakeraw(&raw)
+            raw.c_oflag |= tcflag_t(OPOST) // keep "\n" → "\r\n" on output
+            tcsetattr(STDIN_FILENO, TCSANOW, &raw)
+            for signal in [SIGTERM, SIGHUP, SIGQUIT] {
+                Glibc.signal(signal) { number in
+                    TerminalMode.restoreUnlocked()
+                    _exit(128 + number)
+                }
+            }
+            atexit { TerminalMode.restoreUnlocked() }
+        }
+    }
+
+    /// Puts the terminal back as it was; harmless if it was never changed.
+    public static func restore() {
+        lock.withLock { _ in restoreUnlocked() }
+    }
+
+    private static func restoreUnlocked() {
+        guard var original = saved else { return }
+        tcsetattr(STDIN_FILENO, TCSANOW, &original)
+        saved = nil
+    }
+}

@@ -1,0 +1,52 @@
+import Glibc
+
+/// Runs a host program (posix_spawn), with its standard output captured and
+/// standard error passed through so its progress stays visible.
+enum HostCommand {
+    struct Result {
+        let status: Int32
+        let output: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws(MachineError) -> Result {
+        var pipeFDs: [Int32] = [0, 0]
+        guard pipe(&pipeFDs) == 0 else { throw .system("pipe2", errno) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDOUT_FILENO)
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+
+        var env = [String: String]()
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") { env[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            index += 1
+        }
+        env.merge(environment) { $1 }
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+
+        var pid = pid_t()
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+        close(pipeFDs[1])
+        guard spawned == 0 else { close(pipeFDs[0]); throw .system("cannot run \(arguments[0])", spawned) }
+
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            output += buffer[0..<count]
+        }
+        close(pipeFDs[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7F == 0
+        return Result(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
+                      output: String(decoding: output, as: UTF8.self))
+    }
+}

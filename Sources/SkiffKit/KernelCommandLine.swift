@@ -1,0 +1,40 @@
+/// Builds the guest kernel's command line.
+public enum KernelCommandLine {
+    /// What every Skiff guest gets unless `--cmdline` replaces it: the serial
+    /// console, reset through the keyboard controller (the i8042 model), an
+    /// immediate reset on panic rather than a hang, no PCI probing, and quiet
+    /// (each console byte is a VM exit).
+    public static let defaults = [
+        "console=ttyS0", "reboot=k", "panic=-1", "pci=off",
+        "no_timer_check", "random.trust_cpu=on", "quiet",
+    ]
+
+    /// `base` (the defaults unless replaced), then the compatibility profile's
+    /// parameters, then `append`. Parameters after a `--` in `append` go to init,
+    /// so the profile's must come before it.
+    public static func compose(base: String?, append: String?, profile: CompatibilityProfile) -> String {
+        let whole = ((base.map { [$0] } ?? defaults) + [append ?? ""]).filter { !$0.isEmpty }.joined(separator: " ")
+        let (kernel, initArguments) = splitAtInitArguments(whole)
+        var parts = [kernel] + profile.kernelParameters
+        if let initArguments { parts += ["--", initArguments] }
+        return parts.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// Splits at the first standalone `--`: the kernel's part, and init's (nil if none).
+    static func splitAtInitArguments(_ line: String) -> (kernel: String, init: String?) {
+        let padded = " " + line + " "
+        guard let range = padded.firstRange(of: " -- ") else { return (line, nil) }
+        let kernel = String(padded[..<range.lowerBound]).trimmingSpaces
+        let rest = String(padded[range.upperBound...]).trimmingSpaces
+        return (kernel, rest)
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while slice.first == " " { slice.removeFirst() }
+        while slice.last == " " { slice.removeLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,289 @@
+import Boot
+import Devices
+import Glibc
+import KVM
+import Logging
+import Memory
+import Synchronization
+
+/// What to boot and how: everything `skiff boot` takes.
+public struct MachineConfiguration: Sendable {
+    public var kernelPath: String
+    public var initrdPath: String?
+    /// The complete kernel command line (see `KernelCommandLine.compose`).
+    public var commandLine: String
+    public var memoryMiB: Int = 128
+    public var cpus: Int = 1
+    public var console: ConsoleMode = .stdio
+    /// Forward standard input to the serial console (stdio console only).
+    public var forwardInput = true
+    public var compatibility: CompatibilityProfile = .none
+    public var host: HostKind = .hardware
+    /// Stop the VM after this many seconds; nil waits for ever.
+    public var timeout: Double?
+
+    public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+    }
+
+    public static let memoryRange = 16...(1 << 20)
+    public static let cpuRange = 1...MPTable.maximumCPUs
+}
+
+/// Why the VM stopped.
+public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+    /// The guest reset the machine (i8042 or KVM system event).
+    case reset
+    case powerOff
+    /// A vCPU shut down: a triple fault, which resets a PC.
+    case tripleFault
+    /// Skiff's init had started but the machine reset without its clean-shutdown
+    /// marker: the kernel panicked or init died.
+    case guestCrashed
+    case detached
+    case timeout(seconds: Double)
+    case emulationFailure(String)
+    case vmmError(String)
+
+    public var description: String {
+        switch self {
+        case .reset: return "the guest reset the machine"
+        case .powerOff: return "the guest powered off"
+        case .tripleFault: return "the guest triple-faulted (reset)"
+        case .guestCrashed: return "the guest reset without a clean shutdown (kernel panic or init died)"
+        case .detached: return "detached from the console (Ctrl-a x)"
+        case let .timeout(seconds): return "stopped after the \(seconds) s timeout"
+        case let .emulationFailure(detail): return "the guest ran an instruction KVM cannot emulate: \(detail)"
+        case let .vmmError(detail): return "VMM error: \(detail)"
+        }
+    }
+
+    /// The process exit status this stop calls for.
+    public var exitStatus: Int32 {
+        switch self {
+        case .reset, .powerOff, .tripleFault, .detached: return 0
+        case .timeout: return 124
+        case .guestCrashed, .emulationFailure, .vmmError: return 1
+        }
+    }
+}
+
+/// Host timestamps (CLOCK_MONOTONIC ns) of a machine's life.
+public struct BootTimeline: Sendable {
+    /// When `skiff` started (its `main`).
+    public let start: UInt64
+    public internal(set) var vmCreated: UInt64 = 0
+    /// Everything built; the vCPUs are about to run.
+    public internal(set) var setupDone: UInt64 = 0
+    public internal(set) var markers: [BootMarkerDevice.Event] = []
+    public internal(set) var stopped: UInt64 = 0
+
+    public init(start: UInt64) { self.start = start }
+
+    public func milliseconds(_ time: UInt64) -> Double { Double(Int64(bitPattern: time &- start)) / 1e6 }
+    public func first(_ phase: BootMarkerDevice.Phase) -> BootMarkerDevice.Event? { markers.first { $0.phase == phase } }
+}
+
+/// What happened, for the caller to print.
+public struct MachineReport: Sendable {
+    public let stopReason: StopReason
+    public let timeline: BootTimeline
+    public let bootState: X86BootState
+    public let unclaimedPortAccesses: Int
+    public let unclaimedMMIOAccesses: Int
+    /// INT3s turned into #BP and FWAITs skipped by the compatibility profile.
+    public let breakpointsInjected: Int
+    public let fwaitsSkipped: Int
+    /// Exit status of the workload Skiff's init ran, if it reported one.
+    public var workloadExitStatus: Int? {
+        timeline.first(.workloadExited).map { Int($0.value) }
+    }
+}
+
+/// One microVM: KVM VM, guest memory, devices, vCPU threads.
+public final class Machine: Sendable {
+    static let serialPort: UInt64 = 0x3F8
+    static let serialIRQ: UInt32 = 4
+
+    let configuration: MachineConfiguration
+    let logger: Logger
+    private let stop = Mutex<StopReason?>(nil)
+    private let vcpus = Mutex<[VCPU]>([])
+    private let breakpoints = Atomic<Int>(0)
+    private let fwaits = Atomic<Int>(0)
+
+    public init(_ configuration: MachineConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Asks the machine to stop; the first reason given wins.
+    public func requestStop(_ reason: StopReason) {
+        let first = stop.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+        guard first else { return }
+        logger.debug("stopping", metadata: ["reason": "\(reason)"])
+        for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
+    }
+
+    var stopped: Bool { stop.withLock { $0 != nil } }
+
+    /// Builds the machine, runs it until it stops, and reports.
+    /// Throws only for what prevents the VM from running at all.
+    public func run(startedAt start: UInt64 = MonotonicClock.now()) throws(MachineError) -> MachineReport {
+        let config = configuration
+        var timeline = BootTimeline(start: start)
+        guard MachineConfiguration.cpuRange.contains(config.cpus) else {
+            throw .invalidConfiguration("--cpus \(config.cpus) is outside \(MachineConfiguration.cpuRange.lowerBound)–\(MachineConfiguration.cpuRange.upperBound)")
+        }
+        guard MachineConfiguration.memoryRange.contains(config.memoryMiB) else {
+            throw .invalidConfiguration("--memory \(config.memoryMiB) MiB is outside \(MachineConfiguration.memoryRange.lowerBound)–\(MachineConfiguration.memoryRange.upperBound) MiB")
+        }
+        let kernel = try readFile(config.kernelPath)
+        let initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path) }
+
+        let system: KVMSystem
+        do { system = try KVMSystem() } catch { throw .kvmUnavailable(error) }
+        let vm: VirtualMachine
+        let memory: GuestMemory
+        let supportedCPUID: [CPUIDEntry]
+        do {
+            vm = try system.createVirtualMachine()
+            timeline.vmCreated = MonotonicClock.now()
+            supportedCPUID = try system.supportedCPUID()
+            memory = try GuestMemory.x86(size: config.memoryMiB << 20)
+            try vm.map(memory)
+            try vm.setSystemPages()
+            try vm.createInterruptController()
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch let error as GuestMemoryError {
+            throw .memory(error)
+        } catch {
+            throw .invalidConfiguration("\(error)")
+        }
+
+        let bootState: X86BootState
+        do {
+            bootState = try X86Boot.load(X86BootConfiguration(
+                kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
+                commandLine: config.commandLine, cpuCount: config.cpus,
+                firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
+                into: memory)
+        } catch {
+            throw .boot(error)
+        }
+        logger.debug("kernel loaded", metadata: [
+            "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
+            "cmdline": "\(config.commandLine)"])
+
+        // Devices.
+        let console = try Console(config.console)
+        let serial = Serial16550(interrupt: KVMInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger)) { byte in
+            console.write(byte)
+        }
+        let markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
+            logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
+        }
+        let keyboardController = I8042 { [weak self] in self?.guestReset(markers) }
+        var ports = IOBus.Builder()
+        let mmio = IOBus.Builder() // virtio-mmio devices attach here
+        do {
+            try ports.attach(serial, at: Self.serialPort, length: 8)
+            try ports.attach(keyboardController, at: I8042.basePort, length: I8042.length)
+            try ports.attach(markers, at: BootMarkerDevice.port, length: BootMarkerDevice.length)
+        } catch {
+            throw .invalidConfiguration("\(error)")
+        }
+        let verbose = logger.logLevel <= .trace
+        let portBus = IOBus(name: "port", ports) { [logger] address, isWrite, size in
+            if verbose { logger.trace("unclaimed port \(isWrite ? "write" : "read")", metadata: ["port": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
+        }
+        let mmioBus = IOBus(name: "mmio", mmio) { [logger] address, isWrite, size in
+            if verbose { logger.trace("unclaimed MMIO \(isWrite ? "write" : "read")", metadata: ["address": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
+        }
+
+        // vCPUs.
+        VCPU.installKickHandler()
+        do {
+            var created: [VCPU] = []
+            for id in 0..<config.cpus {
+                let vcpu = try vm.createVCPU(id: id)
+                try X86CPUSetup.configure(vcpu, supportedCPUID: supportedCPUID, count: config.cpus,
+                                          hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures)
+                created.append(vcpu)
+            }
+            try X86CPUSetup.enterLongMode(created[0], bootState)
+            vcpus.withLock { $0 = created }
+        } catch {
+            throw .kvm(error)
+        }
+        if config.compatibility.handlesEmulationFailures {
+            logger.info("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
+        }
+
+        if config.console == .stdio && config.forwardInput {
+            try Console.forwardInput(to: serial) { [weak self] in self?.requestStop(.detached) }
+        }
+        let watchdog = try config.timeout.map { seconds throws(MachineError) in
+            try NativeThread { [weak self] in
+                let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+                while let self, !self.stopped {
+                    if MonotonicClock.now() >= deadline { self.requestStop(.timeout(seconds: seconds)); return }
+                    usleep(10_000)
+                }
+            }
+        }
+
+        timeline.setupDone = MonotonicClock.now()
+        var threads: [NativeThread] = []
+        for vcpu in vcpus.withLock({ $0 }) {
+            let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
+            do {
+                threads.append(try NativeThread { runner.run() })
+            } catch {
+                requestStop(.vmmError("\(error)"))
+                break
+            }
+        }
+        for thread in threads { thread.join() }
+        watchdog?.join()
+        timeline.stopped = MonotonicClock.now()
+        TerminalMode.restore()
+        timeline.markers = markers.events
+
+        return MachineReport(
+            stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
+            timeline: timeline, bootState: bootState,
+            unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
+            breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed))
+    }
+
+    /// A reset from the guest is clean unless Skiff's init started and did not say it was shutting down.
+    private func guestReset(_ markers: BootMarkerDevice) {
+        let initStarted = markers.firstTime(of: .initStarted) != nil
+        let shutdown = markers.firstTime(of: .shutdownRequested) != nil
+        requestStop(initStarted && !shutdown ? .guestCrashed : .reset)
+    }
+
+    func countBreakpoint() -> Int { breakpoints.add(1, ordering: .relaxed).newValue }
+    func countFwait() -> Int { fwaits.add(1, ordering: .relaxed).newValue }
+}
+
+/// An interrupt line of the in-kernel IRQ chip.
+struct KVMInterruptLine: InterruptLine {
+    let vm: VirtualMachine
+    let line: UInt32
+    let logger: Logger
+
+    func set(high: Bool) {
+        do { try vm.setInterruptLine(line, high: high) } catch {
+            logger.error("cannot drive IRQ \(line): \(error)")
+        }
+    }
+}

@@ -1,0 +1,5 @@
+import SkiffCLI
+import SkiffKit
+
+skiffStartTime = MonotonicClock.now()
+Skiff.main()

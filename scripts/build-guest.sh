@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds Skiff's guest: the microVM kernel (vmlinux + bzImage) from Debian's
+# linux-source-6.1 with guest/kernel/*.config and *.patch, and the initramfs
+# holding guest/init (PID 1) and a static busybox.
+#
+# Results live in a cache outside the repository, keyed by every input (source
+# package version, config fragment, patches, init source, this script), so a
+# second run prints the cached paths at once and a fresh machine still works.
+#
+# Output (stdout): `kernel=PATH`, `bzimage=PATH`, `initrd=PATH`. Progress goes to stderr.
+# Environment: SKIFF_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/skiff),
+#              SKIFF_JOBS (default: nproc).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${SKIFF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skiff}
+jobs=${SKIFF_JOBS:-$(nproc)}
+say() { echo "build-guest: $*" >&2; }
+die() { echo "build-guest: error: $*" >&2; exit 1; }
+
+# --- packages -----------------------------------------------------------------
+need_pkgs=()
+[ -f /usr/src/linux-source-6.1.tar.xz ] || need_pkgs+=(linux-source-6.1)
+command -v musl-gcc >/dev/null || need_pkgs+=(musl-tools)
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+for tool in flex bison bc make gcc python3 xz; do
+  command -v "$tool" >/dev/null || need_pkgs+=("$tool")
+done
+[ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
+[ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing packages: ${need_pkgs[*]} (run as root, or: sudo apt-get install ${need_pkgs[*]})"
+  say "installing ${need_pkgs[*]}"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
+fi
+
+src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || echo unknown)
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- kernel -------------------------------------------------------------------
+kernel_key=$( { echo "$src_version"; cat "$repo"/guest/kernel/*.config "$repo"/guest/kernel/*.patch "$0"; } | sha256sum | cut -c1-16)
+kernel_dir=$cache/kernel-$kernel_key
+if [ ! -f "$kernel_dir/vmlinux" ]; then
+  work=$cache/kernel-build
+  say "building the guest kernel (linux-source $src_version, key $kernel_key); about 8 minutes on 2 cores"
+  rm -rf "$work" && mkdir -p "$work"
+  tar -C "$work" -xf /usr/src/linux-source-6.1.tar.xz
+  tree=$work/linux-source-6.1
+  for p in "$repo"/guest/kernel/*.patch; do
+    say "applying $(basename "$p")"
+    patch -s -d "$tree" -p1 < "$p"
+  done
+  make -s -C "$tree" tinyconfig >&2
+  (cd "$tree" && ./scripts/kconfig/merge_config.sh -m .config "$repo"/guest/kernel/*.config >/dev/null)
+  make -s -C "$tree" olddefconfig >&2
+  # Kconfig drops what it cannot satisfy without a word: check every line we asked for.
+  missing=0
+  while IFS= read -r line; do
+    case "$line" in
+      CONFIG_*=*) grep -qx "$line" "$tree/.config" || { say "config did not take: $line"; missing=1; } ;;
+      "# CONFIG_"*" is not set")
+        sym=${line#\# }; sym=${sym%% *}
+        grep -q "^$sym=" "$tree/.config" && { say "config did not take: $line"; missing=1; } ;;
+    esac
+  done < <(cat "$repo"/guest/kernel/*.config)
+  [ $missing = 0 ] || die "kernel config fragment not satisfied (see above)"
+  make -s -C "$tree" -j"$jobs" vmlinux bzImage >&2
+  mkdir -p "$kernel_dir.tmp"
+  cp "$tree/vmlinux" "$tree/arch/x86/boot/bzImage" "$tree/.config" "$kernel_dir.tmp/"
+  strip --strip-debug "$kernel_dir.tmp/vmlinux" 2>/dev/null || true
+  rm -rf "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
+  rm -rf "$work"
+  say "kernel ready: $kernel_dir"
+fi
+
+# --- init and initramfs -------------------------------------------------------
+busybox_version=$(/bin/busybox 2>&1 | head -1)
+initrd_key=$( { echo "$busybox_version"; musl-gcc --version 2>&1 | head -1; cat "$repo"/guest/init/*.c "$repo"/guest/init/*.h "$repo"/scripts/mkinitramfs.py "$0"; } 2>/dev/null | sha256sum | cut -c1-16)
+initrd_dir=$cache/initrd-$initrd_key
+if [ ! -f "$initrd_dir/initramfs.cpio" ]; then
+  say "building the guest init and initramfs (key $initrd_key)"
+  mkdir -p "$initrd_dir.tmp"
+  musl-gcc -static -Os -Wall -Wextra -Werror -o "$initrd_dir.tmp/init" "$repo"/guest/init/*.c
+  strip "$initrd_dir.tmp/init"
+  size=$(stat -c %s "$initrd_dir.tmp/init")
+  [ "$size" -lt 102400 ] || die "guest init is $size bytes; the target is under 100 KiB"
+  python3 "$repo/scripts/mkinitramfs.py" "$initrd_dir.tmp/initramfs.cpio" \
+    --file /init="$initrd_dir.tmp/init" \
+    --file /bin/busybox=/bin/busybox \
+    --busybox-links /bin/busybox
+  rm -rf "$initrd_dir" && mv "$initrd_dir.tmp" "$initrd_dir"
+fi
+
+echo "kernel=$kernel_dir/vmlinux"
+echo "bzimage=$kernel_dir/bzImage"
+echo "initrd=$initrd_dir/initramfs.cpio"
