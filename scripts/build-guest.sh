@@ -27,6 +27,7 @@ for tool in flex bison bc make gcc python3 xz; do
   command -v "$tool" >/dev/null || need_pkgs+=("$tool")
 done
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
+command -v cpio >/dev/null || need_pkgs+=(cpio)   # the tests pack a foreign initramfs with it
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing packages: ${need_pkgs[*]} (run as root, or: sudo apt-get install ${need_pkgs[*]})"
@@ -35,49 +36,27 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >&2
 fi
 
+# One build at a time per cache (a test run and a `skiff boot` may race here).
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || echo unknown)
 
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-
 # --- kernel -------------------------------------------------------------------
-kernel_key=$( { echo "$src_version"; cat "$repo"/guest/kernel/*.config "$repo"/guest/kernel/*.patch "$0"; } | sha256sum | cut -c1-16)
+# Keyed by what decides the kernel's bytes: the source package, the config
+# fragment, the patches and the recipe (scripts/build-kernel.sh).
+kernel_key=$( { echo "$src_version"; cat "$repo"/guest/kernel/*.config "$repo"/guest/kernel/*.patch "$repo/scripts/build-kernel.sh"; } | sha256sum | cut -c1-16)
 kernel_dir=$cache/kernel-$kernel_key
 if [ ! -f "$kernel_dir/vmlinux" ]; then
-  work=$cache/kernel-build
-  say "building the guest kernel (linux-source $src_version, key $kernel_key); about 8 minutes on 2 cores"
-  rm -rf "$work" && mkdir -p "$work"
-  tar -C "$work" -xf /usr/src/linux-source-6.1.tar.xz
-  tree=$work/linux-source-6.1
-  for p in "$repo"/guest/kernel/*.patch; do
-    say "applying $(basename "$p")"
-    patch -s -d "$tree" -p1 < "$p"
-  done
-  make -s -C "$tree" tinyconfig >&2
-  (cd "$tree" && ./scripts/kconfig/merge_config.sh -m .config "$repo"/guest/kernel/*.config >/dev/null)
-  make -s -C "$tree" olddefconfig >&2
-  # Kconfig drops what it cannot satisfy without a word: check every line we asked for.
-  missing=0
-  while IFS= read -r line; do
-    case "$line" in
-      CONFIG_*=*) grep -qx "$line" "$tree/.config" || { say "config did not take: $line"; missing=1; } ;;
-      "# CONFIG_"*" is not set")
-        sym=${line#\# }; sym=${sym%% *}
-        grep -q "^$sym=" "$tree/.config" && { say "config did not take: $line"; missing=1; } ;;
-    esac
-  done < <(cat "$repo"/guest/kernel/*.config)
-  [ $missing = 0 ] || die "kernel config fragment not satisfied (see above)"
-  make -s -C "$tree" -j"$jobs" vmlinux bzImage >&2
-  mkdir -p "$kernel_dir.tmp"
-  cp "$tree/vmlinux" "$tree/arch/x86/boot/bzImage" "$tree/.config" "$kernel_dir.tmp/"
-  strip --strip-debug "$kernel_dir.tmp/vmlinux" 2>/dev/null || true
-  rm -rf "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
-  rm -rf "$work"
+  say "building the guest kernel (linux-source $src_version, key $kernel_key); 5-8 minutes on 2 cores"
+  SKIFF_JOBS=$jobs bash "$repo/scripts/build-kernel.sh" "$cache/kernel-build" "$kernel_dir"
   say "kernel ready: $kernel_dir"
 fi
 
 # --- init and initramfs -------------------------------------------------------
 busybox_version=$(/bin/busybox 2>&1 | head -1)
-initrd_key=$( { echo "$busybox_version"; musl-gcc --version 2>&1 | head -1; cat "$repo"/guest/init/*.c "$repo"/guest/init/*.h "$repo"/scripts/mkinitramfs.py "$0"; } 2>/dev/null | sha256sum | cut -c1-16)
+initrd_key=$( { echo "$busybox_version"; musl-gcc --version 2>&1 | head -1; cat "$repo"/guest/init/*.c "$repo"/guest/init/*.h "$repo"/scripts/mkinitramfs.py; } 2>/dev/null | sha256sum | cut -c1-16)
 initrd_dir=$cache/initrd-$initrd_key
 if [ ! -f "$initrd_dir/initramfs.cpio" ]; then
   say "building the guest init and initramfs (key $initrd_key)"

@@ -10,13 +10,15 @@ public enum KernelCommandLine {
     ]
 
     /// `base` (the defaults unless replaced), then the compatibility profile's
-    /// parameters, then `append`. Parameters after a `--` in `append` go to init,
-    /// so the profile's must come before it.
+    /// parameters, then `append`, so that what the user appends can override
+    /// either. Whatever follows a `--` (in `base` or `append`) is init's and
+    /// goes last, after a single `--`.
     public static func compose(base: String?, append: String?, profile: CompatibilityProfile) -> String {
-        let whole = ((base.map { [$0] } ?? defaults) + [append ?? ""]).filter { !$0.isEmpty }.joined(separator: " ")
-        let (kernel, initArguments) = splitAtInitArguments(whole)
-        var parts = [kernel] + profile.kernelParameters
-        if let initArguments { parts += ["--", initArguments] }
+        let (baseKernel, baseInit) = splitAtInitArguments(base ?? defaults.joined(separator: " "))
+        let (appendKernel, appendInit) = splitAtInitArguments(append ?? "")
+        var parts = [baseKernel] + profile.kernelParameters + [appendKernel]
+        let initArguments = [baseInit, appendInit].compactMap { $0 }.filter { !$0.isEmpty }
+        if !initArguments.isEmpty { parts += ["--"] + initArguments }
         return parts.filter { !$0.isEmpty }.joined(separator: " ")
     }
 

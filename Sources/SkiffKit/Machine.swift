@@ -133,6 +133,9 @@ public final class Machine: Sendable {
 
     var stopped: Bool { stop.withLock { $0 != nil } }
 
+    /// Why the machine stopped, once it has.
+    public var stopReason: StopReason? { stop.withLock { $0 } }
+
     /// Builds the machine, runs it until it stops, and reports.
     /// Throws only for what prevents the VM from running at all.
     public func run(startedAt start: UInt64 = MonotonicClock.now()) throws(MachineError) -> MachineReport {

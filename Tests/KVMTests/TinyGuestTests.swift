@@ -1,0 +1,121 @@
+import Boot
+import Devices
+import Logging
+import Testing
+@testable import KVM
+@testable import SkiffKit
+
+@Suite(.enabled(if: kvmAvailable, "needs /dev/kvm"), .serialized)
+struct TinyGuestTests {
+    @Test func realModePortIOAndHalt() throws {
+        let guest = try TinyGuest()
+        try guest.enterRealMode(at: 0x1000, code: [
+            0xBA, 0xF8, 0x03,   // mov dx, 0x3f8
+            0xB0, 0x48, 0xEE,   // mov al, 'H'; out dx, al
+            0xB0, 0x69, 0xEE,   // mov al, 'i'; out dx, al
+            0xEC,               // in al, dx
+            0xBA, 0xF9, 0x03,   // mov dx, 0x3f9
+            0xEE,               // out dx, al: echo what was read
+            0xF4,               // hlt
+        ])
+        let (accesses, final) = try guest.runRecording(readValue: 0x5A)
+        #expect(accesses == ["out 0x3f8 0x48", "out 0x3f8 0x69", "in 0x3f8", "out 0x3f9 0x5a"])
+        #expect(final == "halt")
+    }
+
+    @Test func mmioOutsideRAMExitsWithAddressDataAndSize() throws {
+        let guest = try TinyGuest(memorySize: 0x10000) // RAM ends at 64 KiB
+        try guest.enterRealMode(at: 0x1000, code: [
+            0xB8, 0x00, 0x20,               // mov ax, 0x2000
+            0x8E, 0xD8,                     // mov ds, ax: DS base 0x20000, not RAM
+            0xC6, 0x06, 0x10, 0x00, 0x42,   // mov byte [0x10], 0x42
+            0xA0, 0x20, 0x00,               // mov al, [0x20]
+            0xE6, 0x80,                     // out 0x80, al
+            0xF4,                           // hlt
+        ])
+        let (accesses, final) = try guest.runRecording(readValue: 0x77)
+        #expect(accesses == ["write 0x20010 0x42", "read 0x20020 1", "out 0x80 0x77"])
+        #expect(final == "halt")
+    }
+
+    @Test func tripleFaultStopsTheVCPU() throws {
+        let guest = try TinyGuest(memorySize: 16 << 20)
+        try guest.enterLongMode(at: 0x2000, code: [0x0F, 0x0B])  // ud2 with...
+        var sregs = try guest.vcpu.specialRegisters()
+        sregs.idt = (0x1000, 0)                                  // ...an empty IDT: #UD → #GP → #DF → shutdown
+        try guest.vcpu.setSpecialRegisters(sregs)
+        let (accesses, final) = try guest.runRecording()
+        #expect(accesses.isEmpty)
+        #expect(final == "shutdown")
+    }
+
+    /// The INT3 path through the real vCPU loop: on a PVM host the guest's `int3`
+    /// is an emulation failure that the compatibility profile turns into #BP;
+    /// on hardware KVM it never leaves the guest. Either way the guest's #BP
+    /// handler runs, returns, and the guest resets through the i8042.
+    @Test func int3ReachesTheGuestBreakpointHandler() throws {
+        let (stop, bytes) = try runLongModeGuest(
+            main: [0xCC,                 // int3
+                   0xB0, 0xAA, 0xE6, 0xE9, // mov al, 0xaa; out 0xe9, al
+                   0xB0, 0xFE, 0xE6, 0x64], // reset through the i8042
+            profile: .pvm)
+        #expect(stop == .reset)
+        #expect(bytes == [0xBB, 0xAA]) // handler first, then the code after int3
+    }
+
+    /// An instruction this host cannot emulate in guest kernel mode stops the VM
+    /// with its address and bytes (PVM); hardware KVM runs it.
+    @Test func unemulatableInstructionStopsWithRIPAndBytes() throws {
+        let (stop, bytes) = try runLongModeGuest(
+            main: [0xF3, 0x0F, 0xB8, 0xC3,   // popcnt eax, ebx
+                   0xB0, 0xAA, 0xE6, 0xE9,
+                   0xB0, 0xFE, 0xE6, 0x64],
+            profile: .pvm)
+        if HostKind.detect() == .pvm {
+            guard case let .emulationFailure(detail) = stop else { Issue.record("stopped with \(stop)"); return }
+            #expect(detail.contains("RIP 0x2000"))
+            #expect(detail.contains("f3 0f b8 c3"))
+            #expect(bytes.isEmpty)
+        } else {
+            #expect(stop == .reset)
+            #expect(bytes == [0xAA])
+        }
+    }
+
+    /// Long-mode guest: code at 0x2000, a #BP handler at 0x3000 that reports 0xBB
+    /// on port 0xE9; runs it through `VCPURunner` with the given profile.
+    private func runLongModeGuest(main: [UInt8], profile: CompatibilityProfile) throws -> (StopReason, [UInt8]) {
+        let guest = try TinyGuest(memorySize: 16 << 20, irqchip: true)
+        try guest.memory.write(bytes: [0xB0, 0xBB, 0xE6, 0xE9, 0x48, 0xCF], at: 0x3000) // out 0xbb; iretq
+        try guest.enterLongMode(at: 0x2000, code: main, gates: [3: 0x3000])
+        var configuration = MachineConfiguration(kernelPath: "tiny", commandLine: "")
+        configuration.compatibility = profile
+        let machine = Machine(configuration, logger: Logger(label: "test"))
+        let recorder = PortRecorder()
+        var ports = IOBus.Builder()
+        try ports.attach(recorder, at: 0xE9, length: 1)
+        try ports.attach(I8042 { machine.requestStop(.reset) }, at: I8042.basePort, length: I8042.length)
+        let runner = VCPURunner(vcpu: guest.vcpu, memory: guest.memory, ports: IOBus(name: "port", ports),
+                                mmio: IOBus(name: "mmio", IOBus.Builder()), machine: machine)
+        runner.run()
+        return (machine.stopReason ?? .vmmError("none"), recorder.all)
+    }
+}
+
+@Suite(.enabled(if: kvmAvailable, "needs /dev/kvm"))
+struct KVMSystemTests {
+    @Test func opensAndReportsWhatTheMachineNeeds() throws {
+        let system = try KVMSystem()
+        #expect(system.vcpuMmapSize >= 4096)
+        let cpuid = try system.supportedCPUID()
+        #expect(cpuid.contains { $0.function == 0 })
+        #expect(cpuid.contains { $0.function == 1 })
+    }
+
+    @Test func missingDeviceIsOneClearSentence() {
+        #expect { try KVMSystem(path: "/nonexistent/kvm") } throws: {
+            "\($0)".hasPrefix("/nonexistent/kvm does not exist")
+        }
+        #expect { try KVMSystem(path: "/dev/null") } throws: { $0 is KVMSystem.OpenError }
+    }
+}

@@ -1,0 +1,93 @@
+import Glibc
+import Testing
+@testable import KVM
+@testable import SkiffKit
+
+@Suite struct KernelCommandLineTests {
+    @Test func defaultsThenProfileThenAppend() {
+        let line = KernelCommandLine.compose(base: nil, append: "loglevel=8", profile: .pvm)
+        #expect(line.hasPrefix("console=ttyS0 reboot=k panic=-1"))
+        #expect(line.hasSuffix("skiff.pvm_syscall loglevel=8"))
+    }
+
+    @Test func profileParametersStayBeforeInitArguments() {
+        let line = KernelCommandLine.compose(base: "console=ttyS0", append: "quiet -- /bin/sh -c \"exit 3\"", profile: .pvm)
+        #expect(line.hasPrefix("console=ttyS0 noxsave "))
+        #expect(line.hasSuffix("skiff.pvm_syscall quiet -- /bin/sh -c \"exit 3\""))
+        let replaced = KernelCommandLine.compose(base: "-- /init-arg", append: nil, profile: .none)
+        #expect(replaced == "-- /init-arg")
+    }
+
+    @Test func hardwareHostsGetNoWorkarounds() {
+        let line = KernelCommandLine.compose(base: nil, append: nil, profile: .resolve(.auto, host: .hardware))
+        #expect(line == KernelCommandLine.defaults.joined(separator: " "))
+        #expect(!line.contains("clearcpuid") && !line.contains("skiff.pvm_syscall"))
+    }
+}
+
+@Suite struct HostProfileTests {
+    @Test func detectsPVMByItsModule() throws {
+        let directory = "/tmp/skiff-modules-\(getpid())"
+        mkdir(directory, 0o755)
+        defer { rmdir(directory + "/kvm_pvm"); rmdir(directory) }
+        #expect(HostKind.detect(moduleDirectory: directory) == .hardware)
+        mkdir(directory + "/kvm_pvm", 0o755)
+        #expect(HostKind.detect(moduleDirectory: directory) == .pvm)
+    }
+
+    @Test func compatModes() {
+        #expect(CompatibilityProfile.resolve(.auto, host: .pvm) == .pvm)
+        #expect(CompatibilityProfile.resolve(.auto, host: .hardware) == .none)
+        #expect(CompatibilityProfile.resolve(.pvm, host: .hardware) == .pvm)
+        #expect(CompatibilityProfile.resolve(.none, host: .pvm) == .none)
+        #expect(!CompatibilityProfile.none.handlesEmulationFailures)
+    }
+}
+
+@Suite struct CPUIDTests {
+    let supported = [
+        CPUIDEntry(function: 1, ebx: 0xFF00_0800, ecx: 0, edx: 0),
+        CPUIDEntry(function: 0xB, index: 0, edx: 0),
+        CPUIDEntry(function: 0x4000_0001, eax: 0xFFFF_FFFF),
+    ]
+
+    @Test func eachVCPUGetsItsAPICIDAndTheHypervisorBit() {
+        let cpu3 = X86CPUSetup.cpuid(supported, vcpu: 3, of: 4)
+        #expect(cpu3[0].ebx >> 24 == 3)
+        #expect(cpu3[0].ebx >> 16 & 0xFF == 4)
+        #expect(cpu3[0].ebx & 0xFFFF == 0x0800)
+        #expect(cpu3[0].ecx & (1 << 31) != 0)
+        #expect(cpu3[1].edx == 3)
+        #expect(cpu3[2].eax == 0xFFFF_FFFF)
+    }
+
+    @Test func pvmProfileHidesHypercallFeatures() {
+        let entries = X86CPUSetup.cpuid(supported, vcpu: 0, of: 1, hiddenKVMFeatures: CompatibilityProfile.pvm.hiddenKVMFeatures)
+        #expect(entries[2].eax & (1 << 11) == 0) // PV_SEND_IPI
+        #expect(entries[2].eax & (1 << 7) == 0)  // PV_UNHALT
+        #expect(entries[2].eax & (1 << 3) != 0)  // kvmclock stays
+    }
+}
+
+@Suite struct StopReasonTests {
+    @Test func exitStatuses() {
+        #expect(StopReason.reset.exitStatus == 0)
+        #expect(StopReason.powerOff.exitStatus == 0)
+        #expect(StopReason.timeout(seconds: 1).exitStatus == 124)
+        #expect(StopReason.guestCrashed.exitStatus == 1)
+        #expect(StopReason.emulationFailure("x").exitStatus == 1)
+    }
+
+    @Test func guestArtifactsParseTheScriptsLines() throws {
+        let parsed = try GuestArtifacts.parse("kernel=/c/vmlinux\nbzimage=/c/bzImage\ninitrd=/c/i.cpio\n", from: "s")
+        #expect(parsed == GuestArtifacts(kernel: "/c/vmlinux", bzImage: "/c/bzImage", initrd: "/c/i.cpio"))
+        #expect(throws: MachineError.self) { try GuestArtifacts.parse("nothing useful", from: "s") }
+    }
+
+    @Test func consoleModes() {
+        #expect(ConsoleMode(argument: "stdio") == .stdio)
+        #expect(ConsoleMode(argument: "file:/tmp/x") == .file("/tmp/x"))
+        #expect(ConsoleMode(argument: "file:") == nil)
+        #expect(ConsoleMode(argument: "tty") == nil)
+    }
+}

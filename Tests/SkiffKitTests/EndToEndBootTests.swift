@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import Testing
+@testable import SkiffKit
+
+let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm")
+
+/// Boots the real guest kernel. Each boot takes tens of seconds on a PVM host
+/// (milliseconds on hardware KVM), so each checks as much as it can.
+@Suite(.enabled(if: kvmUsable, "needs /dev/kvm"), .serialized, .timeLimit(.minutes(10)))
+struct EndToEndBootTests {
+    let logger = Logger(label: "e2e")
+
+    func boot(kernel: String, initrd: String, append: String, cpus: Int = 1) throws -> (MachineReport, String) {
+        let console = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-console-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: console) }
+        let host = HostKind.detect()
+        let profile = CompatibilityProfile.resolve(.auto, host: host)
+        var configuration = MachineConfiguration(
+            kernelPath: kernel, initrdPath: initrd,
+            commandLine: KernelCommandLine.compose(base: nil, append: append, profile: profile))
+        configuration.cpus = cpus
+        configuration.console = .file(console)
+        configuration.forwardInput = false
+        configuration.compatibility = profile
+        configuration.host = host
+        configuration.timeout = 400
+        let report = try Machine(configuration, logger: logger).run()
+        return (report, try String(contentsOfFile: console, encoding: .utf8))
+    }
+
+    /// The project's guest with 2 vCPUs: greeting, CPU count, a command run by
+    /// init with its output and exit status, boot markers in order, clean reset.
+    @Test func projectGuestBootsWithTwoCPUsAndRunsACommand() throws {
+        let guest = try GuestArtifacts.ensureBuilt()
+        let (report, console) = try boot(
+            kernel: guest.kernel, initrd: guest.initrd,
+            append: "-- /bin/sh -c \"echo cpus=$(grep -c ^processor /proc/cpuinfo); exit 3\"", cpus: 2)
+        #expect(report.stopReason == .reset, "console:\n\(console)")
+        #expect(console.contains("skiff-init: hello from the guest: uptime"))
+        #expect(console.contains(", 2 CPUs, "))
+        #expect(console.contains("cpus=2"))
+        #expect(console.contains("skiff-init: /bin/sh exited with status 3"))
+        #expect(report.workloadExitStatus == 3)
+        let phases = report.timeline.markers.compactMap(\.phase)
+        #expect(phases == [.firstInstruction, .initStarted, .workloadStarted, .workloadExited, .shutdownRequested])
+        let times = report.timeline.markers.map(\.time)
+        #expect(times == times.sorted())
+        #expect(report.timeline.setupDone < times[0] && times.last! <= report.timeline.stopped)
+        #expect(report.bootState.format == .elf)
+    }
+
+    /// Someone else's initramfs (made by GNU cpio, a busybox shell script as
+    /// /init that ends with `reboot -f`) on the project's kernel: exit 0.
+    @Test func foreignBusyboxInitramfsBootsAndResets() throws {
+        let guest = try GuestArtifacts.ensureBuilt()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-foreign-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for directory in ["bin", "dev", "proc"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(directory), withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: root.appendingPathComponent("bin/busybox").path)
+        let script = """
+        #!/bin/busybox sh
+        /bin/busybox mount -t devtmpfs dev /dev
+        exec >/dev/console 2>&1
+        /bin/busybox mount -t proc proc /proc
+        echo "foreign init on $(/bin/busybox uname -sr), $(/bin/busybox grep -c ^processor /proc/cpuinfo) CPU"
+        /bin/busybox reboot -f
+        """
+        let initPath = root.appendingPathComponent("init").path
+        try script.write(toFile: initPath, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: initPath)
+        let archive = root.path + ".cpio"
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let cpio = Process()
+        cpio.executableURL = URL(fileURLWithPath: "/bin/sh")
+        cpio.arguments = ["-c", "cd '\(root.path)' && find . | cpio -o -H newc --quiet > '\(archive)'"]
+        try cpio.run()
+        cpio.waitUntilExit()
+        try #require(cpio.terminationStatus == 0, "cpio failed")
+
+        let (report, console) = try boot(kernel: guest.kernel, initrd: archive, append: "")
+        #expect(report.stopReason == .reset, "console:\n\(console)")
+        #expect(report.stopReason.exitStatus == 0)
+        #expect(console.contains("foreign init on Linux 6.1"))
+        #expect(console.contains(", 1 CPU"))
+        #expect(report.timeline.first(.initStarted) == nil) // not Skiff's init
+    }
+}
