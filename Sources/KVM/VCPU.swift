@@ -30,13 +30,14 @@ public final class VCPU: @unchecked Sendable {
         close(fd)
     }
 
-    /// The signal kick() sends; install its no-op handler once per process.
-    public static func installKickHandler() {
-        _ = ckvm_install_kick_handler(ckvm_kick_signal())
-    }
+    /// kick()'s signal would kill the process without a handler: one no-op
+    /// handler is installed, once, before the first vCPU exists.
+    static let kickHandlerInstalled: Bool = ckvm_install_kick_handler(ckvm_kick_signal()) == 0
 
-    /// Makes the calling thread the one `kick()` interrupts.
+    /// Makes the calling thread the one `kick()` interrupts (and lets the kick
+    /// signal through to it, whatever mask the thread inherited).
     public func bindToCurrentThread() {
+        _ = ckvm_unblock_kick_signal()
         thread.store(UInt(pthread_self()), ordering: .sequentiallyConsistent)
     }
 

@@ -84,6 +84,7 @@ public final class VirtualMachine: Sendable {
 
     /// KVM_CREATE_VCPU with the given APIC id, and its shared kvm_run page mapped.
     public func createVCPU(id: Int) throws(KVMError) -> VCPU {
+        guard VCPU.kickHandlerInstalled else { throw KVMError("sigaction for the vCPU kick signal", errno: EINVAL) }
         let vcpufd = try syscallRetrying("KVM_CREATE_VCPU \(id)") { ckvm_ioctl_value(fd, CKVM_CREATE_VCPU, UInt(id)) }
         let size = system.vcpuMmapSize
         guard let run = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpufd, 0), run != MAP_FAILED else {

@@ -20,7 +20,7 @@ struct VMOptions: ParsableArguments {
     @Option(help: "Stop the VM after this many seconds (exit status 124).")
     var timeout: Double?
 
-    @Flag(name: .shortAndLong, help: "Log VMM details (twice: every unclaimed port and MMIO access).")
+    @Flag(name: .shortAndLong, help: "Log VMM details, every unclaimed port and MMIO access among them (twice: trace).")
     var verbose: Int
 
     func validate() throws {
@@ -120,10 +120,10 @@ func printTimings(_ report: MachineReport) {
     let timeline = report.timeline
     func row(_ label: String, _ time: UInt64) -> String {
         let ms = timeline.milliseconds(time)
-        let value = ms >= 1000 ? String(format3(ms)) : String(format3(ms))
-        return "  " + label.padding(28) + value.leftPad(12) + " ms"
+        return "  " + label.padding(28) + format3(ms).leftPad(12) + " ms"
     }
     var lines = ["skiff: timings (ms since skiff started)"]
+    lines.append(row("machine setup started", timeline.machineStart))
     lines.append(row("KVM VM created", timeline.vmCreated))
     lines.append(row("VMM setup done", timeline.setupDone))
     var seen = Set<UInt8>()
@@ -132,6 +132,7 @@ func printTimings(_ report: MachineReport) {
     }
     lines.append(row("VM stopped", timeline.stopped))
     if let status = report.workloadExitStatus { lines.append("  workload exit status: \(status)") }
+    lines.append("  VMM setup: \(format3(Double(timeline.setupDone - timeline.machineStart) / 1e6)) ms; first guest instruction \(format3(Double((timeline.first(.firstInstruction)?.time ?? timeline.setupDone) - timeline.machineStart) / 1e6)) ms after setup started")
     if report.breakpointsInjected + report.fwaitsSkipped > 0 {
         lines.append("  compatibility: \(report.breakpointsInjected) INT3 → #BP, \(report.fwaitsSkipped) FWAIT skipped")
     }

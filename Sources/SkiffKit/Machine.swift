@@ -74,6 +74,9 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
 public struct BootTimeline: Sendable {
     /// When `skiff` started (its `main`).
     public let start: UInt64
+    /// `Machine.run` entered: what came before (argument parsing, finding or
+    /// building the guest) is not the VMM's setup.
+    public internal(set) var machineStart: UInt64 = 0
     public internal(set) var vmCreated: UInt64 = 0
     /// Everything built; the vCPUs are about to run.
     public internal(set) var setupDone: UInt64 = 0
@@ -133,6 +136,9 @@ public final class Machine: Sendable {
 
     var stopped: Bool { stop.withLock { $0 != nil } }
 
+    /// The vCPUs `requestStop` kicks.
+    func adopt(_ created: [VCPU]) { vcpus.withLock { $0 = created } }
+
     /// Why the machine stopped, once it has.
     public var stopReason: StopReason? { stop.withLock { $0 } }
 
@@ -141,6 +147,7 @@ public final class Machine: Sendable {
     public func run(startedAt start: UInt64 = MonotonicClock.now()) throws(MachineError) -> MachineReport {
         let config = configuration
         var timeline = BootTimeline(start: start)
+        timeline.machineStart = MonotonicClock.now()
         guard MachineConfiguration.cpuRange.contains(config.cpus) else {
             throw .invalidConfiguration("--cpus \(config.cpus) is outside \(MachineConfiguration.cpuRange.lowerBound)–\(MachineConfiguration.cpuRange.upperBound)")
         }
@@ -203,16 +210,15 @@ public final class Machine: Sendable {
         } catch {
             throw .invalidConfiguration("\(error)")
         }
-        let verbose = logger.logLevel <= .trace
+        let verbose = logger.logLevel <= .debug
         let portBus = IOBus(name: "port", ports) { [logger] address, isWrite, size in
-            if verbose { logger.trace("unclaimed port \(isWrite ? "write" : "read")", metadata: ["port": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
+            if verbose { logger.debug("unclaimed port \(isWrite ? "write" : "read")", metadata: ["port": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
         }
         let mmioBus = IOBus(name: "mmio", mmio) { [logger] address, isWrite, size in
-            if verbose { logger.trace("unclaimed MMIO \(isWrite ? "write" : "read")", metadata: ["address": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
+            if verbose { logger.debug("unclaimed MMIO \(isWrite ? "write" : "read")", metadata: ["address": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
         }
 
         // vCPUs.
-        VCPU.installKickHandler()
         do {
             var created: [VCPU] = []
             for id in 0..<config.cpus {
@@ -222,7 +228,7 @@ public final class Machine: Sendable {
                 created.append(vcpu)
             }
             try X86CPUSetup.enterLongMode(created[0], bootState)
-            vcpus.withLock { $0 = created }
+            adopt(created)
         } catch {
             throw .kvm(error)
         }

@@ -1,6 +1,8 @@
 import Boot
 import Devices
+import Glibc
 import Logging
+import Synchronization
 import Testing
 @testable import KVM
 @testable import SkiffKit
@@ -47,6 +49,27 @@ struct TinyGuestTests {
         let (accesses, final) = try guest.runRecording()
         #expect(accesses.isEmpty)
         #expect(final == "shutdown")
+    }
+
+    /// A vCPU halted inside KVM (in-kernel LAPIC, interrupts off) on a thread
+    /// this test starts, whose signal mask the test runner decides, still stops
+    /// when the machine is asked to: the kick must reach it.
+    @Test func stoppingWakesAVCPUHaltedInTheKernel() throws {
+        let guest = try TinyGuest(irqchip: true)
+        try guest.enterRealMode(at: 0x1000, code: [0xFA, 0xF4, 0xEB, 0xFD]) // cli; hlt; jmp back
+        let machine = Machine(MachineConfiguration(kernelPath: "tiny", commandLine: ""), logger: Logger(label: "test"))
+        machine.adopt([guest.vcpu])
+        let runner = VCPURunner(vcpu: guest.vcpu, memory: guest.memory, ports: IOBus(name: "port", IOBus.Builder()),
+                                mmio: IOBus(name: "mmio", IOBus.Builder()), machine: machine)
+        let finished = Mutex(false)
+        let thread = try NativeThread { runner.run(); finished.withLock { $0 = true } }
+        usleep(200_000) // let it reach HLT
+        #expect(!finished.withLock { $0 })
+        machine.requestStop(.detached)
+        for _ in 0..<500 where !finished.withLock({ $0 }) { usleep(10_000) }
+        #expect(finished.withLock { $0 }, "the halted vCPU did not stop within 5 s")
+        if finished.withLock({ $0 }) { thread.join() } else { thread.detach() }
+        #expect(machine.stopReason == .detached)
     }
 
     /// The INT3 path through the real vCPU loop: on a PVM host the guest's `int3`

@@ -115,5 +115,15 @@ static inline int ckvm_install_kick_handler(int signal) {
     return sigaction(signal, &sa, NULL);
 }
 static inline int ckvm_kick_signal(void) { return SIGRTMIN + 1; }
+/// Unblocks the kick signal in the calling thread. A thread inherits its
+/// creator's signal mask, and runtimes (Dispatch, test runners) block signals
+/// in theirs: a vCPU thread with the kick blocked would sleep in a halted
+/// KVM_RUN for ever.
+static inline int ckvm_unblock_kick_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, ckvm_kick_signal());
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 #endif
