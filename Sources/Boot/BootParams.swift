@@ -44,7 +44,7 @@ public struct BootParams: Equatable, Sendable {
         writer.put(bytes[Offset.loadFlags] | Self.loadedHigh, at: Offset.loadFlags)
     }
 
-    public mutating func setCommandLine(address: UInt64, size: Int) {
+    public mutating func setCommandLine(address: UInt64) {
         writer.put(UInt32(truncatingIfNeeded: address), at: Offset.cmdLinePtr)
         writer.put(UInt32(truncatingIfNeeded: address >> 32), at: Offset.extCmdLinePtr)
     }

@@ -106,7 +106,7 @@ public enum X86Boot {
         try place(kernelFile, "command line", in: memory) {
             try memory.write(bytes: commandLine, at: X86Layout.commandLine)
         }
-        params.setCommandLine(address: X86Layout.commandLine, size: commandLine.count)
+        params.setCommandLine(address: X86Layout.commandLine)
 
         // Initrd: as high as the kernel allows, in low RAM, above the kernel.
         var initrdRange: Range<UInt64>?

@@ -70,9 +70,6 @@ extension Skiff {
             guard ConsoleMode(argument: console) != nil else {
                 throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
-            if initrd != nil && kernel == nil {
-                // Allowed: our kernel with someone else's initrd.
-            }
         }
 
         func run() throws {

@@ -5,7 +5,7 @@ import Testing
 @Suite struct BootParamsTests {
     @Test func vmlinuxParamsCarryTheFieldsLinuxReads() {
         var params = BootParams()
-        params.setCommandLine(address: 0x20000, size: 10)
+        params.setCommandLine(address: 0x20000)
         params.setInitrd(address: 0x1_2345_6000, size: 0x1234)
         var map = E820Map()
         map.add(0, size: 0x9FC00, .ram)
