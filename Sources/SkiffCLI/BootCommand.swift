@@ -20,7 +20,7 @@ struct VMOptions: ParsableArguments {
     @Option(help: "Stop the VM after this many seconds (exit status 124).")
     var timeout: Double?
 
-    @Flag(name: .shortAndLong, help: "Log VMM details, every unclaimed port and MMIO access among them (twice: trace).")
+    @Flag(name: .shortAndLong, help: "Log VMM details, every unclaimed port and MMIO access among them.")
     var verbose: Int
 
     func validate() throws {
@@ -129,7 +129,12 @@ func printTimings(_ report: MachineReport) {
     }
     lines.append(row("VM stopped", timeline.stopped))
     if let status = report.workloadExitStatus { lines.append("  workload exit status: \(status)") }
-    lines.append("  VMM setup: \(format3(Double(timeline.setupDone - timeline.machineStart) / 1e6)) ms; first guest instruction \(format3(Double((timeline.first(.firstInstruction)?.time ?? timeline.setupDone) - timeline.machineStart) / 1e6)) ms after setup started")
+    func sinceSetupStarted(_ time: UInt64) -> String { format3(Double(time - timeline.machineStart) / 1e6) }
+    var summary = "  VMM setup: \(sinceSetupStarted(timeline.setupDone)) ms"
+    if let first = timeline.first(.firstInstruction) {
+        summary += "; first guest instruction \(sinceSetupStarted(first.time)) ms after setup started"
+    }
+    lines.append(summary)
     if report.breakpointsInjected + report.fwaitsSkipped > 0 {
         lines.append("  compatibility: \(report.breakpointsInjected) INT3 → #BP, \(report.fwaitsSkipped) FWAIT skipped")
     }

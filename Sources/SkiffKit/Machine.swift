@@ -210,13 +210,8 @@ public final class Machine: Sendable {
         } catch {
             throw .invalidConfiguration("\(error)")
         }
-        let verbose = logger.logLevel <= .debug
-        let portBus = IOBus(name: "port", ports) { [logger] address, isWrite, size in
-            if verbose { logger.debug("unclaimed port \(isWrite ? "write" : "read")", metadata: ["port": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
-        }
-        let mmioBus = IOBus(name: "mmio", mmio) { [logger] address, isWrite, size in
-            if verbose { logger.debug("unclaimed MMIO \(isWrite ? "write" : "read")", metadata: ["address": "0x\(String(address, radix: 16))", "size": "\(size)"]) }
-        }
+        let portBus = IOBus(name: "port", ports, onUnclaimed: logUnclaimed("port"))
+        let mmioBus = IOBus(name: "mmio", mmio, onUnclaimed: logUnclaimed("MMIO"))
 
         // vCPUs.
         do {
@@ -271,6 +266,14 @@ public final class Machine: Sendable {
             timeline: timeline, bootState: bootState,
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
             breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed))
+    }
+
+    /// Logs an access no device claimed (at debug level: `-v`).
+    private func logUnclaimed(_ bus: String) -> @Sendable (UInt64, Bool, Int) -> Void {
+        { [logger] address, isWrite, size in
+            logger.debug("unclaimed \(bus) \(isWrite ? "write" : "read")",
+                         metadata: ["address": "0x\(String(address, radix: 16))", "size": "\(size)"])
+        }
     }
 
     /// A reset from the guest is clean unless Skiff's init started and did not say it was shutting down.
