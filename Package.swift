@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot} → Memory; KVM → CKVM.
+// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot} → Memory; KVM → CKVM; Devices → CSystem.
 import PackageDescription
 
 let package = Package(
@@ -17,17 +17,19 @@ let package = Package(
     targets: [
         // <linux/kvm.h> and fixed-arity ioctl wrappers; nothing else is C.
         .target(name: "CKVM"),
+        // Host interfaces Glibc does not export (getrandom, TUN/TAP, epoll, eventfd).
+        .target(name: "CSystem"),
         // Guest physical memory: mmap'd regions, bounds-checked access. No KVM.
         .target(name: "Memory"),
         // Typed wrappers over /dev/kvm.
         .target(name: "KVM", dependencies: ["CKVM", "Memory"]),
         // Pure device models: they see guest memory and interrupt lines only.
-        .target(name: "Devices", dependencies: ["Memory"]),
+        .target(name: "Devices", dependencies: ["Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.
         .target(name: "Boot", dependencies: ["Memory"]),
         // Assembles a machine, runs it, times it.
         .target(name: "SkiffKit", dependencies: [
-            "KVM", "Devices", "Boot", "Memory",
+            "KVM", "Devices", "Boot", "Memory", "CSystem",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Command-line interface (a library so that tests can parse arguments).

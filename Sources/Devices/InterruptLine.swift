@@ -11,3 +11,10 @@ public struct DisconnectedInterruptLine: InterruptLine {
     public init() {}
     public func set(high: Bool) {}
 }
+
+/// An edge-triggered interrupt: each `trigger` delivers one. Virtio devices
+/// use it (the machine backs it with a KVM irqfd, so no VM exit is involved);
+/// the guest learns why from the device's interrupt status register.
+public protocol InterruptTrigger: Sendable {
+    func trigger()
+}

@@ -1,0 +1,21 @@
+// Host system interfaces the Glibc module leaves out: getrandom, eventfd,
+// epoll and the TUN/TAP ioctls. Nothing KVM-specific lives here.
+#ifndef CSYSTEM_H
+#define CSYSTEM_H
+
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/uio.h>
+
+static const unsigned long CSYSTEM_TUNSETIFF = TUNSETIFF;
+static const unsigned long CSYSTEM_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
+
+/// TUNSETIFF: attaches `fd` (open /dev/net/tun) to the TAP named `name`,
+/// creating it if it does not exist and the caller may. Returns ioctl's result.
+int csystem_attach_tap(int fd, const char *name, char *actual_name);
+
+#endif

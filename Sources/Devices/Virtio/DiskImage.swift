@@ -1,0 +1,97 @@
+import Glibc
+
+/// A raw disk image file opened for a virtio-blk device: positioned I/O
+/// (pread/pwrite, never lseek, so requests need no shared file offset), and an
+/// advisory lock so that two VMs do not write one image at once.
+public final class DiskImage: Sendable {
+    public enum OpenError: Error, Equatable, CustomStringConvertible {
+        case cannotOpen(path: String, errno: Int32)
+        case inUse(path: String)
+        case notARegularFileOrDevice(path: String)
+        case tooSmall(path: String, size: Int64)
+
+        public var description: String {
+            switch self {
+            case let .cannotOpen(path, errno): return "\(path): \(String(cString: strerror(errno)))"
+            case let .inUse(path): return "\(path): in use by another process (it holds a lock on the image)"
+            case let .notARegularFileOrDevice(path): return "\(path): not a regular file or block device"
+            case let .tooSmall(path, size): return "\(path): \(size) bytes is less than one 512-byte sector"
+            }
+        }
+    }
+
+    public let path: String
+    public let readOnly: Bool
+    /// Bytes usable by the guest: the file size rounded down to whole sectors.
+    public let size: UInt64
+    /// Identifies the image (device and inode numbers), for GET_ID.
+    public let identifier: String
+    let fd: Int32
+
+    public init(path: String, readOnly: Bool) throws(OpenError) {
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = errno
+            close(fd)
+            throw .cannotOpen(path: path, errno: error)
+        }
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG || kind == S_IFBLK else {
+            close(fd)
+            throw .notARegularFileOrDevice(path: path)
+        }
+        var bytes = Int64(info.st_size)
+        if kind == S_IFBLK { bytes = Int64(lseek(fd, 0, SEEK_END)) }
+        guard bytes >= 512 else {
+            close(fd)
+            throw .tooSmall(path: path, size: bytes)
+        }
+        // Shared for read-only users, exclusive for a writer.
+        if flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
+            let error = errno
+            close(fd)
+            if error == EWOULDBLOCK { throw .inUse(path: path) }
+            throw .cannotOpen(path: path, errno: error)
+        }
+        self.fd = fd
+        self.path = path
+        self.readOnly = readOnly
+        self.size = UInt64(bytes) & ~511
+        self.identifier = "skiff-\(String(info.st_dev, radix: 16))-\(String(info.st_ino, radix: 16))"
+    }
+
+    deinit { close(fd) }
+
+    /// Reads exactly `buffer.count` bytes at `offset`; false on an I/O error or end of file.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let count = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return false }
+            done += count
+        }
+        return true
+    }
+
+    /// Writes all of `buffer` at `offset`; false on an I/O error.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let count = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return false }
+            done += count
+        }
+        return true
+    }
+
+    func flush() -> Bool {
+        while fdatasync(fd) != 0 {
+            if errno != EINTR { return false }
+        }
+        return true
+    }
+}
