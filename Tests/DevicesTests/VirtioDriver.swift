@@ -163,8 +163,10 @@ struct TestDriver {
 
     func notify(_ queue: Int) { transport.notify(queue: queue) }
 
-    /// Used entries (head, length) that appeared since the last call.
+    /// Used entries (head, length) that appeared since the last call; then,
+    /// as Linux does, asks for an interrupt at the next one (used_event).
     mutating func takeUsed(_ queue: Int) throws -> [(head: UInt16, length: UInt32)] {
+        defer { try? memory.write(usedSeen[queue], at: layouts[queue].available + 4 + 2 * UInt64(layouts[queue].size)) }
         let layout = layouts[queue]
         let index: UInt16 = try memory.read(at: layout.used + 2)
         var entries: [(UInt16, UInt32)] = []
