@@ -23,11 +23,44 @@ struct VMOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log VMM details, every unclaimed port and MMIO access among them.")
     var verbose: Int
 
+    @Option(help: ArgumentHelp("A raw disk image for the guest (vda, vdb, ... in order); repeatable.", valueName: "PATH[,ro]"))
+    var disk: [String] = []
+
+    @Option(help: ArgumentHelp("A network interface on a TAP (eth0, eth1, ...); ip= configures it from the kernel command line; repeatable.",
+                               valueName: "tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]"))
+    var net: [String] = []
+
+    @Flag(name: .customLong("no-rng"), help: "Leave out the virtio-rng entropy device.")
+    var noRNG = false
+
     func validate() throws {
         guard (1...32).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 32, not \(cpus)") }
         guard (16...(1 << 20)).contains(memory) else { throw ValidationError("--memory must be between 16 and 1048576 MiB, not \(memory)") }
         guard CompatibilityMode(rawValue: compat) != nil else { throw ValidationError("--compat must be auto, pvm or none, not '\(compat)'") }
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be positive") }
+        _ = try devices()
+    }
+
+    /// The parsed --disk and --net options.
+    func devices() throws -> (disks: [DiskConfiguration], networks: [NetworkConfiguration]) {
+        do {
+            let networks = try net.map { argument throws(MachineError) in try NetworkConfiguration(argument: argument) }
+            guard networks.filter({ $0.address != nil }).count <= 1 else {
+                throw MachineError.invalidConfiguration("--net: ip= can configure one interface only (the kernel's ip= parameter takes one)")
+            }
+            return (try disk.map { argument throws(MachineError) in try DiskConfiguration(argument: argument) }, networks)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// Applies what these options say to a machine configuration.
+    func apply(to configuration: inout MachineConfiguration) throws {
+        configuration.memoryMiB = memory
+        configuration.cpus = cpus
+        configuration.timeout = timeout
+        (configuration.disks, configuration.networks) = try devices()
+        configuration.entropyDevice = !noRNG
     }
 
     var compatibilityMode: CompatibilityMode { CompatibilityMode(rawValue: compat) ?? .auto }
@@ -87,12 +120,10 @@ extension Skiff {
             var configuration = MachineConfiguration(
                 kernelPath: kernelPath!, initrdPath: initrdPath,
                 commandLine: KernelCommandLine.compose(base: cmdline, append: append, profile: profile))
-            configuration.memoryMiB = vm.memory
-            configuration.cpus = vm.cpus
+            try vm.apply(to: &configuration)
             configuration.console = ConsoleMode(argument: console)!
             configuration.compatibility = profile
             configuration.host = host
-            configuration.timeout = vm.timeout
 
             let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)
             if vm.timings { printTimings(report) }
@@ -139,6 +170,8 @@ func printTimings(_ report: MachineReport) {
         lines.append("  compatibility: \(report.breakpointsInjected) INT3 → #BP, \(report.fwaitsSkipped) FWAIT skipped")
     }
     lines.append("  unclaimed accesses: \(report.unclaimedPortAccesses) port, \(report.unclaimedMMIOAccesses) MMIO")
+    for summary in report.deviceSummaries { lines.append("  " + summary) }
+    lines.append("  CPU time: \(format3(report.processCPUSeconds)) s VMM process (vCPU threads included), \(format3(report.ioThreadCPUSeconds)) s device I/O thread")
     printError(lines.joined(separator: "\n"))
 }
 

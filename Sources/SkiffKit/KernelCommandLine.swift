@@ -22,6 +22,15 @@ public enum KernelCommandLine {
         return parts.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
+    /// Adds kernel parameters (device announcements, say) before init's arguments.
+    public static func inserting(_ parameters: [String], into line: String) -> String {
+        guard !parameters.isEmpty else { return line }
+        let (kernel, initArguments) = splitAtInitArguments(line)
+        var parts = [kernel] + parameters
+        if let initArguments { parts += ["--", initArguments] }
+        return parts.filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
     /// Splits at the first standalone `--`: the kernel's part, and init's (nil if none).
     static func splitAtInitArguments(_ line: String) -> (kernel: String, init: String?) {
         let padded = " " + line + " "

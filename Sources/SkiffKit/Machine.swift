@@ -21,6 +21,12 @@ public struct MachineConfiguration: Sendable {
     public var host: HostKind = .hardware
     /// Stop the VM after this many seconds; nil waits for ever.
     public var timeout: Double?
+    /// virtio-blk devices, in order: vda, vdb, ...
+    public var disks: [DiskConfiguration] = []
+    /// virtio-net devices on TAPs: eth0, eth1, ...
+    public var networks: [NetworkConfiguration] = []
+    /// A virtio-rng device fed by the host's getrandom.
+    public var entropyDevice = true
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
         self.kernelPath = kernelPath
@@ -99,6 +105,12 @@ public struct MachineReport: Sendable {
     /// INT3s turned into #BP and FWAITs skipped by the compatibility profile.
     public let breakpointsInjected: Int
     public let fwaitsSkipped: Int
+    /// One line per virtio device: what it did.
+    public let deviceSummaries: [String]
+    /// CPU time of the device event-loop thread, and of the whole VMM process
+    /// (user + system, vCPU threads included), in seconds.
+    public let ioThreadCPUSeconds: Double
+    public let processCPUSeconds: Double
     /// Exit status of the workload Skiff's init ran, if it reported one.
     public var workloadExitStatus: Int? {
         timeline.first(.workloadExited).map { Int($0.value) }
@@ -178,11 +190,18 @@ public final class Machine: Sendable {
             throw .invalidConfiguration("\(error)")
         }
 
+        // Devices with host backends (disks, TAPs) are opened before the kernel
+        // is loaded: their announcements go on its command line.
+        let loop = try EventLoop()
+        var mmio = IOBus.Builder()
+        let virtio = try VirtioDevices(config, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
+        let commandLine = KernelCommandLine.inserting(virtio.kernelParameters, into: config.commandLine)
+
         let bootState: X86BootState
         do {
             bootState = try X86Boot.load(X86BootConfiguration(
                 kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
-                commandLine: config.commandLine, cpuCount: config.cpus,
+                commandLine: commandLine, cpuCount: config.cpus,
                 firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
                 into: memory)
         } catch {
@@ -190,7 +209,7 @@ public final class Machine: Sendable {
         }
         logger.debug("kernel loaded", metadata: [
             "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
-            "cmdline": "\(config.commandLine)"])
+            "cmdline": "\(commandLine)"])
 
         // Devices.
         let console = try Console(config.console)
@@ -202,7 +221,6 @@ public final class Machine: Sendable {
         }
         let keyboardController = I8042 { [weak self] in self?.guestReset(markers) }
         var ports = IOBus.Builder()
-        let mmio = IOBus.Builder() // virtio-mmio devices attach here
         do {
             try ports.attach(serial, at: Self.serialPort, length: 8)
             try ports.attach(keyboardController, at: I8042.basePort, length: I8042.length)
@@ -244,6 +262,7 @@ public final class Machine: Sendable {
             }
         }
 
+        try loop.start()
         timeline.setupDone = MonotonicClock.now()
         var threads: [NativeThread] = []
         for vcpu in vcpus.withLock({ $0 }) {
@@ -257,6 +276,7 @@ public final class Machine: Sendable {
         }
         for thread in threads { thread.join() }
         watchdog?.join()
+        let ioThreadCPU = loop.stop()
         timeline.stopped = MonotonicClock.now()
         TerminalMode.restore()
         timeline.markers = markers.events
@@ -265,7 +285,9 @@ public final class Machine: Sendable {
             stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
             timeline: timeline, bootState: bootState,
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
-            breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed))
+            breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed),
+            deviceSummaries: virtio.attached.map { $0.summary() },
+            ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime())
     }
 
     /// Logs an access no device claimed (at debug level: `-v`).
@@ -285,6 +307,14 @@ public final class Machine: Sendable {
 
     func countBreakpoint() -> Int { breakpoints.add(1, ordering: .relaxed).newValue }
     func countFwait() -> Int { fwaits.add(1, ordering: .relaxed).newValue }
+}
+
+/// User plus system CPU time of this process so far, in seconds.
+func processCPUTime() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// An interrupt line of the in-kernel IRQ chip.

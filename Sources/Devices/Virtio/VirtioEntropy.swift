@@ -1,6 +1,7 @@
 import CSystem
 import Glibc
 import Memory
+import Synchronization
 
 /// virtio-rng (virtio 1.x §5.4): fills each buffer the driver offers with
 /// bytes from the host's `getrandom`.
@@ -14,6 +15,10 @@ public final class VirtioEntropy: VirtioDevice {
     public let features = Virtio.Feature.version1 | Virtio.Feature.indirectDescriptors | Virtio.Feature.eventIndex
     /// Fills the buffer with random bytes; false if it cannot.
     let source: @Sendable (UnsafeMutableRawBufferPointer) -> Bool
+    private let served = Atomic<Int>(0)
+
+    /// Random bytes handed to the guest so far.
+    public var bytesServed: Int { served.load(ordering: .relaxed) }
 
     public init(source: @escaping @Sendable (UnsafeMutableRawBufferPointer) -> Bool = VirtioEntropy.hostRandom) {
         self.source = source
@@ -29,6 +34,7 @@ public final class VirtioEntropy: VirtioDevice {
             let length = min(chain.writableLength, Self.maximumRequest)
             guard let segments = guestSegments(chain.writable, offset: 0, length: length, in: memory) else { return 0 }
             for segment in segments where !source(segment) { return 0 }
+            served.add(length, ordering: .relaxed)
             return UInt32(length)
         }
     }

@@ -1,0 +1,103 @@
+import Devices
+
+/// `--disk PATH[,ro]`: a raw image the guest sees as /dev/vda, /dev/vdb, ...
+public struct DiskConfiguration: Sendable, Equatable {
+    public var path: String
+    public var readOnly: Bool
+
+    public init(path: String, readOnly: Bool = false) {
+        self.path = path
+        self.readOnly = readOnly
+    }
+
+    /// Parses `PATH[,ro|,rw]`.
+    public init(argument: String) throws(MachineError) {
+        var parts = argument.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var readOnly = false
+        while parts.count > 1, let flag = parts.last, flag == "ro" || flag == "rw" {
+            readOnly = flag == "ro"
+            parts.removeLast()
+        }
+        let path = parts.joined(separator: ",")
+        guard !path.isEmpty else { throw .invalidConfiguration("--disk needs a path: --disk PATH[,ro]") }
+        self.init(path: path, readOnly: readOnly)
+    }
+}
+
+/// `--net tap=NAME[,mac=MAC][,ip=ADDRESS/PREFIX][,gw=ADDRESS]`: a virtio-net
+/// device on a TAP. With `ip`, the guest kernel configures the interface itself
+/// (its `ip=` parameter), so no guest tooling is needed.
+public struct NetworkConfiguration: Sendable, Equatable {
+    public var tap: String
+    public var mac: MACAddress?
+    public var address: IPv4Address?
+    public var prefixLength = 24
+    public var gateway: IPv4Address?
+
+    public init(tap: String) { self.tap = tap }
+
+    public init(argument: String) throws(MachineError) {
+        var tap: String?
+        var result = NetworkConfiguration(tap: "")
+        for item in argument.split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw .invalidConfiguration("--net: '\(item)' is not KEY=VALUE") }
+            switch pair[0] {
+            case "tap": tap = pair[1]
+            case "mac":
+                guard let mac = MACAddress(pair[1]) else {
+                    throw .invalidConfiguration("--net: '\(pair[1])' is not a unicast MAC address (like 06:00:ac:10:00:02)")
+                }
+                result.mac = mac
+            case "ip":
+                let parts = pair[1].split(separator: "/", maxSplits: 1).map(String.init)
+                guard let address = IPv4Address(parts[0]) else { throw .invalidConfiguration("--net: '\(parts[0])' is not an IPv4 address") }
+                result.address = address
+                if parts.count == 2 {
+                    guard let prefix = Int(parts[1]), (1...32).contains(prefix) else {
+                        throw .invalidConfiguration("--net: '/\(parts[1])' is not a prefix length (1–32)")
+                    }
+                    result.prefixLength = prefix
+                }
+            case "gw":
+                guard let gateway = IPv4Address(pair[1]) else { throw .invalidConfiguration("--net: '\(pair[1])' is not an IPv4 address") }
+                result.gateway = gateway
+            default:
+                throw .invalidConfiguration("--net: unknown key '\(pair[0])' (tap, mac, ip, gw)")
+            }
+        }
+        guard let tap, !tap.isEmpty else { throw .invalidConfiguration("--net needs a TAP: --net tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]") }
+        result.tap = tap
+        self = result
+    }
+
+    /// The kernel's `ip=` parameter for this interface (IP_PNP, static, no autoconfiguration).
+    public func kernelParameter(interface: String) -> String? {
+        guard let address else { return nil }
+        let mask = prefixLength == 0 ? 0 : UInt32.max << (32 - UInt32(prefixLength))
+        let netmask = IPv4Address(value: mask)
+        return "ip=\(address)::\(gateway.map { "\($0)" } ?? ""):\(netmask)::\(interface):off"
+    }
+}
+
+/// A dotted-quad IPv4 address.
+public struct IPv4Address: Sendable, Equatable, CustomStringConvertible {
+    public let value: UInt32
+
+    public init(value: UInt32) { self.value = value }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var value: UInt32 = 0
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let byte = UInt8(part) else { return nil }
+            value = value << 8 | UInt32(byte)
+        }
+        self.value = value
+    }
+
+    public var description: String {
+        (0..<4).map { String(value >> (24 - 8 * UInt32($0)) & 0xFF) }.joined(separator: ".")
+    }
+}

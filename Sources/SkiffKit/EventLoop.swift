@@ -1,0 +1,107 @@
+import CSystem
+import Glibc
+import Synchronization
+
+/// One thread waiting in epoll on every host file descriptor devices care
+/// about (queue-notify eventfds, TAPs), so device work stays off the vCPU
+/// threads. Handlers run on the loop thread, one at a time.
+final class EventLoop: Sendable {
+    typealias Handler = @Sendable () -> Void
+
+    private let epoll: Int32
+    private let wake: Int32
+    private let handlers = Mutex<[Int32: Handler]>([:])
+    private let thread = Mutex<NativeThread?>(nil)
+    /// CPU time the loop thread used, in nanoseconds, once it stopped.
+    private let cpuTime = Atomic<UInt64>(0)
+
+    init() throws(MachineError) {
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw .system("epoll_create1", errno) }
+        wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard wake >= 0 else {
+            let error = errno
+            close(epoll)
+            throw .system("eventfd", error)
+        }
+        try add(wake, events: UInt32(EPOLLIN.rawValue))
+    }
+
+    deinit {
+        close(wake)
+        close(epoll)
+    }
+
+    /// Calls `handler` on the loop thread whenever `fd` is readable.
+    /// `edgeTriggered`: only when new data arrives (the handler drains what it can).
+    func register(_ fd: Int32, edgeTriggered: Bool = false, _ handler: @escaping Handler) throws(MachineError) {
+        handlers.withLock { $0[fd] = handler }
+        var events = UInt32(EPOLLIN.rawValue)
+        if edgeTriggered { events |= UInt32(EPOLLET.rawValue) }
+        try add(fd, events: events)
+    }
+
+    private func add(_ fd: Int32, events: UInt32) throws(MachineError) {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw .system("epoll_ctl", errno) }
+    }
+
+    func start() throws(MachineError) {
+        let started = try NativeThread { [self] in run() }
+        thread.withLock { $0 = started }
+    }
+
+    /// Stops the loop and waits for the thread; returns its CPU time in seconds.
+    @discardableResult
+    func stop() -> Double {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+        thread.withLock { $0.take() }?.join()
+        return Double(cpuTime.load(ordering: .relaxed)) / 1e9
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        loop: while true {
+            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, 32, -1) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for event in events.prefix(Int(count)) {
+                let fd = event.data.fd
+                if fd == wake { break loop }
+                handlers.withLock { $0[fd] }?()
+            }
+        }
+        var usage = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
+        cpuTime.store(UInt64(usage.tv_sec) * 1_000_000_000 + UInt64(usage.tv_nsec), ordering: .relaxed)
+    }
+}
+
+/// An eventfd: a counter the kernel (KVM's ioeventfd, irqfd) and threads signal through.
+final class EventFD: Sendable {
+    let fd: Int32
+
+    init() throws(MachineError) {
+        fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard fd >= 0 else { throw .system("eventfd", errno) }
+    }
+
+    deinit { close(fd) }
+
+    func signal() {
+        var one: UInt64 = 1
+        _ = write(fd, &one, 8)
+    }
+
+    /// Resets the counter; returns whether it had been signalled.
+    @discardableResult
+    func drain() -> Bool {
+        var value: UInt64 = 0
+        return read(fd, &value, 8) == 8
+    }
+}

@@ -1,0 +1,160 @@
+import Devices
+import Glibc
+import KVM
+import Logging
+import Memory
+
+/// The machine's virtio-mmio devices: where each sits, its IRQ, the eventfds
+/// that carry its notifications and interrupts, and its host backend.
+///
+/// Layout: 4 KiB windows from 0xD000_0000 (inside the MMIO hole below 4 GiB),
+/// IRQs from 5 (4 is the serial port) to 23, the last I/O APIC pin. Disks come
+/// first so that --disk order gives vda, vdb, ...; then networks; then entropy.
+final class VirtioDevices {
+    static let firstBase: UInt64 = 0xD000_0000
+    static let firstIRQ: UInt32 = 5
+    static let lastIRQ: UInt32 = 23
+
+    struct Attached {
+        let transport: VirtioMMIOTransport
+        let summary: @Sendable () -> String
+    }
+
+    private(set) var attached: [Attached] = []
+    /// `virtio_mmio.device=` (and `ip=`) parameters announcing the devices.
+    private(set) var kernelParameters: [String] = []
+    /// eventfds the loop and KVM hold on to; they live as long as the machine.
+    private var eventFDs: [EventFD] = []
+    private var taps: [TapDevice] = []
+    private var fallbacks = 0
+
+    /// Opens every backend and attaches every device; throws (naming the file
+    /// or TAP) before the VM runs if one cannot be opened.
+    init(_ config: MachineConfiguration, vm: VirtualMachine, memory: GuestMemory, loop: EventLoop,
+         mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
+        let count = config.disks.count + config.networks.count + (config.entropyDevice ? 1 : 0)
+        guard count <= Int(Self.lastIRQ - Self.firstIRQ) + 1 else {
+            throw .invalidConfiguration("\(count) virtio devices; at most \(Self.lastIRQ - Self.firstIRQ + 1) fit the I/O APIC")
+        }
+        for (index, disk) in config.disks.enumerated() {
+            let image: DiskImage
+            do { image = try DiskImage(path: disk.path, readOnly: disk.readOnly) } catch {
+                throw .invalidConfiguration("--disk \(error)")
+            }
+            if let size = try? fileSize(disk.path), size != image.size {
+                logger.warning("--disk \(disk.path): size is not a whole number of 512-byte sectors; the tail is not visible to the guest")
+            }
+            let device = VirtioBlock(disk: image)
+            let name = "virtio-blk vd\(Self.driveLetter(index)) (\(disk.path)\(disk.readOnly ? ", read-only" : ""))"
+            try attach(device, name: name, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger) {
+                let s = device.statistics
+                return "\(name): \(s.reads) reads (\(s.bytesRead) bytes), \(s.writes) writes (\(s.bytesWritten) bytes), \(s.flushes) flushes, \(s.failed) failed"
+            }
+        }
+        for (index, network) in config.networks.enumerated() {
+            let tap: TapDevice
+            do { tap = try TapDevice(name: network.tap) } catch { throw .invalidConfiguration("--net \(error)") }
+            taps.append(tap)
+            let mac = network.mac ?? MACAddress(derivedFrom: tap.name)
+            let device = VirtioNetwork(endpoint: tap, mac: mac)
+            let interface = "eth\(index)"
+            let name = "virtio-net \(interface) (TAP \(tap.name), \(mac))"
+            let transport = try attach(device, name: name, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger) {
+                let s = device.statistics
+                return "\(name): \(s.framesSent) frames sent (\(s.bytesSent) bytes), \(s.framesReceived) received (\(s.bytesReceived) bytes), \(s.dropped) dropped"
+            }
+            try loop.register(tap.fd, edgeTriggered: true) { transport.backendReady() }
+            if let parameter = network.kernelParameter(interface: interface) { kernelParameters.append(parameter) }
+        }
+        if config.entropyDevice {
+            let device = VirtioEntropy()
+            try attach(device, name: "virtio-rng", vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger) {
+                "virtio-rng: \(device.bytesServed) random bytes served"
+            }
+        }
+        if fallbacks > 0 {
+            logger.warning("KVM refused \(fallbacks) ioeventfd/irqfd registrations; those notifications go through vCPU exits instead")
+        }
+    }
+
+    static func driveLetter(_ index: Int) -> String {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        return index < 26 ? String(letters[index]) : String(letters[index / 26 - 1]) + String(letters[index % 26])
+    }
+
+    /// Places `device` in the next window, wires its interrupt (irqfd) and queue
+    /// notifications (ioeventfd → event loop), and announces it.
+    @discardableResult
+    private func attach(_ device: any VirtioDevice, name: String, vm: VirtualMachine, memory: GuestMemory,
+                        loop: EventLoop, mmio: inout IOBus.Builder, logger: Logger,
+                        summary: @escaping @Sendable () -> String) throws(MachineError) -> VirtioMMIOTransport {
+        let slot = attached.count
+        let base = Self.firstBase + UInt64(slot) * VirtioMMIOTransport.size
+        let irq = Self.firstIRQ + UInt32(slot)
+
+        let trigger: any InterruptTrigger
+        let interruptFD = try EventFD()
+        do {
+            try vm.attachInterruptEventFD(interruptFD.fd, line: irq)
+            eventFDs.append(interruptFD)
+            trigger = EventFDTrigger(eventFD: interruptFD)
+        } catch {
+            logger.debug("irqfd for IRQ \(irq) refused: \(error)")
+            fallbacks += 1
+            trigger = PulsedLineTrigger(vm: vm, line: irq, logger: logger)
+        }
+        let transport = VirtioMMIOTransport(name: name, device: device, memory: memory, interrupt: trigger) { [logger] problem in
+            logger.error("guest driver error: \(problem)")
+        }
+        do { try mmio.attach(transport, at: base, length: VirtioMMIOTransport.size) } catch {
+            throw .invalidConfiguration("\(error)")
+        }
+        for queue in 0..<transport.queueCount {
+            let notifyFD = try EventFD()
+            do {
+                try vm.attachMMIOWriteEventFD(notifyFD.fd, address: base + 0x50, length: 4, value: UInt64(queue))
+            } catch {
+                // Without ioeventfd the QueueNotify write exits to the vCPU, which serves the queue itself.
+                logger.debug("ioeventfd for \(name) queue \(queue) refused: \(error)")
+                fallbacks += 1
+                continue
+            }
+            eventFDs.append(notifyFD)
+            try loop.register(notifyFD.fd) {
+                notifyFD.drain()
+                transport.notify(queue: queue)
+            }
+        }
+        kernelParameters.append(VirtioMMIOTransport.kernelParameter(base: base, irq: irq))
+        attached.append(Attached(transport: transport, summary: summary))
+        logger.debug("attached \(name)", metadata: ["base": "0x\(String(base, radix: 16))", "irq": "\(irq)"])
+        return transport
+    }
+}
+
+/// An interrupt through a KVM irqfd: one eventfd write, no VM exit, no ioctl.
+struct EventFDTrigger: InterruptTrigger {
+    let eventFD: EventFD
+    func trigger() { eventFD.signal() }
+}
+
+/// An edge made by raising and lowering an I/O APIC line (when irqfd is unavailable).
+struct PulsedLineTrigger: InterruptTrigger {
+    let vm: VirtualMachine
+    let line: UInt32
+    let logger: Logger
+    func trigger() {
+        do {
+            try vm.setInterruptLine(line, high: true)
+            try vm.setInterruptLine(line, high: false)
+        } catch {
+            logger.error("cannot raise IRQ \(line): \(error)")
+        }
+    }
+}
+
+private func fileSize(_ path: String) throws -> UInt64 {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw MachineError.unreadable(path: path, errno: errno) }
+    return UInt64(info.st_size)
+}
