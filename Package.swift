@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],
     swiftLanguageModes: [.v6]

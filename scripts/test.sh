@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 echo "== building the guest kernel and init (cached in ${SKIFF_CACHE_DIR:-~/.cache/skiff})"
 scripts/build-guest.sh
 
+echo "== swift build (the end-to-end tests run the skiff executable)"
+swift build
+
 echo "== swift test"
 # One test at a time: a guest boot wants both cores of a small machine.
 exec swift test --no-parallel

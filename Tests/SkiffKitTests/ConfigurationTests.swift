@@ -1,3 +1,4 @@
+import Devices
 import Glibc
 import Testing
 @testable import KVM
@@ -89,5 +90,37 @@ import Testing
         #expect(ConsoleMode(argument: "file:/tmp/x") == .file("/tmp/x"))
         #expect(ConsoleMode(argument: "file:") == nil)
         #expect(ConsoleMode(argument: "tty") == nil)
+    }
+}
+
+@Suite struct DeviceConfigurationTests {
+    @Test func devicesAreAnnouncedBeforeInitArguments() {
+        let line = KernelCommandLine.inserting(["virtio_mmio.device=4K@0xd0000000:5"], into: "console=ttyS0 -- /bin/sh -c \"x -- y\"")
+        #expect(line == "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5 -- /bin/sh -c \"x -- y\"")
+        #expect(KernelCommandLine.inserting(["a=1"], into: "quiet") == "quiet a=1")
+        #expect(KernelCommandLine.inserting([], into: "quiet -- x") == "quiet -- x")
+    }
+
+    @Test func diskArguments() throws {
+        #expect(try DiskConfiguration(argument: "d.img") == DiskConfiguration(path: "d.img"))
+        #expect(try DiskConfiguration(argument: "d.img,ro") == DiskConfiguration(path: "d.img", readOnly: true))
+        #expect(try DiskConfiguration(argument: "d.img,rw") == DiskConfiguration(path: "d.img"))
+        #expect(throws: MachineError.self) { try DiskConfiguration(argument: "") }
+    }
+
+    @Test func networkArgumentsAndTheIPParameter() throws {
+        let network = try NetworkConfiguration(argument: "tap=tap0,ip=10.0.2.15")
+        #expect(network.prefixLength == 24 && network.gateway == nil)
+        #expect(network.kernelParameter(interface: "eth0") == "ip=10.0.2.15:::255.255.255.0::eth0:off")
+        #expect(IPv4Address("1.2.3") == nil && IPv4Address("1.2.3.256") == nil && IPv4Address("01.2.3.4")?.description == "1.2.3.4")
+        for bad in ["", "tap=", "tap=t0,ip=1.2.3.4/33", "tap=t0,gw=x", "tap0"] {
+            #expect(throws: MachineError.self, "\(bad)") { try NetworkConfiguration(argument: bad) }
+        }
+    }
+
+    @Test func devicesGetWindowsAndIRQsInOrder() {
+        #expect(VirtioMMIOTransport.kernelParameter(base: VirtioDevices.firstBase + 0x1000, irq: VirtioDevices.firstIRQ + 1)
+                == "virtio_mmio.device=4K@0xd0001000:6")
+        #expect(VirtioDevices.driveLetter(0) == "a" && VirtioDevices.driveLetter(25) == "z" && VirtioDevices.driveLetter(26) == "aa")
     }
 }
