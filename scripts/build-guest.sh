@@ -58,8 +58,8 @@ if [ ! -f "$kernel_dir/vmlinux" ]; then
 fi
 
 # --- init and initramfs -------------------------------------------------------
-busybox_version=$(/bin/busybox 2>&1 | head -1)
-initrd_key=$( { echo "$busybox_version"; musl-gcc --version 2>&1 | head -1; cat "$repo"/guest/init/*.c "$repo"/guest/init/*.h "$repo"/scripts/mkinitramfs.py; } 2>/dev/null | sha256sum | cut -c1-16)
+busybox_version=$(/bin/busybox 2>&1 | sed -n 1p)  # sed reads it all: head could SIGPIPE busybox under pipefail
+initrd_key=$( { echo "$busybox_version"; musl-gcc --version 2>&1 | sed -n 1p; cat "$repo"/guest/init/*.c "$repo"/guest/init/*.h "$repo"/scripts/mkinitramfs.py; } 2>/dev/null | sha256sum | cut -c1-16)
 initrd_dir=$cache/initrd-$initrd_key
 if [ ! -f "$initrd_dir/initramfs.cpio" ]; then
   say "building the guest init and initramfs (key $initrd_key)"
