@@ -50,10 +50,13 @@ public struct VirtioQueues {
     var queues: [Virtqueue]
     /// Queues with chains completed since the transport last looked.
     var completedQueues: Set<Int> = []
+    /// The queue touched last (what a failure is reported against).
+    var lastQueue: Int?
     let reportMalformed: (Int, VirtqueueError) -> Void
 
     /// The next valid chain of `queue`, or nil if none is available.
     public mutating func next(_ queue: Int) throws(VirtqueueError) -> DescriptorChain? {
+        lastQueue = queue
         while let request = try queues[queue].next(in: memory) {
             switch request {
             case let .chain(chain):

@@ -309,17 +309,18 @@ public final class VirtioMMIOTransport: BusDevice {
     public func backendReady() {
         let raise = state.withLock { state -> Bool in
             guard state.active else { return false }
-            return runDevice(&state) { device, queues throws(VirtqueueError) in try device.processBackend(&queues) }
+            return runDevice(&state, queue: nil) { device, queues throws(VirtqueueError) in try device.processBackend(&queues) }
         }
         if raise { interrupt.trigger() }
     }
 
     private func processLocked(queue: Int, _ state: inout State) -> Bool {
-        runDevice(&state) { device, queues throws(VirtqueueError) in try device.process(queue: queue, &queues) }
+        runDevice(&state, queue: queue) { device, queues throws(VirtqueueError) in try device.process(queue: queue, &queues) }
     }
 
     /// Lends the queues to the device; afterwards, decides on an interrupt.
-    private func runDevice(_ state: inout State,
+    /// `queue` is the one notified (nil: host-side work), named if it fails.
+    private func runDevice(_ state: inout State, queue notified: Int?,
                           _ body: (any VirtioDevice, inout VirtioQueues) throws(VirtqueueError) -> Void) -> Bool {
         let onMalformed: (Int, VirtqueueError) -> Void = { [self] queue, error in
             report("queue \(queue): \(error); request returned unprocessed")
@@ -329,7 +330,7 @@ public final class VirtioMMIOTransport: BusDevice {
         do {
             try body(state.device, &queues)
         } catch {
-            failure = (queues.completedQueues.first ?? 0, error)
+            failure = (notified ?? queues.lastQueue ?? 0, error)
         }
         state.queues = queues.queues
         if let (queue, error) = failure {
