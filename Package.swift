@@ -23,6 +23,10 @@ let package = Package(
         .target(name: "Memory"),
         // Typed wrappers over /dev/kvm.
         .target(name: "KVM", dependencies: ["CKVM", "Memory"]),
+        // libarchive, for image layers (a system library: apt install libarchive-dev).
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // OCI images: layout and docker-save input, digests, layers applied into a root tree.
+        .target(name: "Images", dependencies: ["CArchive"]),
         // Pure device models: they see guest memory and interrupt lines only.
         .target(name: "Devices", dependencies: ["Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.
@@ -44,6 +48,7 @@ let package = Package(
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive"]),
         .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],

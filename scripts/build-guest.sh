@@ -29,7 +29,9 @@ done
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
 command -v cpio >/dev/null || need_pkgs+=(cpio)   # the tests pack a foreign initramfs with it
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev)
-# The device tests: ext4 images (mkfs.ext4, debugfs), a netns with a TAP (ip).
+# Skiff itself links libarchive (image layers); the device tests make ext4
+# images (mkfs.ext4, debugfs) and a netns with a TAP (ip).
+[ -f /usr/include/archive.h ] || need_pkgs+=(libarchive-dev)
 [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || need_pkgs+=(e2fsprogs)
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || need_pkgs+=(iproute2)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
