@@ -46,9 +46,11 @@ let package = Package(
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
+        // What several test targets share (a seeded random generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
         .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],

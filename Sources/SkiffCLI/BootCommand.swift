@@ -45,9 +45,7 @@ struct VMOptions: ParsableArguments {
     func devices() throws -> (disks: [DiskConfiguration], networks: [NetworkConfiguration]) {
         do {
             let networks = try net.map { argument throws(MachineError) in try NetworkConfiguration(argument: argument) }
-            guard networks.filter({ $0.address != nil }).count <= 1 else {
-                throw MachineError.invalidConfiguration("--net: ip= can configure one interface only (the kernel's ip= parameter takes one)")
-            }
+            try NetworkConfiguration.validate(networks)
             return (try disk.map { argument throws(MachineError) in try DiskConfiguration(argument: argument) }, networks)
         } catch {
             throw ValidationError("\(error)")

@@ -71,6 +71,14 @@ public struct NetworkConfiguration: Sendable, Equatable {
         self = result
     }
 
+    /// Checks what holds across interfaces: the kernel's `ip=` parameter
+    /// configures one, so at most one may ask for an address.
+    public static func validate(_ networks: [NetworkConfiguration]) throws(MachineError) {
+        guard networks.filter({ $0.address != nil }).count <= 1 else {
+            throw .invalidConfiguration("--net: ip= can configure one interface only (the kernel's ip= parameter takes one)")
+        }
+    }
+
     /// The kernel's `ip=` parameter for this interface (IP_PNP, static, no autoconfiguration).
     public func kernelParameter(interface: String) -> String? {
         guard let address else { return nil }

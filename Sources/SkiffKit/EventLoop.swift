@@ -9,28 +9,20 @@ final class EventLoop: Sendable {
     typealias Handler = @Sendable () -> Void
 
     private let epoll: Int32
-    private let wake: Int32
+    private let wake: EventFD
     private let handlers = Mutex<[Int32: Handler]>([:])
     private let thread = Mutex<NativeThread?>(nil)
     /// CPU time the loop thread used, in nanoseconds, once it stopped.
     private let cpuTime = Atomic<UInt64>(0)
 
     init() throws(MachineError) {
+        wake = try EventFD()
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .system("epoll_create1", errno) }
-        wake = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
-        guard wake >= 0 else {
-            let error = errno
-            close(epoll)
-            throw .system("eventfd", error)
-        }
-        try add(wake, events: UInt32(EPOLLIN.rawValue))
+        try add(wake.fd, events: UInt32(EPOLLIN.rawValue))
     }
 
-    deinit {
-        close(wake)
-        close(epoll)
-    }
+    deinit { close(epoll) }
 
     /// Calls `handler` on the loop thread whenever `fd` is readable.
     /// `edgeTriggered`: only when new data arrives (the handler drains what it can).
@@ -56,8 +48,7 @@ final class EventLoop: Sendable {
     /// Stops the loop and waits for the thread; returns its CPU time in seconds.
     @discardableResult
     func stop() -> Double {
-        var one: UInt64 = 1
-        _ = write(wake, &one, 8)
+        wake.signal()
         thread.withLock { $0.take() }?.join()
         return Double(cpuTime.load(ordering: .relaxed)) / 1e9
     }
@@ -72,7 +63,7 @@ final class EventLoop: Sendable {
             }
             for event in events.prefix(Int(count)) {
                 let fd = event.data.fd
-                if fd == wake { break loop }
+                if fd == wake.fd { break loop }
                 handlers.withLock { $0[fd] }?()
             }
         }

@@ -16,18 +16,21 @@ public enum KernelCommandLine {
     public static func compose(base: String?, append: String?, profile: CompatibilityProfile) -> String {
         let (baseKernel, baseInit) = splitAtInitArguments(base ?? defaults.joined(separator: " "))
         let (appendKernel, appendInit) = splitAtInitArguments(append ?? "")
-        var parts = [baseKernel] + profile.kernelParameters + [appendKernel]
         let initArguments = [baseInit, appendInit].compactMap { $0 }.filter { !$0.isEmpty }
-        if !initArguments.isEmpty { parts += ["--"] + initArguments }
-        return parts.filter { !$0.isEmpty }.joined(separator: " ")
+        return join([baseKernel] + profile.kernelParameters + [appendKernel], initArguments: initArguments)
     }
 
     /// Adds kernel parameters (device announcements, say) before init's arguments.
     public static func inserting(_ parameters: [String], into line: String) -> String {
         guard !parameters.isEmpty else { return line }
         let (kernel, initArguments) = splitAtInitArguments(line)
-        var parts = [kernel] + parameters
-        if let initArguments { parts += ["--", initArguments] }
+        return join([kernel] + parameters, initArguments: initArguments.map { [$0] } ?? [])
+    }
+
+    /// Kernel parameters, then (if there are any) `--` and init's arguments; empty pieces dropped.
+    private static func join(_ kernelParameters: [String], initArguments: [String]) -> String {
+        var parts = kernelParameters
+        if !initArguments.isEmpty { parts += ["--"] + initArguments }
         return parts.filter { !$0.isEmpty }.joined(separator: " ")
     }
 

@@ -1,5 +1,4 @@
 import Devices
-import Glibc
 import KVM
 import Logging
 import Memory
@@ -32,6 +31,7 @@ final class VirtioDevices {
     /// or TAP) before the VM runs if one cannot be opened.
     init(_ config: MachineConfiguration, vm: VirtualMachine, memory: GuestMemory, loop: EventLoop,
          mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
+        try NetworkConfiguration.validate(config.networks)
         let count = config.disks.count + config.networks.count + (config.entropyDevice ? 1 : 0)
         guard count <= Int(Self.lastIRQ - Self.firstIRQ) + 1 else {
             throw .invalidConfiguration("\(count) virtio devices; at most \(Self.lastIRQ - Self.firstIRQ + 1) fit the I/O APIC")
@@ -41,7 +41,7 @@ final class VirtioDevices {
             do { image = try DiskImage(path: disk.path, readOnly: disk.readOnly) } catch {
                 throw .invalidConfiguration("--disk \(error)")
             }
-            if let size = try? fileSize(disk.path), size != image.size {
+            if image.fileSize != image.size {
                 logger.warning("--disk \(disk.path): size is not a whole number of 512-byte sectors; the tail is not visible to the guest")
             }
             let device = VirtioBlock(disk: image)
@@ -151,10 +151,4 @@ struct PulsedLineTrigger: InterruptTrigger {
             logger.error("cannot raise IRQ \(line): \(error)")
         }
     }
-}
-
-private func fileSize(_ path: String) throws -> UInt64 {
-    var info = stat()
-    guard stat(path, &info) == 0 else { throw MachineError.unreadable(path: path, errno: errno) }
-    return UInt64(info.st_size)
 }

@@ -1,5 +1,6 @@
 import Memory
 import Testing
+import TestSupport
 @testable import Devices
 
 /// A deterministic entropy source: byte i of every request is i & 0xFF.
@@ -277,7 +278,7 @@ import Testing
     /// over: the device must neither crash nor write outside guest memory
     /// (which would crash), and every used entry it writes must name a valid head.
     @Test func randomRingsNeverCrashTheDevice() throws {
-        var generator = SplitMix64(seed: 0x5EED)
+        var generator = SeededGenerator(seed: 0x5EED)
         for round in 0..<300 {
             var driver = try TestDriver(VirtioEntropy(source: countingBytes))
             driver.start(size: 8)
@@ -300,18 +301,5 @@ import Testing
             let used = try driver.takeUsed(0)
             #expect(used.allSatisfy { $0.head < 8 }, "round \(round)")
         }
-    }
-}
-
-/// A small, seedable generator so that failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -62,7 +62,7 @@ struct VirtioMMIOTests {
         let base: UInt64 = 0xD000_0000
         let problems = LineCollector()
         let transport = VirtioMMIOTransport(name: "virtio-rng", device: VirtioEntropy(), memory: guest.memory,
-                                            interrupt: PulsedLineTriggerStub()) { problems.append($0) }
+                                            interrupt: IgnoredInterrupt()) { problems.append($0) }
         var builder = IOBus.Builder()
         try builder.attach(transport, at: base, length: VirtioMMIOTransport.size)
         let bus = IOBus(name: "mmio", builder)
@@ -97,6 +97,6 @@ struct VirtioMMIOTests {
 }
 
 /// Interrupts nobody listens to (the tiny guest has no interrupt controller).
-struct PulsedLineTriggerStub: InterruptTrigger {
+struct IgnoredInterrupt: InterruptTrigger {
     func trigger() {}
 }

@@ -24,6 +24,8 @@ public final class DiskImage: Sendable {
     public let readOnly: Bool
     /// Bytes usable by the guest: the file size rounded down to whole sectors.
     public let size: UInt64
+    /// The file's (or block device's) size in bytes; beyond `size`, a partial sector nobody sees.
+    public let fileSize: UInt64
     /// Identifies the image (device and inode numbers), for GET_ID.
     public let identifier: String
     let fd: Int32
@@ -58,6 +60,7 @@ public final class DiskImage: Sendable {
         self.fd = fd
         self.path = path
         self.readOnly = readOnly
+        self.fileSize = UInt64(bytes)
         self.size = UInt64(bytes) & ~511
         self.identifier = "skiff-\(String(info.st_dev, radix: 16))-\(String(info.st_ino, radix: 16))"
     }
