@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot} → Memory; KVM → CKVM; Devices → CSystem.
+// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot, Images} → Memory; KVM → CKVM; Devices → CSystem;
+// Images → CArchive.
 import PackageDescription
 
 let package = Package(
@@ -33,7 +34,7 @@ let package = Package(
         .target(name: "Boot", dependencies: ["Memory"]),
         // Assembles a machine, runs it, times it.
         .target(name: "SkiffKit", dependencies: [
-            "KVM", "Devices", "Boot", "Memory", "CSystem",
+            "KVM", "Devices", "Boot", "Memory", "CSystem", "Images",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Command-line interface (a library so that tests can parse arguments).
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices", "Images", "Boot"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],
     swiftLanguageModes: [.v6]

@@ -15,6 +15,9 @@ public final class BootMarkerDevice: BusDevice {
         case workloadStarted = 0x02
         case workloadExited = 0x03
         case shutdownRequested = 0x04
+        /// `skiff run`: the image's root is mounted and the output lines are
+        /// open; standard input may flow from here on.
+        case containerReady = 0x05
 
         public var label: String {
             switch self {
@@ -23,6 +26,7 @@ public final class BootMarkerDevice: BusDevice {
             case .workloadStarted: return "workload started"
             case .workloadExited: return "workload exited"
             case .shutdownRequested: return "shutdown requested"
+            case .containerReady: return "container root ready"
             }
         }
     }
@@ -39,6 +43,9 @@ public final class BootMarkerDevice: BusDevice {
     private let clock: @Sendable () -> UInt64
     private let state = Mutex<(value: UInt8, events: [Event])>((0, []))
     private let onEvent: (@Sendable (Event) -> Void)?
+
+    /// Events kept; a guest that writes more is only breaking its own report.
+    public static let eventLimit = 1024
 
     public init(clock: @escaping @Sendable () -> UInt64, onEvent: (@Sendable (Event) -> Void)? = nil) {
         self.clock = clock
@@ -63,7 +70,7 @@ public final class BootMarkerDevice: BusDevice {
         let now = clock()
         let event: Event = state.withLock { state in
             let event = Event(phase: Phase(rawValue: byte), code: byte, value: state.value, time: now)
-            state.events.append(event)
+            if state.events.count < Self.eventLimit { state.events.append(event) }
             state.value = 0
             return event
         }

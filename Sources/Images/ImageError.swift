@@ -11,6 +11,8 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
     case escapesRoot(layer: String, path: String)
     case unsafeEntry(layer: String, path: String, reason: String)
     case io(path: String, operation: String, errno: Int32)
+    /// The run's flags and the image's config do not make a runnable process.
+    case invalidRunSpec(String)
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
         case let .escapesRoot(layer, path): return "layer \(layer): refusing '\(path)': it points outside the image root"
         case let .unsafeEntry(layer, path, reason): return "layer \(layer): refusing '\(path)': \(reason)"
         case let .io(path, operation, errno): return "\(operation) \(path): \(errnoDescription(errno))"
+        case let .invalidRunSpec(reason): return reason
         }
     }
 }

@@ -57,7 +57,13 @@ public struct ImageConfiguration: Codable, Equatable, Sendable {
         public var WorkingDir: String?
         public init() {}
     }
+    /// The uncompressed layers' digests, in order (docker's archives are checked against them).
+    public struct RootFS: Codable, Equatable, Sendable {
+        public var type: String
+        public var diff_ids: [String]
+    }
     public var architecture: String?
     public var os: String?
     public var config: RunDefaults?
+    public var rootfs: RootFS?
 }

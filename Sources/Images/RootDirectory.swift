@@ -122,4 +122,27 @@ public final class RootDirectory {
         guard count >= 0 else { return nil }
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+
+    /// The contents of a regular file inside the root (such as etc/passwd),
+    /// resolved like any layer path; nil if it is missing, not a regular
+    /// file, or larger than `limit`.
+    public func readFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        guard let components = Self.components(of: path),
+              let (directory, name) = try? parent(of: components, create: false) else { return nil }
+        defer { close(directory) }
+        let file = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size <= limit else { return nil }
+        var data = [UInt8](repeating: 0, count: Int(info.st_size))
+        var done = 0
+        while done < data.count {
+            let count = data.withUnsafeMutableBytes { read(file, $0.baseAddress! + done, $0.count - done) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return nil }
+            done += count
+        }
+        return data
+    }
 }

@@ -142,20 +142,25 @@ func printError(_ message: String) {
 }
 
 /// `--timings`: milliseconds since skiff started, to stderr (stdout is the guest's).
-func printTimings(_ report: MachineReport) {
+/// `before`: host phases that came before the machine (`skiff run`'s image and disk).
+func printTimings(_ report: MachineReport, before: [(String, UInt64)] = [], notes: [String] = []) {
     let timeline = report.timeline
     func row(_ label: String, _ time: UInt64) -> String {
         let ms = timeline.milliseconds(time)
-        return "  " + label.padding(28) + format3(ms).leftPad(12) + " ms"
+        return "  " + label.padding(30) + format3(ms).leftPad(12) + " ms"
     }
     var lines = ["skiff: timings (ms since skiff started)"]
+    for (label, time) in before { lines.append(row(label, time)) }
     lines.append(row("machine setup started", timeline.machineStart))
     lines.append(row("KVM VM created", timeline.vmCreated))
     lines.append(row("VMM setup done", timeline.setupDone))
     var seen = Set<UInt8>()
+    var guestRows: [(String, UInt64)] = []
     for event in timeline.markers where seen.insert(event.code).inserted {
-        lines.append(row(event.phase?.label ?? "marker \(event.code)", event.time))
+        guestRows.append((event.phase?.label ?? "marker \(event.code)", event.time))
     }
+    if let first = timeline.firstOutput { guestRows.append(("first container output", first)) }
+    for (label, time) in guestRows.sorted(by: { $0.1 < $1.1 }) { lines.append(row(label, time)) }
     lines.append(row("VM stopped", timeline.stopped))
     if let status = report.workloadExitStatus { lines.append("  workload exit status: \(status)") }
     func sinceSetupStarted(_ time: UInt64) -> String { format3(Double(time - timeline.machineStart) / 1e6) }
@@ -169,6 +174,7 @@ func printTimings(_ report: MachineReport) {
     }
     lines.append("  unclaimed accesses: \(report.unclaimedPortAccesses) port, \(report.unclaimedMMIOAccesses) MMIO")
     for summary in report.deviceSummaries { lines.append("  " + summary) }
+    for note in notes { lines.append("  " + note) }
     lines.append("  CPU time: \(format3(report.processCPUSeconds)) s VMM process (vCPU threads included), \(format3(report.ioThreadCPUSeconds)) s device I/O thread")
     printError(lines.joined(separator: "\n"))
 }

@@ -7,6 +7,9 @@ public enum ConsoleMode: Sendable, Equatable {
     case stdio
     case none
     case file(String)
+    /// Kept in memory (the last `Console.captureLimit` bytes), for a report
+    /// when something fails: `skiff run`, where stdout is the container's.
+    case capture
 
     public init?(argument: String) {
         switch argument {
@@ -24,9 +27,15 @@ public enum ConsoleMode: Sendable, Equatable {
 final class Console: Sendable {
     let outputFD: Int32
     private let ownsOutput: Bool
+    private let capturing: Bool
+    private let captured = Mutex<[UInt8]>([])
+    static let captureLimit = 64 << 10
 
     init(_ mode: ConsoleMode) throws(MachineError) {
+        capturing = mode == .capture
         switch mode {
+        case .capture:
+            outputFD = -1; ownsOutput = false
         case .stdio:
             outputFD = STDOUT_FILENO; ownsOutput = false
         case .none:
@@ -40,25 +49,62 @@ final class Console: Sendable {
 
     deinit { if ownsOutput { close(outputFD) } }
 
+    /// The captured console output (empty unless the mode is `.capture`).
+    var capturedOutput: [UInt8] { captured.withLock { $0 } }
+
     func write(_ byte: UInt8) {
+        if capturing {
+            captured.withLock { buffer in
+                if buffer.count >= Self.captureLimit { buffer.removeFirst(Self.captureLimit / 4) }
+                buffer.append(byte)
+            }
+            return
+        }
         guard outputFD >= 0 else { return }
         var byte = byte
         while Glibc.write(outputFD, &byte, 1) < 0 && errno == EINTR {}
     }
 
-    /// Forwards standard input to `serial` on a thread of its own until EOF.
-    /// On a terminal: raw mode (restored by `TerminalMode.restore()`), and
-    /// Ctrl-a x calls `detach`; Ctrl-a Ctrl-a sends one Ctrl-a.
-    static func forwardInput(to serial: Serial16550, detach: @escaping @Sendable () -> Void) throws(MachineError) {
-        let isTerminal = isatty(STDIN_FILENO) == 1
+    /// How `forwardInput` treats what it reads.
+    enum InputStyle {
+        /// A terminal the user types into: raw mode, and Ctrl-a x detaches
+        /// (Ctrl-a Ctrl-a sends one Ctrl-a). `skiff boot`, and `skiff run -t`.
+        case interactive
+        /// A byte stream with an end: `StandardInputFraming`, end of input sent. `skiff run -i`.
+        case framed
+    }
+
+    /// Forwards standard input to `serial` on a thread of its own until EOF,
+    /// starting once `ready` says the guest is listening (a UART's FIFO is
+    /// cleared when the guest opens it, so earlier bytes would be lost).
+    static func forwardInput(to serial: Serial16550, style: InputStyle,
+                             ready: @escaping @Sendable () -> Bool = { true },
+                             detach: @escaping @Sendable () -> Void) throws(MachineError) {
+        let isTerminal = style == .interactive && isatty(STDIN_FILENO) == 1
         if isTerminal { TerminalMode.enterRaw() }
         let thread = try NativeThread {
-            var buffer = [UInt8](repeating: 0, count: 256)
+            while !ready() { usleep(2000) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
             var escape = false
+            func send(_ bytes: [UInt8]) {
+                var pending = bytes[...]
+                while !pending.isEmpty {
+                    let accepted = serial.receive(pending)
+                    pending = pending.dropFirst(accepted)
+                    if !pending.isEmpty { usleep(1000) }
+                }
+            }
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress!, $0.count) }
                 if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return }
+                guard count > 0 else {
+                    if style == .framed { send(StandardInputFraming.endOfInput) }
+                    return
+                }
+                if style == .framed {
+                    send(StandardInputFraming.encode(buffer[0..<count]))
+                    continue
+                }
                 var bytes: [UInt8] = []
                 for byte in buffer[0..<count] {
                     if isTerminal && escape {
@@ -71,12 +117,7 @@ final class Console: Sendable {
                         bytes.append(byte)
                     }
                 }
-                var pending = bytes[...]
-                while !pending.isEmpty {
-                    let accepted = serial.receive(pending)
-                    pending = pending.dropFirst(accepted)
-                    if !pending.isEmpty { usleep(1000) }
-                }
+                send(bytes)
             }
         }
         thread.detach()

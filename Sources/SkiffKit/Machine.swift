@@ -27,6 +27,11 @@ public struct MachineConfiguration: Sendable {
     public var networks: [NetworkConfiguration] = []
     /// A virtio-rng device fed by the host's getrandom.
     public var entropyDevice = true
+    /// `skiff run`: where ttyS1 and ttyS2 go, and what feeds ttyS1. Without
+    /// it both lines exist but their output is dropped.
+    public var containerLines: ContainerLines?
+    /// A cpio archive appended to the initrd (the `skiff run` spec).
+    public var initrdAppendix: [UInt8] = []
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
         self.kernelPath = kernelPath
@@ -87,6 +92,8 @@ public struct BootTimeline: Sendable {
     /// Everything built; the vCPUs are about to run.
     public internal(set) var setupDone: UInt64 = 0
     public internal(set) var markers: [BootMarkerDevice.Event] = []
+    /// The first byte the container wrote (ttyS1 or ttyS2), if any.
+    public internal(set) var firstOutput: UInt64?
     public internal(set) var stopped: UInt64 = 0
 
     public init(start: UInt64) { self.start = start }
@@ -111,6 +118,8 @@ public struct MachineReport: Sendable {
     /// (user + system, vCPU threads included), in seconds.
     public let ioThreadCPUSeconds: Double
     public let processCPUSeconds: Double
+    /// The kernel console's last bytes, when it was captured (`ConsoleMode.capture`).
+    public let consoleOutput: [UInt8]
     /// Exit status of the workload Skiff's init ran, if it reported one.
     public var workloadExitStatus: Int? {
         timeline.first(.workloadExited).map { Int($0.value) }
@@ -128,6 +137,7 @@ public final class Machine: Sendable {
     private let vcpus = Mutex<[VCPU]>([])
     private let breakpoints = Atomic<Int>(0)
     private let fwaits = Atomic<Int>(0)
+    private let firstOutput = Atomic<UInt64>(0)
 
     public init(_ configuration: MachineConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -167,7 +177,10 @@ public final class Machine: Sendable {
             throw .invalidConfiguration("--memory \(config.memoryMiB) MiB is outside \(MachineConfiguration.memoryRange.lowerBound)–\(MachineConfiguration.memoryRange.upperBound) MiB")
         }
         let kernel = try readFile(config.kernelPath)
-        let initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path) }
+        var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path) }
+        if !config.initrdAppendix.isEmpty {
+            initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
+        }
 
         let system: KVMSystem
         do { system = try KVMSystem() } catch { throw .kvmUnavailable(error) }
@@ -213,9 +226,14 @@ public final class Machine: Sendable {
 
         // Devices.
         let console = try Console(config.console)
-        let serial = Serial16550(interrupt: KVMInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger)) { byte in
+        let sharedIRQ4 = SharedInterruptLine(KVMInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger))
+        let serial = Serial16550(interrupt: sharedIRQ4.input(0)) { byte in
             console.write(byte)
         }
+        let lines = config.containerLines
+        let outputLine = Serial16550(interrupt: KVMInterruptLine(vm: vm, line: ContainerLines.outputIRQ, logger: logger),
+                                     output: containerOutput(to: lines?.standardOutput))
+        let errorLine = Serial16550(interrupt: sharedIRQ4.input(1), output: containerOutput(to: lines?.standardError))
         let markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
             logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
         }
@@ -223,6 +241,8 @@ public final class Machine: Sendable {
         var ports = IOBus.Builder()
         do {
             try ports.attach(serial, at: Self.serialPort, length: 8)
+            try ports.attach(outputLine, at: ContainerLines.outputPort, length: 8)
+            try ports.attach(errorLine, at: ContainerLines.errorPort, length: 8)
             try ports.attach(keyboardController, at: I8042.basePort, length: I8042.length)
             try ports.attach(markers, at: BootMarkerDevice.port, length: BootMarkerDevice.length)
         } catch {
@@ -249,8 +269,18 @@ public final class Machine: Sendable {
             logger.info("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
         }
 
-        if config.console == .stdio && config.forwardInput {
-            try Console.forwardInput(to: serial) { [weak self] in self?.requestStop(.detached) }
+        let detach: @Sendable () -> Void = { [weak self] in self?.requestStop(.detached) }
+        switch lines?.input {
+        case nil:
+            if config.console == .stdio && config.forwardInput {
+                try Console.forwardInput(to: serial, style: .interactive, detach: detach)
+            }
+        case .none?:
+            break
+        case let input?:
+            let ready: @Sendable () -> Bool = { markers.firstTime(of: .containerReady) != nil }
+            try Console.forwardInput(to: outputLine, style: input == .terminal ? .interactive : .framed,
+                                     ready: ready, detach: detach)
         }
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
             try NativeThread { [weak self] in
@@ -280,6 +310,8 @@ public final class Machine: Sendable {
         timeline.stopped = MonotonicClock.now()
         TerminalMode.restore()
         timeline.markers = markers.events
+        let firstOutputTime = firstOutput.load(ordering: .relaxed)
+        timeline.firstOutput = firstOutputTime == 0 ? nil : firstOutputTime
 
         return MachineReport(
             stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
@@ -287,7 +319,20 @@ public final class Machine: Sendable {
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
             breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed),
             deviceSummaries: virtio.attached.map { $0.summary() },
-            ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime())
+            ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime(), consoleOutput: console.capturedOutput)
+    }
+
+    /// A container line's host end: bytes to `fd` (dropped without one), the
+    /// first one timestamped.
+    private func containerOutput(to fd: Int32?) -> @Sendable (UInt8) -> Void {
+        guard let fd else { return { _ in } }
+        return { [weak self] byte in
+            if let self, self.firstOutput.load(ordering: .relaxed) == 0 {
+                _ = self.firstOutput.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
+            }
+            var byte = byte
+            while Glibc.write(fd, &byte, 1) < 0 && errno == EINTR {}
+        }
     }
 
     /// Logs an access no device claimed (at debug level: `-v`).

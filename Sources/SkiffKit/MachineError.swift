@@ -1,5 +1,6 @@
 import Boot
 import Glibc
+import Images
 import KVM
 import Memory
 
@@ -13,6 +14,8 @@ public enum MachineError: Error, CustomStringConvertible {
     case unreadable(path: String, errno: Int32)
     case invalidConfiguration(String)
     case system(String, Int32)
+    /// `skiff run`: the image could not be read, unpacked or made into a disk.
+    case image(ImageError)
 
     public var description: String {
         switch self {
@@ -23,6 +26,7 @@ public enum MachineError: Error, CustomStringConvertible {
         case let .unreadable(path, errno): return "\(path): \(String(cString: strerror(errno)))"
         case let .invalidConfiguration(reason): return reason
         case let .system(call, errno): return "\(call): \(String(cString: strerror(errno)))"
+        case let .image(error): return "\(error)"
         }
     }
 }

@@ -78,12 +78,19 @@ final class ScratchDevice: BusDevice {
         #expect(marker.firstTime(of: .workloadExited)?.value == 42)
     }
 
+    @Test func aGuestWritingMarkersForEverOnlyFillsABoundedLog() {
+        let marker = BootMarkerDevice(clock: { 1 })
+        for _ in 0..<(BootMarkerDevice.eventLimit * 3) { marker.writeByte(0, 0x7E) }
+        #expect(marker.events.count == BootMarkerDevice.eventLimit)
+    }
+
     @Test func phaseCodesMatchTheGuestInitHeader() throws {
         // guest/init/boot_marker.h is the other side of this protocol.
         let header = try String(contentsOfFile: #filePath.replacingOccurrences(of: "Tests/DevicesTests/BusTests.swift", with: "guest/init/boot_marker.h"), encoding: .utf8)
         #expect(header.contains("#define SKIFF_MARKER_PORT 0x\(String(BootMarkerDevice.port, radix: 16))"))
         for (name, phase) in [("INIT_STARTED", BootMarkerDevice.Phase.initStarted), ("WORKLOAD_STARTED", .workloadStarted),
-                              ("WORKLOAD_EXITED", .workloadExited), ("SHUTDOWN", .shutdownRequested)] {
+                              ("WORKLOAD_EXITED", .workloadExited), ("SHUTDOWN", .shutdownRequested),
+                              ("CONTAINER_READY", .containerReady)] {
             #expect(header.contains("SKIFF_MARKER_\(name) = 0x0\(phase.rawValue)"), "\(name)")
         }
     }

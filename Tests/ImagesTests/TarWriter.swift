@@ -7,6 +7,7 @@ struct TarWriter {
     enum Compression { case none, gzip, zstd }
     enum Entry {
         case file(String, String, mode: Int = 0o644, uid: Int = 0, gid: Int = 0)
+        case bytes(String, [UInt8])
         case directory(String, mode: Int = 0o755)
         case symlink(String, target: String)
         case hardLink(String, target: String)
@@ -34,6 +35,11 @@ struct TarWriter {
                 archive_entry_set_mode(entry, mode_t(0o100000 | mode))
                 archive_entry_set_uid(entry, la_int64_t(uid))
                 archive_entry_set_gid(entry, la_int64_t(gid))
+                archive_entry_set_size(entry, la_int64_t(data.count))
+            case let .bytes(path, contents):
+                data = contents
+                archive_entry_set_pathname(entry, path)
+                archive_entry_set_mode(entry, mode_t(0o100644))
                 archive_entry_set_size(entry, la_int64_t(data.count))
             case let .directory(path, mode):
                 archive_entry_set_pathname(entry, path)

@@ -14,6 +14,7 @@ enum skiff_marker {
 	SKIFF_MARKER_WORKLOAD_STARTED = 0x02, /* about to exec the workload */
 	SKIFF_MARKER_WORKLOAD_EXITED = 0x03,  /* value port carries the exit status */
 	SKIFF_MARKER_SHUTDOWN = 0x04,         /* clean shutdown: a reset after this is expected */
+	SKIFF_MARKER_CONTAINER_READY = 0x05,  /* skiff run: image root mounted, output lines open */
 };
 
 /* Writes a marker through /dev/port (works from user mode on any host). */

@@ -1,12 +1,16 @@
 /*
  * skiff-init: PID 1 of Skiff's guest.
  *
- * Writes the "init started" boot marker, mounts /proc, /sys, /dev and /tmp,
- * greets with the guest's uptime, CPU count and memory, then runs the command
- * that follows "--" on the kernel command line and reports its exit status.
- * The command is read from /proc/cmdline rather than argv: the kernel also
- * passes every bare parameter it does not know (noxsave, say) to init's argv.
- * With no command it just greets. Either way it ends by resetting the VM, which is how the VMM learns that we are done.
+ * Writes the "init started" boot marker and mounts /proc, /sys, /dev and /tmp.
+ * Then one of two things:
+ *  - `skiff run`: the VMM put a run spec in the initramfs (run_spec.h); the
+ *    container's process runs on the image's root (container.c).
+ *  - `skiff boot`: greets with the guest's uptime, CPU count and memory, then
+ *    runs the command that follows "--" on the kernel command line. The command
+ *    is read from /proc/cmdline rather than argv: the kernel also passes every
+ *    bare parameter it does not know (noxsave, say) to init's argv.
+ * Either way it reports the exit status and ends by resetting the VM, which is
+ * how the VMM learns that we are done.
  *
  * Kept tiny and static (musl): every instruction the guest kernel runs on its
  * behalf is expensive on an interpreting host, and so is every byte of initramfs.
@@ -25,6 +29,8 @@
 #include <unistd.h>
 
 #include "boot_marker.h"
+#include "container.h"
+#include "run_spec.h"
 
 static int port_fd = -2;
 
@@ -172,6 +178,16 @@ static int run(char **argv)
 	}
 }
 
+/* Flushes the disks, tells the VMM this reset is the planned one, resets. */
+static _Noreturn void shutdown_machine(void)
+{
+	sync();
+	skiff_marker(SKIFF_MARKER_SHUTDOWN);
+	reboot(RB_AUTOBOOT);
+	fprintf(stderr, "skiff-init: reboot: %s\n", strerror(errno));
+	_exit(1);
+}
+
 int main(void)
 {
 	static char cmdline[4096];
@@ -183,6 +199,20 @@ int main(void)
 	mount_or_warn("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	mount_or_warn("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	mount_or_warn("devtmpfs", "/dev", "devtmpfs", MS_NOSUID);
+
+	struct run_spec spec;
+	char error[256];
+	int found = run_spec_load(SKIFF_RUN_SPEC_PATH, &spec, error, sizeof(error));
+	if (found != 0) {
+		int status = 125;
+		if (found < 0)
+			fprintf(stderr, "skiff-init: %s\n", error);
+		else
+			status = container_run(&spec);
+		skiff_marker_value(SKIFF_MARKER_WORKLOAD_EXITED, status);
+		shutdown_machine();
+	}
+
 	mount_or_warn("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV);
 	greet();
 
@@ -194,10 +224,5 @@ int main(void)
 		printf("skiff-init: %s exited with status %d\n", command[0], status);
 		fflush(stdout);
 	}
-
-	sync();
-	skiff_marker(SKIFF_MARKER_SHUTDOWN);
-	reboot(RB_AUTOBOOT);
-	fprintf(stderr, "skiff-init: reboot: %s\n", strerror(errno));
-	return 1;
+	shutdown_machine();
 }

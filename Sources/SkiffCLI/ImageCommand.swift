@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import SkiffKit
+
+extension Skiff {
+    struct Image: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the root disks `skiff run` builds from images.",
+            subcommands: [List.self, Remove.self, Prune.self])
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List cached images.")
+
+            func run() throws {
+                let store = ImageStore.standard()
+                var rows = [["IMAGE ID", "SOURCE", "LAYERS", "FILES", "DISK", "CREATED"]]
+                let formatter = DateFormatter()
+                formatter.dateFormat = "yyyy-MM-dd HH:mm"
+                for entry in store.list() {
+                    rows.append([entry.shortID, entry.source, "\(entry.layerCount)", megabytes(entry.treeBytes),
+                                 megabytes(entry.diskBytes), formatter.string(from: Date(timeIntervalSince1970: entry.created))])
+                }
+                let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+                for row in rows {
+                    print(zip(row, widths).map { $0.padding($1) }.joined(separator: "  ").trimmingSpacesAtEnd)
+                }
+            }
+        }
+
+        struct Remove: ParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove cached images by ID (a unique prefix will do).")
+
+            @Argument(help: "Image IDs, as `skiff image ls` shows them.")
+            var ids: [String]
+
+            func validate() throws {
+                guard !ids.isEmpty else { throw ValidationError("name at least one image ID") }
+            }
+
+            func run() throws {
+                let store = ImageStore.standard()
+                var failed = false
+                for id in ids {
+                    do {
+                        let entry = try store.remove(id)
+                        print("removed \(entry.shortID) (\(entry.source))")
+                    } catch {
+                        printError("skiff: \(error)")
+                        failed = true
+                    }
+                }
+                if failed { throw ExitCode(1) }
+            }
+        }
+
+        struct Prune: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Remove every cached image no running VM uses.")
+
+            func run() throws {
+                let removed = try ImageStore.standard().prune()
+                for entry in removed { print("removed \(entry.shortID) (\(entry.source))") }
+                let bytes = removed.reduce(Int64(0)) { $0 + $1.diskBytes }
+                print("reclaimed \(megabytes(bytes))")
+            }
+        }
+    }
+}
+
+func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+
+extension String {
+    var trimmingSpacesAtEnd: String {
+        var slice = Substring(self)
+        while slice.last == " " { slice.removeLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Glibc
+import Images
+import SkiffKit
+
+extension Skiff {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run an OCI container image in a microVM.",
+            discussion: """
+            IMAGE is an OCI image layout (oci:DIR[:TAG], or DIR[:TAG]) or a docker save archive \
+            (docker-archive:FILE, or FILE). Its layers become a read-only ext4 root disk, cached by \
+            the image's digest (see `skiff image ls`); the container writes to a tmpfs overlay. \
+            Arguments after IMAGE replace the image's Cmd. The container's stdout and stderr arrive \
+            on skiff's stdout and stderr; the kernel's console is shown only if the run fails. \
+            Exit status: the container's (128+N for signal N, 127 for an unknown executable), \
+            125 when the container could not be started.
+            """)
+
+        @Option(name: [.customShort("e"), .customLong("env")], help: ArgumentHelp("Set an environment variable (KEY alone: the host's value); repeatable.", valueName: "KEY=VALUE"))
+        var environment: [String] = []
+
+        @Option(name: [.customShort("w"), .customLong("workdir")], help: "Working directory inside the container (absolute).")
+        var workdir: String?
+
+        @Option(name: [.customShort("u"), .customLong("user")], help: ArgumentHelp("User to run as, resolved in the image's /etc/passwd and /etc/group.", valueName: "USER[:GROUP]"))
+        var user: String?
+
+        @Option(help: "Replace the image's Entrypoint (and drop its Cmd); \"\" clears it.")
+        var entrypoint: String?
+
+        @Option(help: "The container's hostname (default: 12 random hex digits).")
+        var hostname: String?
+
+        @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Forward standard input to the container.")
+        var interactive = false
+
+        @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the container a terminal (Ctrl-a x detaches).")
+        var tty = false
+
+        @OptionGroup var vm: VMOptions
+
+        @Argument(help: "The image.")
+        var image: String
+
+        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (replace the image's Cmd).", valueName: "ARGS"))
+        var arguments: [String] = []
+
+        var commandArguments: [String] { arguments.first == "--" ? Array(arguments.dropFirst()) : arguments }
+
+        var containerOptions: ContainerSpec.Options {
+            var options = ContainerSpec.Options()
+            options.entrypoint = entrypoint
+            options.arguments = commandArguments
+            options.environment = environment
+            options.workingDirectory = workdir
+            options.user = user
+            options.hostname = hostname
+            options.terminal = tty
+            options.interactive = interactive
+            return options
+        }
+
+        func run() throws {
+            let logger = vm.makeLogger()
+            let host = HostKind.detect()
+            let profile = CompatibilityProfile.resolve(vm.compatibilityMode, host: host)
+            let guest = try GuestArtifacts.ensureBuilt()
+            var base = MachineConfiguration(kernelPath: guest.kernel, initrdPath: guest.initrd,
+                                            commandLine: KernelCommandLine.compose(base: nil, append: nil, profile: profile))
+            try vm.apply(to: &base)
+            base.compatibility = profile
+            base.host = host
+
+            let report = try ContainerRunner.run(image: image, options: containerOptions, base: base,
+                                                 logger: logger, startedAt: skiffStartTime)
+            let machine = report.machine
+            if vm.timings { printRunTimings(report) }
+            if let status = report.exitStatus { throw ExitCode(Int32(status)) }
+            // The guest never said how the container ended: show why, with the kernel's last words.
+            let console = String(decoding: machine.consoleOutput, as: UTF8.self)
+            let tail = console.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(separator: "\n")
+            if !tail.isEmpty { printError("skiff: guest console (last lines):\n" + tail) }
+            printError("skiff: the container did not report an exit status: \(machine.stopReason)")
+            if case .timeout = machine.stopReason { throw ExitCode(124) }
+            throw ExitCode(125)
+        }
+    }
+}
+
+/// `skiff run --timings`: the image and disk phases, then the machine's.
+func printRunTimings(_ report: ContainerRunner.Report) {
+    let entry = report.rootDisk.entry
+    let disk = report.rootDisk.built
+        ? "built: unpack \(format3(entry.unpackSeconds * 1000)) ms, mkfs.ext4 \(format3(entry.diskSeconds * 1000)) ms"
+        : "cached"
+    printTimings(report.machine, before: [("image opened", report.imageOpened), ("root disk ready (\(report.rootDisk.built ? "built" : "cached"))", report.diskReady)],
+                 notes: ["image \(report.imageID); root disk \(report.rootDisk.path) (\(disk); \(entry.diskBytes >> 20) MiB)"])
+}

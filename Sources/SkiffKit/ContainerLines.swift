@@ -1,0 +1,45 @@
+import Devices
+import Glibc
+
+/// `skiff run`'s serial lines. ttyS0 stays the kernel's console; the
+/// container's stdout travels on ttyS1 (0x2F8, IRQ 3) and its stderr on ttyS2
+/// (0x3E8, IRQ 4, shared with ttyS0 as on a PC), so the three never mix.
+/// Standard input, when forwarded, goes into ttyS1.
+public struct ContainerLines: Sendable {
+    public enum Input: Sendable, Equatable {
+        /// Standard input is not forwarded (the container reads /dev/null).
+        case none
+        /// `-i`: bytes pass through `StandardInputFraming`, so that EOF reaches the container.
+        case framed
+        /// `-t`: the guest's ttyS1 is a terminal; keystrokes pass as they are
+        /// (raw mode on the host; Ctrl-a x detaches).
+        case terminal
+    }
+
+    public var standardOutput: Int32 = STDOUT_FILENO
+    public var standardError: Int32 = STDERR_FILENO
+    public var input: Input = .none
+
+    public init(input: Input = .none) { self.input = input }
+
+    static let outputPort: UInt64 = 0x2F8
+    static let outputIRQ: UInt32 = 3
+    static let errorPort: UInt64 = 0x3E8
+}
+
+/// How host standard input reaches the container without a terminal: one
+/// escape byte (0xFF). 0xFF 0xFF is a literal 0xFF, 0xFF 0x00 is end of input.
+/// guest/init/container.c decodes it (SKIFF_STDIN_ESCAPE).
+public enum StandardInputFraming {
+    public static let escape: UInt8 = 0xFF
+    public static let endOfInput: [UInt8] = [0xFF, 0x00]
+
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(byte)
+            if byte == escape { out.append(escape) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Glibc
+import Images
+
+/// Root disks built from images, cached by the image's content address
+/// (manifest digest, or docker image ID) so that a second `skiff run` of the
+/// same image boots at once. Lives in `$SKIFF_CACHE_DIR/images` (default
+/// ~/.cache/skiff/images), one directory per image:
+/// `rootfs.ext4` and `image.json` (what `skiff image ls` shows, and the
+/// image's users, so that `-u name` resolves without unpacking again).
+public struct ImageStore: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public static func standard() -> ImageStore {
+        let environment = ProcessInfo.processInfo.environment
+        let cache = environment["SKIFF_CACHE_DIR"]
+            ?? (environment["XDG_CACHE_HOME"] ?? (environment["HOME"] ?? "/tmp") + "/.cache") + "/skiff"
+        return ImageStore(directory: cache + "/images")
+    }
+
+    /// What the cache knows of one image.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var id: String
+        public var source: String
+        public var created: Double  // seconds since the epoch
+        public var layerCount: Int
+        public var treeBytes: Int64
+        public var diskBytes: Int64
+        public var unpackSeconds: Double
+        public var diskSeconds: Double
+        public var users: UserDatabase
+
+        public var shortID: String { String(id.split(separator: ":").last?.prefix(12) ?? "") }
+    }
+
+    /// A root disk ready to attach.
+    public struct RootDisk: Sendable {
+        public let path: String
+        public let entry: Entry
+        /// False when the cache already had it.
+        public let built: Bool
+    }
+
+    /// The cached disk for `source`, built first if the cache lacks it.
+    public func rootDisk(for source: ImageSource) throws(MachineError) -> RootDisk {
+        let hex = try Self.hex(of: source.id)
+        let entryDirectory = "\(directory)/\(hex)"
+        if let entry = load(entryDirectory) { return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: false) }
+
+        try makeDirectory(directory)
+        // One builder at a time; whoever waited finds the disk already built.
+        let lock = try lockFile()
+        defer { close(lock) }
+        if let entry = load(entryDirectory) { return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: false) }
+
+        let scratch = "\(directory)/.build-\(hex)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: scratch)
+        try makeDirectory(scratch)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let result = try RootDiskBuilder.build(source, scratch: scratch, diskPath: scratch + "/rootfs.ext4")
+        let entry = Entry(id: source.id, source: source.reference.description, created: Date().timeIntervalSince1970,
+                          layerCount: source.layerCount, treeBytes: result.treeBytes, diskBytes: result.diskBytes,
+                          unpackSeconds: result.unpackSeconds, diskSeconds: result.diskSeconds, users: result.users)
+        let finished = "\(directory)/.done-\(hex)-\(getpid())"
+        do {
+            try FileManager.default.createDirectory(atPath: finished, withIntermediateDirectories: false)
+            try FileManager.default.moveItem(atPath: scratch + "/rootfs.ext4", toPath: finished + "/rootfs.ext4")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(entry).write(to: URL(fileURLWithPath: finished + "/image.json"))
+        } catch {
+            try? FileManager.default.removeItem(atPath: finished)
+            throw .invalidConfiguration("cannot store the root disk in \(directory): \(error)")
+        }
+        guard rename(finished, entryDirectory) == 0 else {
+            let error = errno
+            try? FileManager.default.removeItem(atPath: finished)
+            throw .system("rename \(finished) to \(entryDirectory)", error)
+        }
+        return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: true)
+    }
+
+    /// Every cached image, newest first.
+    public func list() -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { !$0.hasPrefix(".") }.compactMap { load("\(directory)/\($0)") }
+            .sorted { $0.created > $1.created }
+    }
+
+    /// Removes the images whose ID starts with `prefix` (with or without
+    /// "sha256:"); it must name exactly one. A disk a running VM holds is refused.
+    @discardableResult
+    public func remove(_ prefix: String) throws(MachineError) -> Entry {
+        let wanted = prefix.hasPrefix("sha256:") ? String(prefix.dropFirst(7)) : prefix
+        guard !wanted.isEmpty, wanted.allSatisfy(\.isHexDigit) else {
+            throw .invalidConfiguration("'\(prefix)' is not an image ID (see skiff image ls)")
+        }
+        let matches = list().filter { $0.id.dropFirst(7).hasPrefix(wanted.lowercased()) }
+        guard matches.count == 1, let entry = matches.first else {
+            throw .invalidConfiguration(matches.isEmpty ? "no cached image \(prefix)" : "'\(prefix)' matches \(matches.count) images; give more of the ID")
+        }
+        try removeEntry(entry)
+        return entry
+    }
+
+    /// Removes every cached image not in use; returns what was removed.
+    public func prune() throws(MachineError) -> [Entry] {
+        var removed: [Entry] = []
+        for entry in list() {
+            do { try removeEntry(entry); removed.append(entry) } catch { continue }
+        }
+        return removed
+    }
+
+    private func removeEntry(_ entry: Entry) throws(MachineError) {
+        let hex = try Self.hex(of: entry.id)
+        let entryDirectory = "\(directory)/\(hex)"
+        let lock = try lockFile()
+        defer { close(lock) }
+        // A running VM holds a shared lock on its disk (DiskImage); ours must be exclusive.
+        let disk = open(entryDirectory + "/rootfs.ext4", O_RDONLY | O_CLOEXEC)
+        if disk >= 0 {
+            defer { close(disk) }
+            guard flock(disk, LOCK_EX | LOCK_NB) == 0 else {
+                throw .invalidConfiguration("image \(entry.shortID) is in use by a running VM")
+            }
+        }
+        let doomed = "\(directory)/.remove-\(hex)-\(getpid())"
+        guard rename(entryDirectory, doomed) == 0 else { throw .system("rename \(entryDirectory)", errno) }
+        try? FileManager.default.removeItem(atPath: doomed)
+    }
+
+    private func load(_ entryDirectory: String) -> Entry? {
+        guard access(entryDirectory + "/rootfs.ext4", R_OK) == 0,
+              let data = FileManager.default.contents(atPath: entryDirectory + "/image.json") else { return nil }
+        return try? JSONDecoder().decode(Entry.self, from: data)
+    }
+
+    private func lockFile() throws(MachineError) -> Int32 {
+        let path = directory + "/.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .unreadable(path: path, errno: errno) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { let error = errno; close(fd); throw .system("flock \(path)", error) }
+        }
+        return fd
+    }
+
+    private func makeDirectory(_ path: String) throws(MachineError) {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw .invalidConfiguration("cannot create \(path): \(error)")
+        }
+    }
+
+    static func hex(of id: String) throws(MachineError) -> String {
+        let parts = id.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, parts[0] == "sha256", parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else {
+            throw .image(.invalidLayout("unsupported image digest '\(id)'"))
+        }
+        return String(parts[1])
+    }
+}

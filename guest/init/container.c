@@ -1,0 +1,393 @@
+/*
+ * `skiff run` inside the guest: root switch, identity, exec, and the relay
+ * that keeps the container's stdout and stderr apart on their own serial lines.
+ *
+ * Without -t the container gets pipes, as under docker: programs see no
+ * terminal, and init copies each pipe to its line (raw, so bytes pass as they
+ * are). With -t, ttyS1 is the container's controlling terminal: the guest's
+ * line discipline does echo, line editing and ^C, as a pty does under docker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "boot_marker.h"
+#include "container.h"
+
+#define LOWER "/mnt/lower"
+#define RW "/mnt/rw"
+#define NEWROOT "/mnt/root"
+
+extern char **environ;
+
+/* Where init's own complaints go: the stderr line once it is open. */
+static int diagnostics_fd = STDERR_FILENO;
+
+static void complain(const char *format, ...)
+{
+	char message[512];
+	va_list args;
+
+	va_start(args, format);
+	int length = vsnprintf(message, sizeof(message) - 1, format, args);
+	va_end(args);
+	if (length < 0)
+		return;
+	if (length > (int)sizeof(message) - 2)
+		length = (int)sizeof(message) - 2;
+	message[length++] = '\n';
+	(void)!write(diagnostics_fd, message, (size_t)length);
+}
+
+static int write_all(int fd, const char *data, size_t size)
+{
+	while (size > 0) {
+		ssize_t n = write(fd, data, size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		data += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static void configure_line(int fd, int terminal, const struct run_spec *spec)
+{
+	struct termios mode;
+
+	if (tcgetattr(fd, &mode) != 0)
+		return;
+	if (terminal) {
+		/* Start from sane cooked settings: echo, line editing, ^C, \n → \r\n. */
+		mode.c_iflag = ICRNL | IXON | IUTF8;
+		mode.c_oflag = OPOST | ONLCR;
+		mode.c_lflag = ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN;
+	} else {
+		cfmakeraw(&mode);
+	}
+	mode.c_cflag |= CLOCAL | CREAD;
+	tcsetattr(fd, TCSANOW, &mode);
+	if (terminal && spec->rows && spec->columns) {
+		struct winsize size = { .ws_row = spec->rows, .ws_col = spec->columns };
+		ioctl(fd, TIOCSWINSZ, &size);
+	}
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buffer[4096];
+	size_t length = strlen(path);
+
+	if (length >= sizeof(buffer))
+		return -1;
+	memcpy(buffer, path, length + 1);
+	for (char *p = buffer + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buffer, mode) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buffer, mode) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int mount_at(const char *source, const char *target, const char *type,
+		    unsigned long flags, const char *options)
+{
+	mkdir_p(target, 0755);
+	if (mount(source, target, type, flags, options) == 0)
+		return 0;
+	complain("skiff-init: mount %s on %s: %s", source, target, strerror(errno));
+	return -1;
+}
+
+/*
+ * The image's disk, read-only, under a tmpfs upper layer; /proc, /sys and
+ * /dev moved in from the initramfs; fresh /dev/pts, /dev/shm and /tmp.
+ * Then the overlay becomes / (the initramfs stays underneath, unreachable).
+ */
+static int switch_to_image_root(const struct run_spec *spec)
+{
+	if (mount_at(spec->root, LOWER, "ext4", MS_RDONLY, NULL) != 0)
+		return -1;
+	if (mount_at("tmpfs", RW, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+		return -1;
+	mkdir(RW "/upper", 0755);
+	mkdir(RW "/work", 0755);
+	if (mount_at("overlay", NEWROOT, "overlay", 0,
+		     "lowerdir=" LOWER ",upperdir=" RW "/upper,workdir=" RW "/work") != 0)
+		return -1;
+	if (mount_at("/proc", NEWROOT "/proc", NULL, MS_MOVE, NULL) != 0 ||
+	    mount_at("/sys", NEWROOT "/sys", NULL, MS_MOVE, NULL) != 0 ||
+	    mount_at("/dev", NEWROOT "/dev", NULL, MS_MOVE, NULL) != 0)
+		return -1;
+	mount_at("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		 "newinstance,ptmxmode=0666,mode=0620");
+	mount_at("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
+	mount_at("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+
+	if (chdir(NEWROOT) != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 ||
+	    chroot(".") != 0 || chdir("/") != 0) {
+		complain("skiff-init: cannot switch to the image's root: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The hostname, and /etc/hostname and /etc/hosts naming it, as docker writes them. */
+static void set_hostname(const char *name)
+{
+	struct stat info;
+	char hosts[256];
+
+	if (!name || !*name)
+		return;
+	if (sethostname(name, strlen(name)) != 0)
+		complain("skiff-init: sethostname: %s", strerror(errno));
+	if (lstat("/etc", &info) != 0 || !S_ISDIR(info.st_mode))
+		return;
+	int fd = open("/etc/hostname", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		write_all(fd, name, strlen(name));
+		write_all(fd, "\n", 1);
+		close(fd);
+	}
+	int length = snprintf(hosts, sizeof(hosts),
+			      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", name);
+	fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		write_all(fd, hosts, (size_t)length);
+		close(fd);
+	}
+}
+
+/* In the child: identity, directory, environment, exec. Never returns. */
+static void exec_process(const struct run_spec *spec, int in, int out, int err, int terminal)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	if (terminal)
+		ioctl(out, TIOCSCTTY, 0);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(125);
+
+	if (setgroups((size_t)spec->group_count, spec->groups) != 0 ||
+	    setgid(spec->gid) != 0 || setuid(spec->uid) != 0) {
+		fprintf(stderr, "skiff: cannot take uid %u gid %u: %s\n",
+			(unsigned)spec->uid, (unsigned)spec->gid, strerror(errno));
+		_exit(126);
+	}
+	if (chdir(spec->cwd) != 0) {
+		fprintf(stderr, "skiff: chdir to cwd (\"%s\") set in config: %s\n", spec->cwd, strerror(errno));
+		_exit(126);
+	}
+	environ = spec->envp;
+	skiff_marker(SKIFF_MARKER_WORKLOAD_STARTED);
+	execvp(spec->argv[0], spec->argv);
+
+	int error = errno;
+	const char *name = spec->argv[0];
+	if (error == ENOENT && !strchr(name, '/'))
+		fprintf(stderr, "skiff: exec: \"%s\": executable file not found in $PATH\n", name);
+	else
+		fprintf(stderr, "skiff: exec %s: %s\n", name, strerror(error));
+	_exit(error == ENOENT || error == ENOTDIR ? 127 : 126);
+}
+
+/* Decodes host standard input (see SKIFF_STDIN_ESCAPE) into `out`. */
+struct input_decoder {
+	int escaped;
+	int ended;
+};
+
+static size_t decode_input(struct input_decoder *decoder, const unsigned char *in, size_t count,
+			   unsigned char *out)
+{
+	size_t produced = 0;
+
+	for (size_t i = 0; i < count && !decoder->ended; i++) {
+		if (decoder->escaped) {
+			decoder->escaped = 0;
+			if (in[i] == SKIFF_STDIN_EOF)
+				decoder->ended = 1;
+			else
+				out[produced++] = in[i];
+		} else if (in[i] == SKIFF_STDIN_ESCAPE) {
+			decoder->escaped = 1;
+		} else {
+			out[produced++] = in[i];
+		}
+	}
+	return produced;
+}
+
+/* Reads what a pipe has and copies it to its line; closes it at EOF. */
+static void relay_pipe(int *pipe_fd, int line)
+{
+	char buffer[4096];
+	ssize_t n = read(*pipe_fd, buffer, sizeof(buffer));
+
+	if (n > 0) {
+		write_all(line, buffer, (size_t)n);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(*pipe_fd);
+		*pipe_fd = -1;
+	}
+}
+
+int container_run(const struct run_spec *spec)
+{
+	int out_line = open(SKIFF_STDOUT_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int err_line = open(SKIFF_STDERR_TTY, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+
+	if (out_line < 0 || err_line < 0) {
+		complain("skiff-init: cannot open the output lines %s and %s: %s",
+			 SKIFF_STDOUT_TTY, SKIFF_STDERR_TTY, strerror(errno));
+		return 125;
+	}
+	configure_line(out_line, spec->tty, spec);
+	configure_line(err_line, 0, spec);
+	diagnostics_fd = err_line;
+
+	if (switch_to_image_root(spec) != 0)
+		return 125;
+	set_hostname(spec->hostname);
+	if (mkdir_p(spec->cwd, 0755) != 0)
+		complain("skiff-init: cannot create the working directory %s: %s", spec->cwd, strerror(errno));
+
+	/* SIGCHLD through a signalfd, so that one poll() waits for output and exits alike. */
+	sigset_t child;
+	sigemptyset(&child);
+	sigaddset(&child, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &child, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int signals = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, in_pipe[2] = { -1, -1 };
+	int child_in, child_out, child_err;
+	if (spec->tty) {
+		child_in = child_out = child_err = out_line;
+	} else {
+		if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
+		    (spec->interactive && pipe2(in_pipe, O_CLOEXEC) != 0)) {
+			complain("skiff-init: pipe: %s", strerror(errno));
+			return 125;
+		}
+		child_out = out_pipe[1];
+		child_err = err_pipe[1];
+		child_in = spec->interactive ? in_pipe[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	/* The host starts sending standard input only now: the lines are set up. */
+	skiff_marker(SKIFF_MARKER_CONTAINER_READY);
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		complain("skiff-init: fork: %s", strerror(errno));
+		return 125;
+	}
+	if (pid == 0)
+		exec_process(spec, child_in, child_out, child_err, spec->tty);
+
+	if (!spec->tty) {
+		close(out_pipe[1]);
+		close(err_pipe[1]);
+		close(child_in);
+		if (in_pipe[1] >= 0)
+			fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+	}
+	int out_read = out_pipe[0], err_read = err_pipe[0], in_write = in_pipe[1];
+	int read_input = !spec->tty && spec->interactive;
+	struct input_decoder decoder = { 0, 0 };
+	unsigned char pending[4096];
+	size_t pending_count = 0;
+	int status = -1;
+
+	/* Until the process has exited and both pipes are drained. */
+	while (status < 0 || out_read >= 0 || err_read >= 0) {
+		struct pollfd polls[4];
+		int count = 0, at_out = -1, at_err = -1, at_in = -1, at_signals;
+
+		if (out_read >= 0) { at_out = count; polls[count++] = (struct pollfd){ out_read, POLLIN, 0 }; }
+		if (err_read >= 0) { at_err = count; polls[count++] = (struct pollfd){ err_read, POLLIN, 0 }; }
+		if (in_write >= 0 && pending_count > 0) {
+			at_in = count; polls[count++] = (struct pollfd){ in_write, POLLOUT, 0 };
+		} else if (in_write >= 0 && read_input && !decoder.ended) {
+			at_in = count; polls[count++] = (struct pollfd){ out_line, POLLIN, 0 };
+		}
+		at_signals = count;
+		polls[count++] = (struct pollfd){ signals, POLLIN, 0 };
+
+		if (poll(polls, (nfds_t)count, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			complain("skiff-init: poll: %s", strerror(errno));
+			break;
+		}
+		if (at_out >= 0 && polls[at_out].revents)
+			relay_pipe(&out_read, out_line);
+		if (at_err >= 0 && polls[at_err].revents)
+			relay_pipe(&err_read, err_line);
+		if (at_in >= 0 && polls[at_in].revents) {
+			if (pending_count > 0) {
+				ssize_t n = write(in_write, pending, pending_count);
+				if (n > 0) {
+					memmove(pending, pending + n, pending_count - (size_t)n);
+					pending_count -= (size_t)n;
+				} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+					pending_count = 0; /* the process closed its stdin: drop the rest */
+					decoder.ended = 1;
+				}
+			} else {
+				unsigned char raw[2048];
+				ssize_t n = read(out_line, raw, sizeof(raw));
+				if (n > 0)
+					pending_count = decode_input(&decoder, raw, (size_t)n, pending);
+			}
+		}
+		if (in_write >= 0 && decoder.ended && pending_count == 0) {
+			close(in_write); /* the process reads EOF */
+			in_write = -1;
+		}
+		if (polls[at_signals].revents) {
+			struct signalfd_siginfo info;
+			while (read(signals, &info, sizeof(info)) > 0) {
+			}
+			int child_status;
+			pid_t done;
+			while ((done = waitpid(-1, &child_status, WNOHANG)) > 0) {
+				if (done != pid)
+					continue; /* an orphan PID 1 adopted */
+				status = WIFEXITED(child_status) ? WEXITSTATUS(child_status)
+								 : 128 + WTERMSIG(child_status);
+				/* The container ends with its process: what it left behind
+				 * is killed, which also closes the pipes they held. */
+				kill(-1, SIGKILL);
+			}
+		}
+	}
+	if (in_write >= 0)
+		close(in_write);
+	tcdrain(out_line);
+	tcdrain(err_line);
+	return status < 0 ? 125 : status;
+}

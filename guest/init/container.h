@@ -1,0 +1,32 @@
+/*
+ * Running a container image's process (`skiff run`): the image's disk becomes
+ * the root (read-only ext4 under a tmpfs overlay, so a run never changes the
+ * cached disk), then the process runs with the spec's identity, environment
+ * and working directory, its stdout and stderr relayed to ttyS1 and ttyS2.
+ */
+#ifndef SKIFF_CONTAINER_H
+#define SKIFF_CONTAINER_H
+
+#include "run_spec.h"
+
+/* Serial lines the VMM maps to the host's stdout (and stdin) and stderr. */
+#define SKIFF_STDOUT_TTY "/dev/ttyS1"
+#define SKIFF_STDERR_TTY "/dev/ttyS2"
+
+/*
+ * Standard input from the host (`-i` without `-t`) arrives on ttyS1 with one
+ * escape byte: ESC ESC is a literal ESC byte, ESC EOF marks the end of input.
+ * Sources/SkiffKit/StandardInputFraming.swift writes it.
+ */
+#define SKIFF_STDIN_ESCAPE 0xFF
+#define SKIFF_STDIN_EOF 0x00
+
+/*
+ * Runs the spec's process to completion and returns its status as a shell
+ * reports it: the exit code, 128+N for signal N, 127 when the executable does
+ * not exist, 126 when it cannot be run, and 125 when the container could not
+ * be set up (a message says why on the stderr line).
+ */
+int container_run(const struct run_spec *spec);
+
+#endif
