@@ -47,12 +47,12 @@ let package = Package(
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
-        // What several test targets share (a seeded random generator).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // What several test targets share: a seeded random generator, tar and image-layout writers.
+        .target(name: "TestSupport", dependencies: ["CArchive", "Images"], path: "Tests/TestSupport"),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices", "Images", "Boot"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices", "Images", "Boot", "TestSupport"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],
     swiftLanguageModes: [.v6]

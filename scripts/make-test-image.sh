@@ -84,7 +84,9 @@ with tarfile.open(f"{work}/layer2.tar", "w", format=tarfile.PAX_FORMAT) as tar:
     add(tar, "opt/data/.wh..wh..opq")
     add(tar, "opt/data/new.txt", data=b"from layer 2\n")
     directory(tar, "app")
-    add(tar, "app/entry.sh", mode=0o755, data=b"#!/bin/sh\necho \"entry: $*\"\n")
+    # Like many images' entrypoints: says what it got, then runs it if it is a command.
+    add(tar, "app/entry.sh", mode=0o755, data=b"#!/bin/sh\necho \"entry: $*\"\n"
+        b"if [ $# -gt 0 ] && command -v \"$1\" >/dev/null; then exec \"$@\"; fi\n")
     add(tar, "app/entry-again.sh", tarfile.LNKTYPE, link="app/entry.sh")
     add(tar, "usr/bin/data", tarfile.SYMTYPE, link="../../opt/data/new.txt", mode=0o777)
 PY

@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 echo "== building the guest kernel and init (cached in ${SKIFF_CACHE_DIR:-~/.cache/skiff})"
 scripts/build-guest.sh
 
+echo "== building the test container image (cached likewise; installs umoci if missing)"
+scripts/make-test-image.sh
+
 echo "== swift build (the end-to-end tests run the skiff executable)"
 swift build
 

@@ -33,11 +33,16 @@ public struct Descriptor: Codable, Equatable, Sendable {
 
     /// The tag an OCI layout's index gives this manifest, if any.
     public var referenceName: String? { annotations?["org.opencontainers.image.ref.name"] }
+
+    public init(mediaType: String, digest: String, size: Int64, annotations: [String: String]? = nil, platform: Platform? = nil) {
+        (self.mediaType, self.digest, self.size, self.annotations, self.platform) = (mediaType, digest, size, annotations, platform)
+    }
 }
 
 public struct ImageIndex: Codable, Sendable {
     public var schemaVersion: Int
     public var manifests: [Descriptor]
+    public init(schemaVersion: Int, manifests: [Descriptor]) { (self.schemaVersion, self.manifests) = (schemaVersion, manifests) }
 }
 
 public struct ImageManifest: Codable, Sendable {
@@ -45,6 +50,9 @@ public struct ImageManifest: Codable, Sendable {
     public var mediaType: String?
     public var config: Descriptor
     public var layers: [Descriptor]
+    public init(schemaVersion: Int, mediaType: String?, config: Descriptor, layers: [Descriptor]) {
+        (self.schemaVersion, self.mediaType, self.config, self.layers) = (schemaVersion, mediaType, config, layers)
+    }
 }
 
 /// The image configuration's run-time defaults (`config` in the JSON).
@@ -61,9 +69,14 @@ public struct ImageConfiguration: Codable, Equatable, Sendable {
     public struct RootFS: Codable, Equatable, Sendable {
         public var type: String
         public var diff_ids: [String]
+        public init(type: String, diff_ids: [String]) { (self.type, self.diff_ids) = (type, diff_ids) }
     }
     public var architecture: String?
     public var os: String?
     public var config: RunDefaults?
     public var rootfs: RootFS?
+
+    public init(architecture: String? = nil, os: String? = nil, config: RunDefaults? = nil, rootfs: RootFS? = nil) {
+        (self.architecture, self.os, self.config, self.rootfs) = (architecture, os, config, rootfs)
+    }
 }

@@ -76,11 +76,17 @@ extension Skiff {
                                                  logger: logger, startedAt: skiffStartTime)
             let machine = report.machine
             if vm.timings { printRunTimings(report) }
-            if let status = report.exitStatus { throw ExitCode(Int32(status)) }
-            // The guest never said how the container ended: show why, with the kernel's last words.
+            let started = machine.timeline.first(.workloadStarted) != nil
+            if let status = report.exitStatus, started || status != 125 { throw ExitCode(Int32(status)) }
+            // The container never started, or the guest never said how it ended:
+            // show why, with the kernel's and init's last words.
             let console = String(decoding: machine.consoleOutput, as: UTF8.self)
             let tail = console.split(separator: "\n", omittingEmptySubsequences: false).suffix(25).joined(separator: "\n")
             if !tail.isEmpty { printError("skiff: guest console (last lines):\n" + tail) }
+            if report.exitStatus != nil {
+                printError("skiff: the guest could not start the container")
+                throw ExitCode(125)
+            }
             printError("skiff: the container did not report an exit status: \(machine.stopReason)")
             if case .timeout = machine.stopReason { throw ExitCode(124) }
             throw ExitCode(125)

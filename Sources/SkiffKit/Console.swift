@@ -138,7 +138,7 @@ public enum TerminalMode {
             saved = original
             var raw = original
             cfmakeraw(&raw)
-            raw.c_oflag |= tcflag_t(OPOST) // keep "\n" → "\r\n" on output
+            // Output stays raw too: the guest's tty layer already turns "\n" into "\r\n".
             tcsetattr(STDIN_FILENO, TCSANOW, &raw)
             for signal in [SIGTERM, SIGHUP, SIGQUIT] {
                 Glibc.signal(signal) { number in

@@ -4,8 +4,8 @@ import Images
 
 /// Root disks built from images, cached by the image's content address
 /// (manifest digest, or docker image ID) so that a second `skiff run` of the
-/// same image boots at once. Lives in `$SKIFF_CACHE_DIR/images` (default
-/// ~/.cache/skiff/images), one directory per image:
+/// same image boots at once. Lives in `$SKIFF_IMAGE_DIR`, else
+/// `$SKIFF_CACHE_DIR/images` (default ~/.cache/skiff/images), one directory per image:
 /// `rootfs.ext4` and `image.json` (what `skiff image ls` shows, and the
 /// image's users, so that `-u name` resolves without unpacking again).
 public struct ImageStore: Sendable {
@@ -15,6 +15,7 @@ public struct ImageStore: Sendable {
 
     public static func standard() -> ImageStore {
         let environment = ProcessInfo.processInfo.environment
+        if let directory = environment["SKIFF_IMAGE_DIR"], !directory.isEmpty { return ImageStore(directory: directory) }
         let cache = environment["SKIFF_CACHE_DIR"]
             ?? (environment["XDG_CACHE_HOME"] ?? (environment["HOME"] ?? "/tmp") + "/.cache") + "/skiff"
         return ImageStore(directory: cache + "/images")

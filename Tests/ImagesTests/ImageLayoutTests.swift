@@ -1,32 +1,7 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Images
-
-/// Writes an OCI image layout by hand: blobs named by their digests, a
-/// manifest, a config and an index with tags.
-struct LayoutBuilder {
-    let path: String
-
-    init(_ path: String) throws {
-        self.path = path
-        try FileManager.default.createDirectory(atPath: path + "/blobs/sha256", withIntermediateDirectories: true)
-        try #"{"imageLayoutVersion":"1.0.0"}"#.write(toFile: path + "/oci-layout", atomically: true, encoding: .utf8)
-    }
-
-    func blob(_ bytes: [UInt8], mediaType: String) throws -> Descriptor {
-        let digest = SHA256.hex(bytes)
-        try Data(bytes).write(to: URL(fileURLWithPath: "\(path)/blobs/sha256/\(digest)"))
-        return Descriptor(mediaType: mediaType, digest: "sha256:" + digest, size: Int64(bytes.count))
-    }
-
-    func json<T: Encodable>(_ value: T, mediaType: String) throws -> Descriptor {
-        try blob(Array(try JSONEncoder().encode(value)), mediaType: mediaType)
-    }
-
-    func index(_ manifests: [Descriptor]) throws {
-        try JSONEncoder().encode(ImageIndex(schemaVersion: 2, manifests: manifests)).write(to: URL(fileURLWithPath: path + "/index.json"))
-    }
-}
 
 @Suite struct ImageLayoutTests {
     func makeImage(_ sandbox: Sandbox) throws -> (LayoutBuilder, Descriptor) {

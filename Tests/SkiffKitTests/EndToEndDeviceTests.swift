@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import SkiffKit
 
-/// Runs a program to completion; stdout and stderr go through files (no pipe can fill up).
-func runProgram(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+/// Runs a program to completion; stdin, stdout and stderr go through files (no pipe can fill up).
+func runProgram(_ arguments: [String], input: Data? = nil, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let directory = FileManager.default.temporaryDirectory
     let out = directory.appendingPathComponent("skiff-out-\(UUID())"), err = directory.appendingPathComponent("skiff-err-\(UUID())")
     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -15,6 +15,13 @@ func runProgram(_ arguments: [String]) throws -> (status: Int32, stdout: String,
     process.standardOutput = try FileHandle(forWritingTo: out)
     process.standardError = try FileHandle(forWritingTo: err)
     process.standardInput = FileHandle.nullDevice
+    if let input {
+        let file = directory.appendingPathComponent("skiff-in-\(UUID())")
+        try input.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        process.standardInput = try FileHandle(forReadingFrom: file)
+    }
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     try process.run()
     process.waitUntilExit()
     return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))

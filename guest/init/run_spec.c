@@ -89,7 +89,8 @@ int run_spec_load(const char *path, struct run_spec *spec, char *error, size_t e
 		FAIL("out of memory");
 
 	int argc = 0, envc = 0, version_seen = 0, uid_seen = 0, gid_seen = 0;
-	for (char *record = data; record < data + size; record += strlen(record) + 1) {
+	for (char *record = data, *next; record < data + size; record = next) {
+		next = record + strlen(record) + 1; /* before the '=' below becomes a NUL */
 		char *value = strchr(record, '=');
 		unsigned long number;
 

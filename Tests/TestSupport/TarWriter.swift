@@ -3,9 +3,9 @@ import Foundation
 
 /// Writes tar layers for tests through libarchive, hostile ones included
 /// (paths with "..", links that point out): what a malicious image would carry.
-struct TarWriter {
-    enum Compression { case none, gzip, zstd }
-    enum Entry {
+public struct TarWriter {
+    public enum Compression: Sendable { case none, gzip, zstd }
+    public enum Entry: Sendable {
         case file(String, String, mode: Int = 0o644, uid: Int = 0, gid: Int = 0)
         case bytes(String, [UInt8])
         case directory(String, mode: Int = 0o755)
@@ -13,7 +13,7 @@ struct TarWriter {
         case hardLink(String, target: String)
     }
 
-    static func write(_ entries: [Entry], to path: String, compression: Compression = .none) {
+    public static func write(_ entries: [Entry], to path: String, compression: Compression = .none) {
         let archive = archive_write_new()!
         defer { archive_write_free(archive) }
         archive_write_set_format_pax_restricted(archive)
@@ -63,31 +63,31 @@ struct TarWriter {
 
 /// A scratch directory with `root/` inside it, so that tests can see whether
 /// anything was written next to the root, outside it.
-final class Sandbox {
-    let path: String
-    var root: String { path + "/root" }
-    init() throws {
+public final class Sandbox {
+    public let path: String
+    public var root: String { path + "/root" }
+    public init() throws {
         path = NSTemporaryDirectory() + "skiff-images-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path + "/root", withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func layer(_ name: String, _ entries: [TarWriter.Entry], compression: TarWriter.Compression = .none) -> String {
+    public func layer(_ name: String, _ entries: [TarWriter.Entry], compression: TarWriter.Compression = .none) -> String {
         let file = path + "/" + name + ".tar"
         TarWriter.write(entries, to: file, compression: compression)
         return file
     }
 
     /// What exists next to the root: only the root and the layer files we wrote.
-    var strays: [String] {
+    public var strays: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != "root" && !$0.hasSuffix(".tar") }
     }
-    func contents(_ relative: String) -> String? { try? String(contentsOfFile: root + "/" + relative, encoding: .utf8) }
-    func linkTarget(_ relative: String) -> String? { try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/" + relative) }
-    func exists(_ relative: String) -> Bool {
+    public func contents(_ relative: String) -> String? { try? String(contentsOfFile: root + "/" + relative, encoding: .utf8) }
+    public func linkTarget(_ relative: String) -> String? { try? FileManager.default.destinationOfSymbolicLink(atPath: root + "/" + relative) }
+    public func exists(_ relative: String) -> Bool {
         stat(relative) != nil
     }
-    func stat(_ relative: String) -> stat? {
+    public func stat(_ relative: String) -> stat? {
         var info = Glibc.stat()
         return lstat(root + "/" + relative, &info) == 0 ? info : nil
     }

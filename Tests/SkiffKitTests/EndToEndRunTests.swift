@@ -1,0 +1,133 @@
+import Foundation
+import Images
+import Testing
+import TestSupport
+@testable import SkiffKit
+
+/// The test image (scripts/make-test-image.sh): two layers with a whiteout, an
+/// opaque directory, links, a non-root user, Entrypoint + Cmd, Env, WorkingDir.
+let testImage: String? = {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("scripts/make-test-image.sh").path
+    guard let result = try? runProgram(["/bin/bash", script]), result.status == 0 else { return nil }
+    return result.stdout.split(separator: "\n").first { $0.hasPrefix("image=") }.map { String($0.dropFirst(6)) }
+}()
+
+/// `skiff run` as a user runs it: the built executable, the real guest, the
+/// test image. Each boot takes about 20 s on a PVM host, so each checks a lot.
+@Suite(.enabled(if: kvmUsable, "needs /dev/kvm"), .serialized, .timeLimit(.minutes(15)))
+struct EndToEndRunTests {
+    /// A fresh image store per test, so the first run is always cold.
+    let store = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-images-\(UUID())").path
+
+    func skiff(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runProgram([skiffExecutable] + arguments, input: input, environment: ["SKIFF_IMAGE_DIR": store, "FROM_HOST": "passed through"])
+    }
+
+    @Test func theImageRunsAsItsConfigAndTheFlagsSayColdThenWarm() throws {
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let image = try #require(testImage, "scripts/make-test-image.sh failed")
+
+        // Cold: the disk is built. The command from the issue, plus what the layers must have done.
+        let script = """
+            echo $FOO; id -u; pwd; echo "groups $(id -G)"; echo "env $BAR/$FROM_HOST/$HOSTNAME"
+            echo "oops" >&2
+            test -e /etc/secret.txt && echo "whiteout FAILED" || echo "whiteout ok"
+            echo "opaque $(ls /opt/data)"; echo "symlink $(cat /usr/bin/data)"
+            echo "hardlink $(stat -c %h /app/entry.sh) $(stat -c %i /app/entry.sh) $(stat -c %i /app/entry-again.sh)"
+            echo "root $(stat -c '%U %a' /home/app) hostname $(hostname)"
+            touch /home/app/scribble && echo "writable"
+            exit 42
+            """
+        let cold = try skiff(["run", "--timings", "--entrypoint", "/bin/sh", "-e", "BAR=flag", "-e", "FROM_HOST",
+                              "--hostname", "testbox", image, "--", "-c", script])
+        #expect(cold.status == 42, "\(cold.stderr)")
+        let lines = cold.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(3) == ["from-image", "1000", "/home/app"], "the issue's check: \(cold.stdout)")
+        #expect(lines.contains("groups 1000 50"))
+        #expect(lines.contains("env flag/passed through/testbox"))
+        #expect(lines.contains("whiteout ok"))
+        #expect(lines.contains("opaque new.txt"), "the opaque directory hides layer 1's old.txt")
+        #expect(lines.contains("symlink from layer 2"))
+        let hardLink = try #require(lines.first { $0.hasPrefix("hardlink ") }).split(separator: " ")
+        #expect(hardLink.count == 4 && hardLink[1] == "2" && hardLink[2] == hardLink[3], "one inode, two names")
+        #expect(lines.contains("root app 750 hostname testbox"), "ownership and mode from the layer")
+        #expect(lines.contains("writable"), "the overlay takes writes")
+        #expect(!cold.stdout.contains("oops"), "stderr stays out of stdout")
+        #expect(cold.stderr.contains("oops\n"))
+        #expect(!cold.stdout.contains("Linux version") && !cold.stderr.contains("Linux version"), "no kernel messages")
+        #expect(cold.stderr.contains("root disk ready (built)"))
+        #expect(cold.stderr.contains("workload started") && cold.stderr.contains("first container output"))
+
+        let listed = try skiff(["image", "ls"])
+        #expect(listed.status == 0)
+        #expect(listed.stdout.split(separator: "\n").count == 2, "\(listed.stdout)")
+        let imageID = try #require(listed.stdout.split(separator: "\n").last?.split(separator: " ").first.map(String.init))
+
+        // Warm: the cached disk is reused (and unchanged by the cold run's writes).
+        // Default entrypoint with arguments replacing Cmd; -u, -w, -e; stdin
+        // with every byte value through -i; a signal's status.
+        let input = Data((0..<2048).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        let warm = try skiff(["run", "--timings", "-i", "-u", "0:50", "-w", "/work/dir", "-e", "FOO=override", image,
+                              "sh", "-c", "id -u; id -G; pwd; echo $FOO; test -e /home/app/scribble || echo fresh; od -An -tx1 | md5sum; kill -TERM $$"],
+                             input: input)
+        #expect(warm.status == 128 + 15, "\(warm.stderr)")
+        let odOutput = try runProgram(["/bin/sh", "-c", "od -An -tx1 | md5sum"], input: input).stdout
+        #expect(warm.stdout == """
+            entry: sh -c id -u; id -G; pwd; echo $FOO; test -e /home/app/scribble || echo fresh; od -An -tx1 | md5sum; kill -TERM $$
+            0
+            50
+            /work/dir
+            override
+            fresh
+            \(odOutput)
+            """, "\(warm.stderr)")
+        #expect(warm.stderr.contains("root disk ready (cached)"))
+
+        // The cache: one image, removed by its ID.
+        #expect(try skiff(["image", "ls"]).stdout.split(separator: "\n").count == 2)
+        let removed = try skiff(["image", "rm", imageID])
+        #expect(removed.status == 0 && removed.stdout.contains("removed \(imageID)"), "\(removed)")
+        #expect(try skiff(["image", "ls"]).stdout.split(separator: "\n").count == 1)
+        #expect(try skiff(["image", "rm", imageID]).status == 1)
+    }
+
+    @Test func anUnknownExecutableIs127WithDockersMessage() throws {
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let image = try #require(testImage)
+        let result = try skiff(["run", "--entrypoint", "no-such-program", image])
+        #expect(result.status == 127)
+        #expect(result.stderr.contains(#"exec: "no-such-program": executable file not found in $PATH"#), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
+    /// Refused before anything boots: traversal and an escaping symlink.
+    @Test func aMaliciousLayerIsRefusedAndWritesNothingOutside() throws {
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let sandbox = try Sandbox()
+        let outside = sandbox.path + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        let layout = try LayoutBuilder(sandbox.path + "/layout")
+        func layer(_ name: String, _ entries: [TarWriter.Entry]) throws -> Descriptor {
+            try layout.blob(Array(try Data(contentsOf: URL(fileURLWithPath: sandbox.layer(name, entries, compression: .gzip)))),
+                            mediaType: "application/vnd.oci.image.layer.v1.tar+gzip")
+        }
+        let layers = [
+            try layer("symlink", [.symlink("escape", target: outside), .file("escape/pwned", "via a symlink")]),
+            try layer("traversal", [.file("../../../../../../../..\(outside)/traversed", "via ..")]),
+        ]
+        var defaults = ImageConfiguration.RunDefaults()
+        defaults.Cmd = ["/bin/true"]
+        let config = try layout.json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
+        let manifest = try layout.json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: layers),
+                                       mediaType: MediaType.manifest)
+        try layout.index([manifest])
+
+        let result = try skiff(["run", layout.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("refusing '../../"), "\(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing written outside")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: store)) ?? []
+        #expect(leftovers.allSatisfy { $0 == ".lock" }, "no half-built disk left behind: \(leftovers)")
+    }
+}
