@@ -1,0 +1,96 @@
+import Foundation
+import Glibc
+@testable import Images
+import Testing
+import TestSupport
+@testable import SkiffKit
+
+let haveE2fsprogs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+    && ["/usr/sbin/debugfs", "/sbin/debugfs"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+
+@Suite(.enabled(if: haveE2fsprogs, "needs mkfs.ext4 and debugfs (e2fsprogs)"))
+struct ImageStoreTests {
+    /// A two-layer image: a whiteout, a symlink, a user database.
+    func makeLayout(_ sandbox: Sandbox, content: String = "hello\n") throws -> ImageReference {
+        let layout = try LayoutBuilder(sandbox.path + "/layout")
+        func layer(_ name: String, _ entries: [TarWriter.Entry], _ compression: TarWriter.Compression) throws -> Descriptor {
+            try layout.blob(Array(try Data(contentsOf: URL(fileURLWithPath: sandbox.layer(name, entries, compression: compression)))),
+                            mediaType: compression == .zstd ? "application/vnd.oci.image.layer.v1.tar+zstd" : "application/vnd.oci.image.layer.v1.tar+gzip")
+        }
+        let layers = [
+            try layer("base", [.directory("etc"), .file("etc/passwd", "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/srv:/bin/sh\n"),
+                               .file("etc/group", "root:x:0:\nweb:x:33:\n"), .file("etc/old", "gone"),
+                               .file("srv/index.html", content, uid: 33, gid: 33)], .gzip),
+            try layer("top", [.file("etc/.wh.old", ""), .symlink("www", target: "srv")], .zstd),
+        ]
+        var defaults = ImageConfiguration.RunDefaults()
+        defaults.Cmd = ["/bin/sh"]
+        let config = try layout.json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
+        let manifest = try layout.json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: layers),
+                                       mediaType: MediaType.manifest)
+        try layout.index([manifest])
+        return .layout(path: layout.path, tag: nil)
+    }
+
+    func debugfs(_ disk: String, _ request: String) throws -> String {
+        try runProgram(["/bin/sh", "-c", "PATH=/usr/sbin:/sbin:$PATH debugfs -R '\(request)' '\(disk)' 2>/dev/null"]).stdout
+    }
+
+    @Test func buildsAnExt4DiskOnceThenServesItFromTheCache() throws {
+        let sandbox = try Sandbox()
+        let store = ImageStore(directory: sandbox.path + "/store")
+        let reference = try makeLayout(sandbox)
+        let source = try ImageSource.open(reference)
+
+        let first = try store.rootDisk(for: source)
+        #expect(first.built)
+        #expect(first.path == store.directory + "/" + source.id.dropFirst(7) + "/rootfs.ext4")
+        #expect(try debugfs(first.path, "cat /srv/index.html") == "hello\n")
+        #expect(try debugfs(first.path, "stat /srv/index.html").contains("User:    33   Group:    33"))
+        #expect(try debugfs(first.path, "stat /www").contains("Fast link dest: \"srv\""))
+        #expect(!(try debugfs(first.path, "ls /etc")).contains("old"), "the whiteout removed etc/old")
+        #expect(try first.entry.users.resolve("web") == .init(uid: 33, gid: 33, groups: [33], home: "/srv"))
+        #expect(first.entry.layerCount == 2 && first.entry.diskBytes % (1 << 20) == 0)
+        let fileSize = try #require(try FileManager.default.attributesOfItem(atPath: first.path)[.size] as? Int64)
+        #expect(fileSize == first.entry.diskBytes)
+
+        let second = try store.rootDisk(for: try ImageSource.open(reference))
+        #expect(!second.built && second.path == first.path && second.entry == first.entry)
+        #expect(store.list().map(\.id) == [source.id])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory).sorted() == [".lock", String(source.id.dropFirst(7))],
+                "no scratch left behind")
+    }
+
+    @Test func aDiskInUseIsNotRemovedOtherwiseRmAndPruneRemove() throws {
+        let sandbox = try Sandbox()
+        let store = ImageStore(directory: sandbox.path + "/store")
+        let disk = try store.rootDisk(for: try ImageSource.open(try makeLayout(sandbox)))
+
+        // A running VM's read-only disk holds a shared lock (DiskImage).
+        let holder = open(disk.path, O_RDONLY)
+        #expect(flock(holder, LOCK_SH) == 0)
+        #expect(throws: MachineError.self) { try store.remove(disk.entry.shortID) }
+        #expect(try store.prune().isEmpty)
+        close(holder)
+
+        #expect(throws: MachineError.self) { try store.remove("zz-not-hex") }
+        #expect(throws: MachineError.self) { try store.remove("0000") }
+        #expect(try store.remove(String(disk.entry.shortID.prefix(6))).id == disk.entry.id)
+        #expect(store.list().isEmpty)
+        _ = try store.rootDisk(for: try ImageSource.open(try makeLayout(sandbox)))
+        #expect(try store.prune().count == 1 && store.list().isEmpty)
+    }
+
+    @Test func diskSizeCoversTheTreeWithHeadroom() throws {
+        #expect(RootDiskBuilder.size(forTree: 0, inodes: 0) == 17 << 20)
+        let big = RootDiskBuilder.size(forTree: 100 << 20, inodes: 5000)
+        #expect(big >= (125 << 20) + (16 << 20) && big % (1 << 20) == 0)
+        let sandbox = try Sandbox()
+        try Data(repeating: 1, count: 5000).write(to: URL(fileURLWithPath: sandbox.root + "/a"))
+        try FileManager.default.createDirectory(atPath: sandbox.root + "/d", withIntermediateDirectories: true)
+        try FileManager.default.linkItem(atPath: sandbox.root + "/a", toPath: sandbox.root + "/d/b")
+        let measured = try RootDiskBuilder.measure(sandbox.root)
+        #expect(measured.inodes == 3, "root, a (linked twice, counted once), d")
+        #expect(measured.bytes == 4096 * 2 + 8192)
+    }
+}
