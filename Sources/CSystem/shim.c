@@ -1,3 +1,4 @@
+#include <sys/prctl.h>
 #include "CSystem.h"
 #include <string.h>
 
@@ -12,4 +13,9 @@ int csystem_attach_tap(int fd, const char *name, char *actual_name)
 	if (result == 0 && actual_name)
 		memcpy(actual_name, request.ifr_name, IFNAMSIZ);
 	return result;
+}
+
+int csystem_become_subreaper(void)
+{
+	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import Images
 import SkiffKit
@@ -38,6 +39,9 @@ extension Skiff {
         @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the container a terminal (Ctrl-a x detaches).")
         var tty = false
 
+        @Option(help: .hidden)  // skiff bench: where to write this run's phases (JSON)
+        var report: String?
+
         @OptionGroup var vm: VMOptions
 
         @Argument(help: "The image.")
@@ -76,6 +80,11 @@ extension Skiff {
                                                  logger: logger, startedAt: skiffStartTime)
             let machine = report.machine
             if vm.timings { printRunTimings(report) }
+            if let path = self.report {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try encoder.encode(RunPhases(report)).write(to: URL(fileURLWithPath: path))
+            }
             let started = machine.timeline.first(.workloadStarted) != nil
             if let status = report.exitStatus, started || status != 125 { throw ExitCode(Int32(status)) }
             // The container never started, or the guest never said how it ended:

@@ -18,4 +18,8 @@ static const unsigned long CSYSTEM_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
 /// creating it if it does not exist and the caller may. Returns ioctl's result.
 int csystem_attach_tap(int fd, const char *name, char *actual_name);
 
+/// prctl(PR_SET_CHILD_SUBREAPER): orphans below this process (a container's
+/// init once `runc create` exits) become its children, so it can wait for them.
+int csystem_become_subreaper(void);
+
 #endif

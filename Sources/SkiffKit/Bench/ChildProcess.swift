@@ -1,0 +1,100 @@
+import Glibc
+import Synchronization
+
+/// A process `skiff bench` starts and times: spawned with posix_spawn, its
+/// stdout read by a thread that stamps the first byte on the host clock.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    /// CLOCK_MONOTONIC ns just before posix_spawn.
+    let spawned: UInt64
+    private let output = Mutex<(first: UInt64?, data: [UInt8], closed: Bool)>((nil, [], false))
+
+    /// `stdoutPipe`: capture stdout (else /dev/null). stderr goes to `stderr` (else /dev/null).
+    init(_ arguments: [String], captureOutput: Bool = true, stderr: Int32? = nil) throws(MachineError) {
+        var fds: [Int32] = [-1, -1]
+        if captureOutput {
+            guard pipe(&fds) == 0 else { throw .system("pipe", errno) }
+            // Close-on-exec both ends: the child gets the write end as its fd 1 only.
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
+        if captureOutput {
+            posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)
+        }
+        if let stderr {
+            posix_spawn_file_actions_adddup2(&actions, stderr, STDERR_FILENO)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0)
+        }
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        spawned = MonotonicClock.now()
+        let result = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
+        if captureOutput { close(fds[1]) }
+        guard result == 0 else {
+            if captureOutput { close(fds[0]) }
+            throw .system("cannot run \(arguments[0])", result)
+        }
+        self.pid = pid
+        guard captureOutput else { output.withLock { $0.closed = true }; return }
+        let readEnd = fds[0]
+        let reader = try NativeThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress!, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                let now = MonotonicClock.now()
+                output.withLock { state in
+                    if count > 0 {
+                        if state.first == nil { state.first = now }
+                        state.data += buffer[0..<count]
+                    } else {
+                        state.closed = true
+                    }
+                }
+                if count <= 0 { close(readEnd); return }
+            }
+        }
+        reader.detach()
+    }
+
+    var firstOutput: UInt64? { output.withLock { $0.first } }
+    var text: String { String(decoding: output.withLock { $0.data }, as: UTF8.self) }
+
+    /// Waits until stdout holds `needle` (true), or it closes or `seconds` pass (false).
+    func waitForOutput(_ needle: String, seconds: Double) -> Bool {
+        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+        while MonotonicClock.now() < deadline {
+            let (text, closed) = output.withLock { (String(decoding: $0.data, as: UTF8.self), $0.closed) }
+            if text.contains(needle) { return true }
+            if closed { return false }
+            usleep(5000)
+        }
+        return false
+    }
+
+    /// Waits for `pid` (a child, or an orphan adopted as subreaper); returns the
+    /// shell-style status and when the wait returned.
+    static func wait(_ pid: pid_t) -> (status: Int32, time: UInt64) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { return (-1, MonotonicClock.now()) }
+        }
+        let now = MonotonicClock.now()
+        return (status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), now)
+    }
+
+    func wait() -> (status: Int32, time: UInt64) { Self.wait(pid) }
+
+    /// Waits until stdout has closed (all writers gone), at most `seconds`.
+    func waitForEndOfOutput(seconds: Double) {
+        let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
+        while !output.withLock({ $0.closed }) && MonotonicClock.now() < deadline { usleep(1000) }
+    }
+}
