@@ -1,3 +1,5 @@
+import Glibc
+
 /// An image opened from its reference: its identity, its config, and its
 /// layers on demand (reading and checking layers is the slow part, and a
 /// cached root disk makes it unnecessary).
@@ -46,6 +48,16 @@ public struct ImageSource: Sendable {
         case let .docker(archive, contents):
             let paths = try archive.extractLayers(contents, into: scratch)
             return zip(paths, contents.layerMembers).map { ($0, $1) }
+        }
+    }
+
+    /// The layers' stored (compressed) size, as a registry or `docker images` counts it.
+    public var layerBytes: Int64 {
+        switch origin {
+        case let .layout(_, manifest): return manifest.layers.reduce(0) { $0 + $1.size }
+        case let .docker(archive, _):
+            var info = stat()
+            return stat(archive.path, &info) == 0 ? Int64(info.st_size) : 0
         }
     }
 

@@ -83,6 +83,36 @@ public struct ImageStore: Sendable {
         return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: true)
     }
 
+    /// The image's unpacked tree (`skiff bench` hands it to an OCI runtime as
+    /// the container's root), kept next to its disk and built on first use.
+    public func unpackedTree(for source: ImageSource) throws(MachineError) -> String {
+        let disk = try rootDisk(for: source)
+        let entryDirectory = String(disk.path.dropLast("/rootfs.ext4".count))
+        let tree = entryDirectory + "/tree"
+        if access(tree + "/.skiff-complete", F_OK) == 0 { return tree + "/rootfs" }
+        let lock = try lockFile()
+        defer { close(lock) }
+        if access(tree + "/.skiff-complete", F_OK) == 0 { return tree + "/rootfs" }
+        let scratch = entryDirectory + "/.tree-\(getpid())"
+        try? FileManager.default.removeItem(atPath: scratch)
+        try makeDirectory(scratch)
+        do {
+            let root = try RootDirectory(path: scratch + "/rootfs")
+            let applier = LayerApplier(root: root)
+            for layer in try source.layers(scratch: scratch) { try applier.apply(layerAt: layer.path, name: layer.name) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: scratch)
+            throw .image(error)
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [] where name != "rootfs" {
+            try? FileManager.default.removeItem(atPath: scratch + "/" + name)
+        }
+        _ = FileManager.default.createFile(atPath: scratch + "/.skiff-complete", contents: nil)
+        try? FileManager.default.removeItem(atPath: tree)
+        guard rename(scratch, tree) == 0 else { throw .system("rename \(scratch)", errno) }
+        return tree + "/rootfs"
+    }
+
     /// Every cached image, newest first.
     public func list() -> [Entry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
