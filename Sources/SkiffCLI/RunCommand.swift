@@ -65,7 +65,17 @@ extension Skiff {
             return options
         }
 
+        /// Errors before the container runs (a bad image, no KVM) exit 125, as docker's do.
         func run() throws {
+            do {
+                try runContainer()
+            } catch let error as MachineError {
+                printError("skiff: \(error)")
+                throw ExitCode(125)
+            }
+        }
+
+        func runContainer() throws {
             let logger = vm.makeLogger()
             let host = HostKind.detect()
             let profile = CompatibilityProfile.resolve(vm.compatibilityMode, host: host)

@@ -124,7 +124,7 @@ struct EndToEndRunTests {
         try layout.index([manifest])
 
         let result = try skiff(["run", layout.path])
-        #expect(result.status != 0)
+        #expect(result.status == 125)
         #expect(result.stderr.contains("refusing '../../"), "\(result.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing written outside")
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: store)) ?? []
