@@ -40,21 +40,21 @@ public enum BenchRendering {
         lines.append("")
         func phaseTable(_ title: String, _ phases: [BenchReport.PhaseSummary]) {
             lines.append("\(title) (ms since process start)")
-            lines.append("  " + "phase".padding(toLength: 26, withPad: " ", startingAt: 0) + "median".leftPadded(12) + "p10".leftPadded(12) + "p90".leftPadded(12))
+            lines.append("  " + "phase".padding(toLength: 26, withPad: " ", startingAt: 0) + "median".leftPadded(12, with: " ") + "p10".leftPadded(12, with: " ") + "p90".leftPadded(12, with: " "))
             for phase in phases {
                 lines.append("  " + phase.phase.padding(toLength: 26, withPad: " ", startingAt: 0)
-                             + String(format: "%.1f", phase.median).leftPadded(12) + String(format: "%.1f", phase.p10).leftPadded(12)
-                             + String(format: "%.1f", phase.p90).leftPadded(12))
+                             + String(format: "%.1f", phase.median).leftPadded(12, with: " ") + String(format: "%.1f", phase.p10).leftPadded(12, with: " ")
+                             + String(format: "%.1f", phase.p90).leftPadded(12, with: " "))
             }
             lines.append("")
         }
         phaseTable("microVM (skiff run)", report.vmPhases)
         phaseTable("container (\(report.runtime) create + start)", report.containerPhases)
         let widths = [46, 16, 16]
-        lines.append("measure".padding(toLength: widths[0], withPad: " ", startingAt: 0) + "microVM".leftPadded(widths[1]) + "container".leftPadded(widths[2]))
+        lines.append("measure".padding(toLength: widths[0], withPad: " ", startingAt: 0) + "microVM".leftPadded(widths[1], with: " ") + "container".leftPadded(widths[2], with: " "))
         for row in report.classic {
-            lines.append(row.measure.padding(toLength: widths[0], withPad: " ", startingAt: 0) + row.vm.leftPadded(widths[1])
-                         + row.container.leftPadded(widths[2]) + "   " + row.note)
+            lines.append(row.measure.padding(toLength: widths[0], withPad: " ", startingAt: 0) + row.vm.leftPadded(widths[1], with: " ")
+                         + row.container.leftPadded(widths[2], with: " ") + "   " + row.note)
         }
         lines.append("")
         var peer = "peer: \(report.peer.name): \(report.peer.outcome)"
@@ -112,8 +112,4 @@ public enum BenchRendering {
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }
