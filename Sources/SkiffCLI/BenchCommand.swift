@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Glibc
-import Logging
 import SkiffKit
 
 extension Skiff {
@@ -53,8 +52,7 @@ extension Skiff {
         }
 
         func run() throws {
-            var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
-            logger.logLevel = verbose ? .debug : .info
+            let logger = makeLogger(verbosity: verbose ? 1 : 0)
             let guest = try GuestArtifacts.ensureBuilt()
             var options = BenchRunner.Options(image: image, skiffExecutable: Self.ownExecutable(), guest: guest, host: HostKind.detect())
             options.arguments = arguments

@@ -63,11 +63,7 @@ struct VMOptions: ParsableArguments {
 
     var compatibilityMode: CompatibilityMode { CompatibilityMode(rawValue: compat) ?? .auto }
 
-    func makeLogger() -> Logger {
-        var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = verbose >= 2 ? .trace : verbose == 1 ? .debug : .info
-        return logger
-    }
+    func makeLogger() -> Logger { SkiffCLI.makeLogger(verbosity: verbose) }
 }
 
 extension Skiff {
@@ -134,6 +130,14 @@ extension Skiff {
             throw ExitCode(status)
         }
     }
+}
+
+/// The logger every command writes to: standard error, info by default,
+/// debug with one -v, trace with two.
+func makeLogger(verbosity: Int) -> Logger {
+    var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
+    logger.logLevel = verbosity >= 2 ? .trace : verbosity == 1 ? .debug : .info
+    return logger
 }
 
 func printError(_ message: String) {

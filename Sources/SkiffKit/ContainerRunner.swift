@@ -40,7 +40,7 @@ public enum ContainerRunner {
         let spec: ContainerSpec
         do {
             spec = try ContainerSpec.resolve(source.configuration.config ?? .init(), options: options, users: disk.entry.users,
-                                             hostEnvironment: hostEnvironment(), defaultHostname: randomHostname())
+                                             hostEnvironment: processEnvironment(), defaultHostname: randomHostname())
         } catch {
             throw .image(error)
         }
@@ -54,17 +54,6 @@ public enum ContainerRunner {
         let report = try Machine(configuration, logger: logger).run(startedAt: start)
         return Report(exitStatus: report.workloadExitStatus, machine: report, rootDisk: disk, imageID: source.id,
                       imageOpened: imageOpened, diskReady: diskReady)
-    }
-
-    static func hostEnvironment() -> [String: String] {
-        var result: [String: String] = [:]
-        var index = 0
-        while let entry = environ[index] {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
-            index += 1
-        }
-        return result
     }
 
     /// Twelve hex digits, like a docker container's short ID.

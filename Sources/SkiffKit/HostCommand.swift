@@ -17,13 +17,7 @@ enum HostCommand {
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDOUT_FILENO)
         posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
 
-        var env = [String: String]()
-        var index = 0
-        while let entry = environ[index] {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") { env[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
-            index += 1
-        }
+        var env = processEnvironment()
         env.merge(environment) { $1 }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -49,4 +43,16 @@ enum HostCommand {
         return Result(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
                       output: String(decoding: output, as: UTF8.self))
     }
+}
+
+/// This process's environment as a dictionary (read from `environ`).
+func processEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var index = 0
+    while let entry = environ[index] {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+        index += 1
+    }
+    return result
 }

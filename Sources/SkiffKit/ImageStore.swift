@@ -97,12 +97,10 @@ public struct ImageStore: Sendable {
         try? FileManager.default.removeItem(atPath: scratch)
         try makeDirectory(scratch)
         do {
-            let root = try RootDirectory(path: scratch + "/rootfs")
-            let applier = LayerApplier(root: root)
-            for layer in try source.layers(scratch: scratch) { try applier.apply(layerAt: layer.path, name: layer.name) }
+            _ = try RootDiskBuilder.unpack(source, scratch: scratch, into: scratch + "/rootfs")
         } catch {
             try? FileManager.default.removeItem(atPath: scratch)
-            throw .image(error)
+            throw error
         }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [] where name != "rootfs" {
             try? FileManager.default.removeItem(atPath: scratch + "/" + name)

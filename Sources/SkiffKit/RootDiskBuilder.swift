@@ -23,16 +23,7 @@ struct RootDiskBuilder {
     static func build(_ source: ImageSource, scratch: String, diskPath: String) throws(MachineError) -> Result {
         let unpackStart = MonotonicClock.now()
         let rootPath = scratch + "/rootfs"
-        let root: RootDirectory
-        var statistics: [LayerApplier.Statistics] = []
-        do {
-            let layers = try source.layers(scratch: scratch)
-            root = try RootDirectory(path: rootPath)
-            let applier = LayerApplier(root: root)
-            for layer in layers { statistics.append(try applier.apply(layerAt: layer.path, name: layer.name)) }
-        } catch {
-            throw .image(error)
-        }
+        let (root, statistics) = try unpack(source, scratch: scratch, into: rootPath)
         let users = UserDatabase(passwd: String(decoding: root.readFile("etc/passwd") ?? [], as: UTF8.self),
                                  group: String(decoding: root.readFile("etc/group") ?? [], as: UTF8.self))
         let unpackSeconds = Double(MonotonicClock.now() - unpackStart) / 1e9
@@ -51,6 +42,22 @@ struct RootDiskBuilder {
         return Result(users: users, treeBytes: treeBytes, inodes: inodes, diskBytes: diskBytes,
                       unpackSeconds: unpackSeconds, diskSeconds: Double(MonotonicClock.now() - diskStart) / 1e9,
                       layerStatistics: statistics)
+    }
+
+    /// Applies `source`'s layers, in order, into a new tree at `rootPath`
+    /// (`scratch` holds what reading the layers needs, such as a docker archive's tars).
+    static func unpack(_ source: ImageSource, scratch: String, into rootPath: String)
+        throws(MachineError) -> (RootDirectory, [LayerApplier.Statistics]) {
+        do {
+            let layers = try source.layers(scratch: scratch)
+            let root = try RootDirectory(path: rootPath)
+            let applier = LayerApplier(root: root)
+            var statistics: [LayerApplier.Statistics] = []
+            for layer in layers { statistics.append(try applier.apply(layerAt: layer.path, name: layer.name)) }
+            return (root, statistics)
+        } catch {
+            throw .image(error)
+        }
     }
 
     /// The disk size for a tree: its blocks, a quarter more for ext4's

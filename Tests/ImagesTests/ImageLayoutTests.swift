@@ -15,11 +15,7 @@ import TestSupport
         defaults.Env = ["PATH=/bin", "FOO=bar"]
         defaults.WorkingDir = "/srv"
         defaults.User = "app"
-        let config = try layout.json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
-        var manifest = try layout.json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: [layer]),
-                                       mediaType: MediaType.manifest)
-        manifest.annotations = ["org.opencontainers.image.ref.name": "latest"]
-        try layout.index([manifest])
+        try layout.image(layers: [layer], defaults: defaults, tag: "latest")
         return (layout, layer)
     }
 

@@ -118,10 +118,7 @@ struct EndToEndRunTests {
         ]
         var defaults = ImageConfiguration.RunDefaults()
         defaults.Cmd = ["/bin/true"]
-        let config = try layout.json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
-        let manifest = try layout.json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: layers),
-                                       mediaType: MediaType.manifest)
-        try layout.index([manifest])
+        try layout.image(layers: layers, defaults: defaults)
 
         let result = try skiff(["run", layout.path])
         #expect(result.status == 125)

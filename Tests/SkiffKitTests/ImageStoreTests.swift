@@ -25,10 +25,7 @@ struct ImageStoreTests {
         ]
         var defaults = ImageConfiguration.RunDefaults()
         defaults.Cmd = ["/bin/sh"]
-        let config = try layout.json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
-        let manifest = try layout.json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: layers),
-                                       mediaType: MediaType.manifest)
-        try layout.index([manifest])
+        try layout.image(layers: layers, defaults: defaults)
         return .layout(path: layout.path, tag: nil)
     }
 

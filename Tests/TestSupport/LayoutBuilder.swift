@@ -25,4 +25,16 @@ public struct LayoutBuilder {
     public func index(_ manifests: [Descriptor]) throws {
         try JSONEncoder().encode(ImageIndex(schemaVersion: 2, manifests: manifests)).write(to: URL(fileURLWithPath: path + "/index.json"))
     }
+
+    /// Writes an amd64/linux config with `defaults`, a manifest over `layers`,
+    /// and an index naming that manifest (with `tag` as its ref.name, if given).
+    @discardableResult
+    public func image(layers: [Descriptor], defaults: ImageConfiguration.RunDefaults, tag: String? = nil) throws -> Descriptor {
+        let config = try json(ImageConfiguration(architecture: "amd64", os: "linux", config: defaults), mediaType: MediaType.config)
+        var manifest = try json(ImageManifest(schemaVersion: 2, mediaType: MediaType.manifest, config: config, layers: layers),
+                                mediaType: MediaType.manifest)
+        if let tag { manifest.annotations = ["org.opencontainers.image.ref.name": tag] }
+        try index([manifest])
+        return manifest
+    }
 }
