@@ -42,6 +42,7 @@ public struct CompatibilityProfile: Sendable, Equatable {
             "noxsave",
             "clearcpuid=smap,smep,cx16,popcnt,fsgsbase,rdpid,invpcid,umip,pku,erms,fsrm,movbe,avx,avx2,avx512f,bmi1,bmi2,clflushopt,clwb,pcid",
             "skiff.pvm_syscall",
+            "skiff.pvm_segments",
         ],
         handlesEmulationFailures: true, hiddenKVMFeatures: hypercallFeatures, name: "pvm")
 

@@ -105,6 +105,32 @@ struct TinyGuestTests {
         }
     }
 
+    /// What the guest kernel's PVM segment check (guest/kernel/0002-*.patch)
+    /// relies on, in guest kernel mode: after a null FS selector load, an
+    /// explicit WRMSR of MSR_FS_BASE sticks, and a non-null load takes the
+    /// descriptor's base. What the null load itself does to the base differs
+    /// by vendor (Intel clears it, older AMD keeps it); it is printed, as a
+    /// fact about this host, and must be one of the two.
+    @Test func fsBaseFollowsExplicitWritesAfterSelectorLoads() throws {
+        let guest = try TinyGuest(memorySize: 16 << 20)
+        let msrFSBase: [UInt8] = [0xB9, 0x00, 0x01, 0x00, 0xC0]                 // mov ecx, MSR_FS_BASE
+        let setBase: [UInt8] = [0xB8, 0x00, 0x50, 0x34, 0x12, 0x31, 0xD2, 0x0F, 0x30] // mov eax, 0x12345000; xor edx, edx; wrmsr
+        let report: [UInt8] = [0x0F, 0x32, 0x66, 0xBA, 0x00, 0x05, 0xEF]       // rdmsr; mov dx, 0x500; out dx, eax
+        let code = msrFSBase + setBase
+            + [0x31, 0xC0, 0x8E, 0xE0] + report                                // xor eax, eax; mov fs, eax (null)
+            + setBase + report                                                 // the explicit write after it
+            + [0xB8] + [UInt8(GDT.dataSelector), 0, 0, 0] + [0x8E, 0xE0] + report // mov fs, data selector (base 0)
+            + [0xF4]
+        try guest.enterLongMode(at: 0x2000, code: code)
+        let (accesses, final) = try guest.runRecording()
+        #expect(final == "halt")
+        try #require(accesses.count == 3, "\(accesses)")
+        #expect(["out 0x500 0x0,0x0,0x0,0x0", "out 0x500 0x0,0x50,0x34,0x12"].contains(accesses[0]))
+        #expect(accesses[1] == "out 0x500 0x0,0x50,0x34,0x12", "an explicit WRMSR of the FS base did not stick")
+        #expect(accesses[2] == "out 0x500 0x0,0x0,0x0,0x0", "a non-null selector load did not take the descriptor's base")
+        print("this host: a null FS selector load \(accesses[0].hasSuffix("0x12") ? "keeps" : "clears") the FS base (\(HostKind.detect().rawValue))")
+    }
+
     /// Long-mode guest: code at 0x2000, a #BP handler at 0x3000 that reports 0xBB
     /// on port 0xE9; runs it through `VCPURunner` with the given profile.
     private func runLongModeGuest(main: [UInt8], profile: CompatibilityProfile) throws -> (StopReason, [UInt8]) {

@@ -8,13 +8,13 @@ import Testing
     @Test func defaultsThenProfileThenAppend() {
         let line = KernelCommandLine.compose(base: nil, append: "loglevel=8", profile: .pvm)
         #expect(line.hasPrefix("console=ttyS0 reboot=k panic=-1"))
-        #expect(line.hasSuffix("skiff.pvm_syscall loglevel=8"))
+        #expect(line.hasSuffix("skiff.pvm_syscall skiff.pvm_segments loglevel=8"))
     }
 
     @Test func profileParametersStayBeforeInitArguments() {
         let line = KernelCommandLine.compose(base: "console=ttyS0", append: "quiet -- /bin/sh -c \"exit 3\"", profile: .pvm)
         #expect(line.hasPrefix("console=ttyS0 noxsave "))
-        #expect(line.hasSuffix("skiff.pvm_syscall quiet -- /bin/sh -c \"exit 3\""))
+        #expect(line.hasSuffix("skiff.pvm_syscall skiff.pvm_segments quiet -- /bin/sh -c \"exit 3\""))
         let replaced = KernelCommandLine.compose(base: "-- /init-arg", append: nil, profile: .none)
         #expect(replaced == "-- /init-arg")
     }
@@ -22,7 +22,7 @@ import Testing
     @Test func hardwareHostsGetNoWorkarounds() {
         let line = KernelCommandLine.compose(base: nil, append: nil, profile: .resolve(.auto, host: .hardware))
         #expect(line == KernelCommandLine.defaults.joined(separator: " "))
-        #expect(!line.contains("clearcpuid") && !line.contains("skiff.pvm_syscall"))
+        #expect(!line.contains("clearcpuid") && !line.contains("skiff.pvm_syscall") && !line.contains("skiff.pvm_segments"))
     }
 }
 

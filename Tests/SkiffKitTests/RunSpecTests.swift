@@ -25,7 +25,6 @@ import Testing
     /// host and fed what the VMM writes, prints what it parsed.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/cc"), "needs a C compiler"))
     func theGuestInitParsesWhatTheVMMWrites() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-spec-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -46,8 +45,8 @@ import Testing
             }
             """.write(toFile: harness, atomically: true, encoding: .utf8)
         let binary = directory.appendingPathComponent("harness").path
-        let compiled = try runProgram(["/usr/bin/cc", "-Wall", "-Werror", "-I", repo.path + "/guest/init", "-o", binary,
-                                       harness, repo.path + "/guest/init/run_spec.c"])
+        let compiled = try runProgram(["/usr/bin/cc", "-Wall", "-Werror", "-I", repositoryRoot + "/guest/init", "-o", binary,
+                                       harness, repositoryRoot + "/guest/init/run_spec.c"])
         try #require(compiled.status == 0, "\(compiled.stderr)")
 
         func parse(_ bytes: [UInt8]) throws -> String {
