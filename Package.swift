@@ -22,8 +22,11 @@ let package = Package(
         .target(name: "CSystem"),
         // Guest physical memory: mmap'd regions, bounds-checked access. No KVM.
         .target(name: "Memory"),
-        // Typed wrappers over /dev/kvm.
-        .target(name: "KVM", dependencies: ["CKVM", "Memory"]),
+        // The hypervisor seam: VM, vCPU, exits and register shapes as protocols
+        // and values. The VMM depends on it; tests play the hypervisor through it.
+        .target(name: "Hypervisor", dependencies: ["Memory"]),
+        // The seam implemented over /dev/kvm.
+        .target(name: "KVM", dependencies: ["CKVM", "Hypervisor", "Memory"]),
         // libarchive, for image layers (a system library: apt install libarchive-dev).
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         // OCI images: layout and docker-save input, digests, layers applied into a root tree.

@@ -1,19 +1,8 @@
 import Glibc
+@_exported import Hypervisor
 
-/// A failed KVM operation: what was attempted and the errno it returned.
-public struct KVMError: Error, CustomStringConvertible, Equatable {
-    public let operation: String
-    public let errno: Int32
-
-    public init(_ operation: String, errno: Int32) {
-        self.operation = operation
-        self.errno = errno
-    }
-
-    public var description: String {
-        "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
-    }
-}
+/// A failed KVM operation: the seam's error, what was attempted and its errno.
+public typealias KVMError = HypervisorError
 
 /// Runs a system call that returns -1 with errno on failure, retrying EINTR.
 @discardableResult

@@ -3,7 +3,7 @@ import Glibc
 import Memory
 
 /// The KVM subsystem, opened through `/dev/kvm`.
-public final class KVMSystem: Sendable {
+public final class KVMSystem: Hypervisor {
     /// Why /dev/kvm could not be used, in words a user can act on.
     public enum OpenError: Error, CustomStringConvertible {
         case missing(path: String)
@@ -87,7 +87,7 @@ public final class KVMSystem: Sendable {
     }
 
     /// KVM_CREATE_VM, retrying EINTR as the API documents.
-    public func createVirtualMachine() throws(KVMError) -> VirtualMachine {
+    public func createVirtualMachine() throws(KVMError) -> any VirtualMachineHandle {
         let vmfd = try syscallRetrying("KVM_CREATE_VM") { ckvm_ioctl_value(fd, CKVM_CREATE_VM, 0) }
         return VirtualMachine(fd: vmfd, system: self)
     }

@@ -1,18 +1,10 @@
 import CKVM
 
-/// General-purpose registers (struct kvm_regs).
-public struct Registers: Sendable, Equatable {
-    public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
-    public var rsi: UInt64 = 0, rdi: UInt64 = 0, rsp: UInt64 = 0, rbp: UInt64 = 0
-    public var r8: UInt64 = 0, r9: UInt64 = 0, r10: UInt64 = 0, r11: UInt64 = 0
-    public var r12: UInt64 = 0, r13: UInt64 = 0, r14: UInt64 = 0, r15: UInt64 = 0
-    public var rip: UInt64 = 0
-    /// Bit 1 is reserved and always set.
-    public var rflags: UInt64 = 0x2
+// Conversions between the seam's register types and <linux/kvm.h>'s.
 
-    public init() {}
-
+extension Registers {
     init(_ r: kvm_regs) {
+        self.init()
         rax = r.rax; rbx = r.rbx; rcx = r.rcx; rdx = r.rdx; rsi = r.rsi; rdi = r.rdi
         rsp = r.rsp; rbp = r.rbp; r8 = r.r8; r9 = r.r9; r10 = r.r10; r11 = r.r11
         r12 = r.r12; r13 = r.r13; r14 = r.r14; r15 = r.r15; rip = r.rip; rflags = r.rflags
@@ -25,30 +17,7 @@ public struct Registers: Sendable, Equatable {
     }
 }
 
-/// A segment register as KVM describes it (struct kvm_segment).
-public struct Segment: Sendable, Equatable {
-    public var base: UInt64 = 0
-    public var limit: UInt32 = 0xFFFF
-    public var selector: UInt16 = 0
-    public var type: UInt8 = 0
-    public var present = true
-    public var dpl: UInt8 = 0
-    /// Default operand size (32-bit) for code, big for data.
-    public var db = false
-    /// Code or data, as opposed to a system segment.
-    public var s = true
-    /// 64-bit code.
-    public var l = false
-    /// Limit in 4 KiB units.
-    public var g = false
-
-    public init(base: UInt64 = 0, limit: UInt32 = 0xFFFF, selector: UInt16 = 0, type: UInt8 = 0,
-                present: Bool = true, dpl: UInt8 = 0, db: Bool = false, s: Bool = true,
-                l: Bool = false, g: Bool = false) {
-        self.base = base; self.limit = limit; self.selector = selector; self.type = type
-        self.present = present; self.dpl = dpl; self.db = db; self.s = s; self.l = l; self.g = g
-    }
-
+extension Segment {
     init(_ r: kvm_segment) {
         self.init(base: r.base, limit: r.limit, selector: r.selector, type: r.type, present: r.present != 0,
                   dpl: r.dpl, db: r.db != 0, s: r.s != 0, l: r.l != 0, g: r.g != 0)
@@ -63,38 +32,39 @@ public struct Segment: Sendable, Equatable {
     }
 }
 
-/// Control registers, segments and descriptor tables (struct kvm_sregs).
-/// Unlike `Registers` this is read-modify-write: KVM keeps state here
-/// (the APIC base, the interrupt bitmap) that Skiff does not model.
-public struct SpecialRegisters {
-    var raw: kvm_sregs
-
-    init(_ raw: kvm_sregs) { self.raw = raw }
-
-    public var cs: Segment { get { Segment(raw.cs) } set { raw.cs = newValue.raw } }
-    public var ds: Segment { get { Segment(raw.ds) } set { raw.ds = newValue.raw } }
-    public var es: Segment { get { Segment(raw.es) } set { raw.es = newValue.raw } }
-    public var fs: Segment { get { Segment(raw.fs) } set { raw.fs = newValue.raw } }
-    public var gs: Segment { get { Segment(raw.gs) } set { raw.gs = newValue.raw } }
-    public var ss: Segment { get { Segment(raw.ss) } set { raw.ss = newValue.raw } }
-    public var tr: Segment { get { Segment(raw.tr) } set { raw.tr = newValue.raw } }
-    public var gdt: (base: UInt64, limit: UInt16) {
-        get { (raw.gdt.base, raw.gdt.limit) }
-        set { raw.gdt.base = newValue.base; raw.gdt.limit = newValue.limit }
+extension SpecialRegisters {
+    init(_ raw: kvm_sregs) {
+        self.init()
+        cs = Segment(raw.cs); ds = Segment(raw.ds); es = Segment(raw.es); fs = Segment(raw.fs)
+        gs = Segment(raw.gs); ss = Segment(raw.ss); tr = Segment(raw.tr)
+        gdt = DescriptorTable(base: raw.gdt.base, limit: raw.gdt.limit)
+        idt = DescriptorTable(base: raw.idt.base, limit: raw.idt.limit)
+        cr0 = raw.cr0; cr3 = raw.cr3; cr4 = raw.cr4; efer = raw.efer
     }
-    public var idt: (base: UInt64, limit: UInt16) {
-        get { (raw.idt.base, raw.idt.limit) }
-        set { raw.idt.base = newValue.base; raw.idt.limit = newValue.limit }
+
+    /// `base` (what KVM had) with these registers written over it: the LDT,
+    /// CR2, CR8, the APIC base and the interrupt bitmap stay KVM's.
+    func applied(to base: kvm_sregs) -> kvm_sregs {
+        var raw = base
+        raw.cs = cs.raw; raw.ds = ds.raw; raw.es = es.raw; raw.fs = fs.raw
+        raw.gs = gs.raw; raw.ss = ss.raw; raw.tr = tr.raw
+        raw.gdt.base = gdt.base; raw.gdt.limit = gdt.limit
+        raw.idt.base = idt.base; raw.idt.limit = idt.limit
+        raw.cr0 = cr0; raw.cr3 = cr3; raw.cr4 = cr4; raw.efer = efer
+        return raw
     }
-    public var cr0: UInt64 { get { raw.cr0 } set { raw.cr0 = newValue } }
-    public var cr3: UInt64 { get { raw.cr3 } set { raw.cr3 = newValue } }
-    public var cr4: UInt64 { get { raw.cr4 } set { raw.cr4 = newValue } }
-    public var efer: UInt64 { get { raw.efer } set { raw.efer = newValue } }
 }
 
-/// x87/SSE state (struct kvm_fpu): only the control words Linux expects at entry.
-public struct FPUState: Sendable {
-    public var fcw: UInt16 = 0x37F
-    public var mxcsr: UInt32 = 0x1F80
-    public init() {}
+extension CPUIDEntry {
+    init(_ raw: kvm_cpuid_entry2) {
+        self.init(function: raw.function, index: raw.index, flags: raw.flags,
+                  eax: raw.eax, ebx: raw.ebx, ecx: raw.ecx, edx: raw.edx)
+    }
+
+    var raw: kvm_cpuid_entry2 {
+        var entry = kvm_cpuid_entry2()
+        entry.function = function; entry.index = index; entry.flags = flags
+        entry.eax = eax; entry.ebx = ebx; entry.ecx = ecx; entry.edx = edx
+        return entry
+    }
 }

@@ -8,7 +8,7 @@ import Synchronization
 /// meant to be called from that thread (KVM requires vCPU ioctls there).
 /// `kick()` is the one cross-thread operation: it makes a running or
 /// about-to-run KVM_RUN return `.interrupted`.
-public final class VCPU: @unchecked Sendable {
+public final class VCPU: VirtualCPU, @unchecked Sendable {
     public let id: Int
     let fd: Int32
     let run: UnsafeMutablePointer<kvm_run>
@@ -68,7 +68,9 @@ public final class VCPU: @unchecked Sendable {
     }
 
     public func setSpecialRegisters(_ registers: SpecialRegisters) throws(KVMError) {
-        var raw = registers.raw
+        var current = kvm_sregs()
+        try syscallRetrying("KVM_GET_SREGS") { ckvm_ioctl_pointer(fd, CKVM_GET_SREGS, &current) }
+        var raw = registers.applied(to: current)
         try syscallRetrying("KVM_SET_SREGS") { ckvm_ioctl_pointer(fd, CKVM_SET_SREGS, &raw) }
     }
 

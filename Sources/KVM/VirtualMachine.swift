@@ -6,7 +6,7 @@ import Memory
 ///
 /// VM-wide ioctls (IRQ lines, irqfd, ioeventfd) are safe from any thread, so
 /// this type is Sendable and devices on other threads may raise interrupts.
-public final class VirtualMachine: Sendable {
+public final class VirtualMachine: VirtualMachineHandle {
     let fd: Int32
     public let system: KVMSystem
 
@@ -31,7 +31,8 @@ public final class VirtualMachine: Sendable {
 
     /// KVM_SET_TSS_ADDR and KVM_SET_IDENTITY_MAP_ADDR: three pages plus one that
     /// Intel VMX needs inside guest physical space, placed below the IOAPIC.
-    public func setSystemPages(tss: UInt64 = 0xFFFB_D000, identityMap: UInt64 = 0xFFFB_C000) throws(KVMError) {
+    public func setSystemPages() throws(KVMError) {
+        let tss: UInt64 = 0xFFFB_D000, identityMap: UInt64 = 0xFFFB_C000
         try syscallRetrying("KVM_SET_TSS_ADDR") { ckvm_ioctl_value(fd, CKVM_SET_TSS_ADDR, UInt(tss)) }
         var address = identityMap
         if system.checkExtension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0 {
@@ -83,7 +84,7 @@ public final class VirtualMachine: Sendable {
     }
 
     /// KVM_CREATE_VCPU with the given APIC id, and its shared kvm_run page mapped.
-    public func createVCPU(id: Int) throws(KVMError) -> VCPU {
+    public func createVCPU(id: Int) throws(KVMError) -> any VirtualCPU {
         guard VCPU.kickHandlerInstalled else { throw KVMError("sigaction for the vCPU kick signal", errno: EINVAL) }
         let vcpufd = try syscallRetrying("KVM_CREATE_VCPU \(id)") { ckvm_ioctl_value(fd, CKVM_CREATE_VCPU, UInt(id)) }
         let size = system.vcpuMmapSize

@@ -34,18 +34,16 @@ struct VMOptions: ParsableArguments {
     var noRNG = false
 
     func validate() throws {
-        guard (1...32).contains(cpus) else { throw ValidationError("--cpus must be between 1 and 32, not \(cpus)") }
-        guard (16...(1 << 20)).contains(memory) else { throw ValidationError("--memory must be between 16 and 1048576 MiB, not \(memory)") }
         guard CompatibilityMode(rawValue: compat) != nil else { throw ValidationError("--compat must be auto, pvm or none, not '\(compat)'") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be positive") }
-        _ = try devices()
+        var configuration = MachineConfiguration(kernelPath: "", commandLine: "")
+        try apply(to: &configuration)
+        do { try configuration.validate() } catch { throw ValidationError("\(error)") }
     }
 
     /// The parsed --disk and --net options.
     func devices() throws -> (disks: [DiskConfiguration], networks: [NetworkConfiguration]) {
         do {
             let networks = try net.map { argument throws(MachineError) in try NetworkConfiguration(argument: argument) }
-            try NetworkConfiguration.validate(networks)
             return (try disk.map { argument throws(MachineError) in try DiskConfiguration(argument: argument) }, networks)
         } catch {
             throw ValidationError("\(error)")
@@ -124,6 +122,8 @@ extension Skiff {
             let status = report.stopReason.exitStatus
             if status != 0 {
                 printError("skiff: \(report.stopReason)")
+            } else if report.stopReason == .tripleFault {
+                printError("skiff: warning: \(report.stopReason)")
             } else {
                 logger.debug("\(report.stopReason)")
             }

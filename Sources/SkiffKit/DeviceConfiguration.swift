@@ -50,7 +50,7 @@ public struct NetworkConfiguration: Sendable, Equatable {
                 }
                 result.mac = mac
             case "ip":
-                let parts = pair[1].split(separator: "/", maxSplits: 1).map(String.init)
+                let parts = pair[1].split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 guard let address = IPv4Address(parts[0]) else { throw .invalidConfiguration("--net: '\(parts[0])' is not an IPv4 address") }
                 result.address = address
                 if parts.count == 2 {

@@ -1,6 +1,7 @@
 import Boot
 import Devices
 import Glibc
+import Hypervisor
 import KVM
 import Logging
 import Memory
@@ -41,42 +42,27 @@ public struct MachineConfiguration: Sendable {
 
     public static let memoryRange = 16...(1 << 20)
     public static let cpuRange = 1...MPTable.maximumCPUs
-}
+    /// Seconds: at least a millisecond, at most a year (nanoseconds since boot
+    /// must stay representable; `inf` and NaN are refused, not trapped on).
+    public static let timeoutRange: ClosedRange<Double> = 0.001...31_536_000
 
-/// Why the VM stopped.
-public enum StopReason: Sendable, Equatable, CustomStringConvertible {
-    /// The guest reset the machine (i8042 or KVM system event).
-    case reset
-    case powerOff
-    /// A vCPU shut down: a triple fault, which resets a PC.
-    case tripleFault
-    /// Skiff's init had started but the machine reset without its clean-shutdown
-    /// marker: the kernel panicked or init died.
-    case guestCrashed
-    case detached
-    case timeout(seconds: Double)
-    case emulationFailure(String)
-    case vmmError(String)
-
-    public var description: String {
-        switch self {
-        case .reset: return "the guest reset the machine"
-        case .powerOff: return "the guest powered off"
-        case .tripleFault: return "the guest triple-faulted (reset)"
-        case .guestCrashed: return "the guest reset without a clean shutdown (kernel panic or init died)"
-        case .detached: return "detached from the console (Ctrl-a x)"
-        case let .timeout(seconds): return "stopped after the \(seconds) s timeout"
-        case let .emulationFailure(detail): return "the guest ran an instruction KVM cannot emulate: \(detail)"
-        case let .vmmError(detail): return "VMM error: \(detail)"
+    /// Checks every range; the CLI calls it too, so a bad value is one usage
+    /// line before anything starts.
+    public func validate() throws(MachineError) {
+        guard Self.cpuRange.contains(cpus) else {
+            throw .invalidConfiguration("--cpus \(cpus) is outside \(Self.cpuRange.lowerBound)–\(Self.cpuRange.upperBound)")
         }
-    }
-
-    /// The process exit status this stop calls for.
-    public var exitStatus: Int32 {
-        switch self {
-        case .reset, .powerOff, .tripleFault, .detached: return 0
-        case .timeout: return 124
-        case .guestCrashed, .emulationFailure, .vmmError: return 1
+        guard Self.memoryRange.contains(memoryMiB) else {
+            throw .invalidConfiguration("--memory \(memoryMiB) MiB is outside \(Self.memoryRange.lowerBound)–\(Self.memoryRange.upperBound) MiB")
+        }
+        if let timeout, !Self.timeoutRange.contains(timeout) {
+            throw .invalidConfiguration("--timeout \(timeout) is outside \(Self.timeoutRange.lowerBound)–\(Int(Self.timeoutRange.upperBound)) seconds")
+        }
+        try NetworkConfiguration.validate(networks)
+        let devices = disks.count + networks.count + (entropyDevice ? 1 : 0)
+        let lines = Int(VirtioDevices.lastIRQ - VirtioDevices.firstIRQ) + 1
+        guard devices <= lines else {
+            throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the I/O APIC")
         }
     }
 }
@@ -134,14 +120,31 @@ public final class Machine: Sendable {
     let configuration: MachineConfiguration
     let logger: Logger
     private let stop = Mutex<StopReason?>(nil)
-    private let vcpus = Mutex<[VCPU]>([])
+    private let vcpus = Mutex<[any VirtualCPU]>([])
     private let breakpoints = Atomic<Int>(0)
     private let fwaits = Atomic<Int>(0)
     private let firstOutput = Atomic<UInt64>(0)
+    /// The guest's boot markers and its console's panic line: what the stop policy weighs.
+    let markers: BootMarkerDevice
+    let panicDetector = KernelPanicDetector()
 
-    public init(_ configuration: MachineConfiguration, logger: Logger) {
+    /// Where the machine's hypervisor comes from: /dev/kvm unless a test
+    /// plays the hypervisor.
+    private let openHypervisor: @Sendable () throws(MachineError) -> any Hypervisor
+
+    public init(_ configuration: MachineConfiguration, logger: Logger,
+                hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM) {
         self.configuration = configuration
         self.logger = logger
+        self.openHypervisor = hypervisor
+        self.markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
+            logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
+        }
+    }
+
+    /// The host's /dev/kvm, or why not.
+    public static func openKVM() throws(MachineError) -> any Hypervisor {
+        do { return try KVMSystem() } catch { throw .kvmUnavailable(error) }
     }
 
     /// Asks the machine to stop; the first reason given wins.
@@ -159,7 +162,7 @@ public final class Machine: Sendable {
     var stopped: Bool { stop.withLock { $0 != nil } }
 
     /// The vCPUs `requestStop` kicks.
-    func adopt(_ created: [VCPU]) { vcpus.withLock { $0 = created } }
+    func adopt(_ created: [any VirtualCPU]) { vcpus.withLock { $0 = created } }
 
     /// Why the machine stopped, once it has.
     public var stopReason: StopReason? { stop.withLock { $0 } }
@@ -170,21 +173,15 @@ public final class Machine: Sendable {
         let config = configuration
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
-        guard MachineConfiguration.cpuRange.contains(config.cpus) else {
-            throw .invalidConfiguration("--cpus \(config.cpus) is outside \(MachineConfiguration.cpuRange.lowerBound)–\(MachineConfiguration.cpuRange.upperBound)")
-        }
-        guard MachineConfiguration.memoryRange.contains(config.memoryMiB) else {
-            throw .invalidConfiguration("--memory \(config.memoryMiB) MiB is outside \(MachineConfiguration.memoryRange.lowerBound)–\(MachineConfiguration.memoryRange.upperBound) MiB")
-        }
+        try config.validate()
         let kernel = try readFile(config.kernelPath)
         var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path) }
         if !config.initrdAppendix.isEmpty {
             initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
         }
 
-        let system: KVMSystem
-        do { system = try KVMSystem() } catch { throw .kvmUnavailable(error) }
-        let vm: VirtualMachine
+        let system = try openHypervisor()
+        let vm: any VirtualMachineHandle
         let memory: GuestMemory
         let supportedCPUID: [CPUIDEntry]
         do {
@@ -195,7 +192,7 @@ public final class Machine: Sendable {
             try vm.map(memory)
             try vm.setSystemPages()
             try vm.createInterruptController()
-        } catch let error as KVMError {
+        } catch let error as HypervisorError {
             throw .kvm(error)
         } catch let error as GuestMemoryError {
             throw .memory(error)
@@ -226,18 +223,17 @@ public final class Machine: Sendable {
 
         // Devices.
         let console = try Console(config.console)
-        let sharedIRQ4 = SharedInterruptLine(KVMInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger))
-        let serial = Serial16550(interrupt: sharedIRQ4.input(0)) { byte in
+        let sharedIRQ4 = SharedInterruptLine(ChipInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger))
+        let serial = Serial16550(interrupt: sharedIRQ4.input(0)) { [panicDetector] byte in
             console.write(byte)
+            panicDetector.feed(byte)
         }
         let lines = config.containerLines
-        let outputLine = Serial16550(interrupt: KVMInterruptLine(vm: vm, line: ContainerLines.outputIRQ, logger: logger),
+        let outputLine = Serial16550(interrupt: ChipInterruptLine(vm: vm, line: ContainerLines.outputIRQ, logger: logger),
                                      output: containerOutput(to: lines?.standardOutput))
         let errorLine = Serial16550(interrupt: sharedIRQ4.input(1), output: containerOutput(to: lines?.standardError))
-        let markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
-            logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
-        }
-        let keyboardController = I8042 { [weak self] in self?.guestReset(markers) }
+        let markers = self.markers
+        let keyboardController = I8042 { [weak self] in self?.guestStopped(.keyboardReset) }
         var ports = IOBus.Builder()
         do {
             try ports.attach(serial, at: Self.serialPort, length: 8)
@@ -253,7 +249,7 @@ public final class Machine: Sendable {
 
         // vCPUs.
         do {
-            var created: [VCPU] = []
+            var created: [any VirtualCPU] = []
             for id in 0..<config.cpus {
                 let vcpu = try vm.createVCPU(id: id)
                 try X86CPUSetup.configure(vcpu, supportedCPUID: supportedCPUID, count: config.cpus,
@@ -343,11 +339,15 @@ public final class Machine: Sendable {
         }
     }
 
-    /// A reset from the guest is clean unless Skiff's init started and did not say it was shutting down.
-    private func guestReset(_ markers: BootMarkerDevice) {
-        let initStarted = markers.firstTime(of: .initStarted) != nil
-        let shutdown = markers.firstTime(of: .shutdownRequested) != nil
-        requestStop(initStarted && !shutdown ? .guestCrashed : .reset)
+    /// The guest ended its run: the stop policy weighs how, against what it said.
+    func guestStopped(_ stop: GuestStop) {
+        let events = markers.events
+        let testimony = GuestTestimony(
+            initStarted: events.contains { $0.phase == .initStarted },
+            shutdownRequested: events.contains { $0.phase == .shutdownRequested },
+            kernelPanicked: panicDetector.panicked,
+            anyGuestMarker: events.contains { $0.phase != .firstInstruction })
+        requestStop(StopPolicy.reason(for: stop, given: testimony))
     }
 
     func countBreakpoint() -> Int { breakpoints.add(1, ordering: .relaxed).newValue }
@@ -362,9 +362,9 @@ func processCPUTime() -> Double {
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-/// An interrupt line of the in-kernel IRQ chip.
-struct KVMInterruptLine: InterruptLine {
-    let vm: VirtualMachine
+/// An interrupt line of the hypervisor's interrupt controller.
+struct ChipInterruptLine: InterruptLine {
+    let vm: any VirtualMachineHandle
     let line: UInt32
     let logger: Logger
 

@@ -8,7 +8,7 @@ import Memory
 /// never the guest's: what the guest does is a `StopReason`).
 public enum MachineError: Error, CustomStringConvertible {
     case kvmUnavailable(KVMSystem.OpenError)
-    case kvm(KVMError)
+    case kvm(HypervisorError)
     case boot(BootError)
     case memory(GuestMemoryError)
     case unreadable(path: String, errno: Int32)

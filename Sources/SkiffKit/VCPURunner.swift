@@ -1,11 +1,11 @@
 import Devices
-import KVM
+import Hypervisor
 import Memory
 
 /// The KVM_RUN loop of one vCPU, on its own thread: exits go to the port and
 /// MMIO buses; what stops the machine goes to `Machine.requestStop`.
 struct VCPURunner: @unchecked Sendable {
-    let vcpu: VCPU
+    let vcpu: any VirtualCPU
     let memory: GuestMemory
     let ports: IOBus
     let mmio: IOBus
@@ -44,11 +44,11 @@ struct VCPURunner: @unchecked Sendable {
                 }
             case .halt:
                 // Only without an in-kernel LAPIC; nothing would wake this vCPU.
-                machine.requestStop(.powerOff)
+                machine.guestStopped(.halted)
             case .shutdown:
-                machine.requestStop(.tripleFault)
+                machine.guestStopped(.tripleFault)
             case let .systemEvent(type):
-                machine.requestStop(type == 1 ? .powerOff : .reset) // KVM_SYSTEM_EVENT_SHUTDOWN is 1
+                machine.guestStopped(.systemEvent(type))
             case let .emulationFailure(reported):
                 handleEmulationFailure(reported)
             case .interrupted:

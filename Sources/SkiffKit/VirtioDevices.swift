@@ -1,5 +1,5 @@
 import Devices
-import KVM
+import Hypervisor
 import Logging
 import Memory
 
@@ -29,13 +29,8 @@ final class VirtioDevices {
 
     /// Opens every backend and attaches every device; throws (naming the file
     /// or TAP) before the VM runs if one cannot be opened.
-    init(_ config: MachineConfiguration, vm: VirtualMachine, memory: GuestMemory, loop: EventLoop,
+    init(_ config: MachineConfiguration, vm: any VirtualMachineHandle, memory: GuestMemory, loop: EventLoop,
          mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
-        try NetworkConfiguration.validate(config.networks)
-        let count = config.disks.count + config.networks.count + (config.entropyDevice ? 1 : 0)
-        guard count <= Int(Self.lastIRQ - Self.firstIRQ) + 1 else {
-            throw .invalidConfiguration("\(count) virtio devices; at most \(Self.lastIRQ - Self.firstIRQ + 1) fit the I/O APIC")
-        }
         for (index, disk) in config.disks.enumerated() {
             let image: DiskImage
             do { image = try DiskImage(path: disk.path, readOnly: disk.readOnly) } catch {
@@ -85,7 +80,7 @@ final class VirtioDevices {
     /// Places `device` in the next window, wires its interrupt (irqfd) and queue
     /// notifications (ioeventfd → event loop), and announces it.
     @discardableResult
-    private func attach(_ device: any VirtioDevice, name: String, vm: VirtualMachine, memory: GuestMemory,
+    private func attach(_ device: any VirtioDevice, name: String, vm: any VirtualMachineHandle, memory: GuestMemory,
                         loop: EventLoop, mmio: inout IOBus.Builder, logger: Logger,
                         summary: @escaping @Sendable () -> String) throws(MachineError) -> VirtioMMIOTransport {
         let slot = attached.count
@@ -140,7 +135,7 @@ struct EventFDTrigger: InterruptTrigger {
 
 /// An edge made by raising and lowering an I/O APIC line (when irqfd is unavailable).
 struct PulsedLineTrigger: InterruptTrigger {
-    let vm: VirtualMachine
+    let vm: any VirtualMachineHandle
     let line: UInt32
     let logger: Logger
     func trigger() {

@@ -1,5 +1,5 @@
 import Boot
-import KVM
+import Hypervisor
 
 /// Puts an x86_64 vCPU into the state the Linux 64-bit boot protocol expects
 /// (the architecture seam: an aarch64 machine would have its own).
@@ -36,7 +36,7 @@ enum X86CPUSetup {
     }
 
     /// State every vCPU needs: CPUID, MSRs, FPU and LAPIC wiring.
-    static func configure(_ vcpu: VCPU, supportedCPUID: [CPUIDEntry], count: Int, hiddenKVMFeatures: UInt32) throws(KVMError) {
+    static func configure(_ vcpu: any VirtualCPU, supportedCPUID: [CPUIDEntry], count: Int, hiddenKVMFeatures: UInt32) throws(HypervisorError) {
         try vcpu.setCPUID(cpuid(supportedCPUID, vcpu: vcpu.id, of: count, hiddenKVMFeatures: hiddenKVMFeatures))
         try vcpu.setMSRs([
             (msrMiscEnable, 1),                 // fast strings
@@ -56,7 +56,7 @@ enum X86CPUSetup {
     }
 
     /// Registers of the bootstrap processor at the kernel's 64-bit entry.
-    static func enterLongMode(_ vcpu: VCPU, _ state: X86BootState) throws(KVMError) {
+    static func enterLongMode(_ vcpu: any VirtualCPU, _ state: X86BootState) throws(HypervisorError) {
         var sregs = try vcpu.specialRegisters()
         func segment(_ descriptor: GDT.Descriptor, _ selector: UInt16) -> Segment {
             Segment(base: UInt64(descriptor.base), limit: descriptor.byteLimit, selector: selector,
@@ -68,8 +68,8 @@ enum X86CPUSetup {
         sregs.cs = code
         sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
         sregs.tr = segment(GDT.tss, GDT.tssSelector)
-        sregs.gdt = state.gdt
-        sregs.idt = state.idt
+        sregs.gdt = DescriptorTable(base: state.gdt.base, limit: state.gdt.limit)
+        sregs.idt = DescriptorTable(base: state.idt.base, limit: state.idt.limit)
         sregs.cr3 = state.pageTableRoot
         sregs.cr4 = 0x20                    // PAE
         sregs.cr0 = 0x8005_0033             // PG, WP, NE, ET, MP, PE

@@ -13,9 +13,9 @@ let kvmAvailable = access("/dev/kvm", R_OK | W_OK) == 0
 /// A VM with one vCPU and a little RAM, for a few bytes of hand-written code.
 struct TinyGuest {
     let system: KVMSystem
-    let vm: VirtualMachine
+    let vm: any VirtualMachineHandle
     let memory: GuestMemory
-    let vcpu: VCPU
+    let vcpu: any VirtualCPU
 
     init(memorySize: Int = 1 << 20, irqchip: Bool = false) throws {
         system = try KVMSystem()

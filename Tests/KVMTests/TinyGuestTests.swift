@@ -44,7 +44,7 @@ struct TinyGuestTests {
         let guest = try TinyGuest(memorySize: 16 << 20)
         try guest.enterLongMode(at: 0x2000, code: [0x0F, 0x0B])  // ud2 with...
         var sregs = try guest.vcpu.specialRegisters()
-        sregs.idt = (0x1000, 0)                                  // ...an empty IDT: #UD → #GP → #DF → shutdown
+        sregs.idt = DescriptorTable(base: 0x1000, limit: 0)                                 // ...an empty IDT: #UD → #GP → #DF → shutdown
         try guest.vcpu.setSpecialRegisters(sregs)
         let (accesses, final) = try guest.runRecording()
         #expect(accesses.isEmpty)

@@ -27,8 +27,21 @@ import Testing
         #expect(bare.containerOptions.arguments.isEmpty && !bare.containerOptions.terminal)
     }
 
-    @Test(arguments: [["run"], ["run", "--cpus", "0", "img"], ["run", "--no-such-flag", "img"], ["image", "rm"], ["image", "frobnicate"]])
-    func rejectsBadArguments(arguments: [String]) {
-        #expect(throws: (any Error).self) { try Skiff.parseAsRoot(arguments) }
+    @Test(arguments: [
+        (["run"], "Missing expected argument '<image>'"),
+        (["run", "--cpus", "0", "img"], "--cpus 0 is outside 1–32"),
+        (["run", "--timeout", "inf", "img"], "--timeout inf is outside"),
+        (["run", "--no-such-flag", "img"], "Unknown option '--no-such-flag'"),
+        (["image", "rm"], "Missing expected argument"),
+        (["image", "frobnicate"], "Unexpected argument 'frobnicate'"),
+    ])
+    func rejectsBadArgumentsWithTheirReason(arguments: [String], reason: String) {
+        do {
+            _ = try Skiff.parseAsRoot(arguments)
+            Issue.record("accepted \(arguments)")
+        } catch {
+            let message = Skiff.message(for: error)
+            #expect(message.contains(reason), "\(arguments): \(message)")
+        }
     }
 }

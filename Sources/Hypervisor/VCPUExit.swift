@@ -7,6 +7,10 @@ public struct PortAccess {
     public let isWrite: Bool
     /// Points into the vCPU's kvm_run page; valid until the next `run()`.
     public let data: UnsafeMutableRawBufferPointer
+
+    public init(port: UInt16, size: Int, count: Int, isWrite: Bool, data: UnsafeMutableRawBufferPointer) {
+        self.port = port; self.size = size; self.count = count; self.isWrite = isWrite; self.data = data
+    }
 }
 
 /// An MMIO access to guest physical memory that is not RAM. For reads, fill `data`.
@@ -15,6 +19,10 @@ public struct MMIOAccess {
     public let isWrite: Bool
     /// 1 to 8 bytes; points into the vCPU's kvm_run page, valid until the next `run()`.
     public let data: UnsafeMutableRawBufferPointer
+
+    public init(address: UInt64, isWrite: Bool, data: UnsafeMutableRawBufferPointer) {
+        self.address = address; self.isWrite = isWrite; self.data = data
+    }
 }
 
 /// Why KVM_RUN returned.

@@ -1,0 +1,56 @@
+import Memory
+
+/// The seam between the VMM and a hypervisor. The KVM target implements it
+/// over /dev/kvm; tests implement it to play the hypervisor (scripted exits,
+/// recorded register writes) without /dev/kvm. Everything the machine needs
+/// from a hypervisor goes through these three protocols.
+public protocol Hypervisor: Sendable {
+    /// The CPUID leaves this hypervisor can present to a guest.
+    func supportedCPUID() throws(HypervisorError) -> [CPUIDEntry]
+    func createVirtualMachine() throws(HypervisorError) -> any VirtualMachineHandle
+}
+
+/// One VM: memory slots, the interrupt controller and its lines, and the
+/// notification plumbing (eventfds) that lets devices skip vCPU exits.
+public protocol VirtualMachineHandle: Sendable {
+    /// Makes every region of `memory` guest-physical memory.
+    func map(_ memory: GuestMemory) throws(HypervisorError)
+    /// x86: the pages KVM needs for its real-mode TSS and identity map, outside RAM.
+    func setSystemPages() throws(HypervisorError)
+    /// The in-kernel interrupt controllers (x86: PIC, I/O APIC, PIT) and per-vCPU LAPICs.
+    func createInterruptController() throws(HypervisorError)
+    func setInterruptLine(_ line: UInt32, high: Bool) throws(HypervisorError)
+    /// Raises `line` (edge) whenever `eventFD` is signalled, without the VMM.
+    func attachInterruptEventFD(_ eventFD: Int32, line: UInt32) throws(HypervisorError)
+    /// Signals `eventFD` when the guest writes `value` (or anything, if nil) to
+    /// `length` bytes at `address`, instead of a vCPU exit.
+    func attachMMIOWriteEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, value: UInt64?) throws(HypervisorError)
+    func createVCPU(id: Int) throws(HypervisorError) -> any VirtualCPU
+}
+
+/// One virtual CPU. Every method but `kick()` is called from the thread that
+/// runs it; `kick()` makes a running or about-to-run `runOnce()` return
+/// `.interrupted`, from any thread.
+public protocol VirtualCPU: AnyObject, Sendable {
+    var id: Int { get }
+    /// Makes the calling thread the one `kick()` interrupts.
+    func bindToCurrentThread()
+    func kick()
+    /// Runs the guest until it exits to the VMM. Real failures throw.
+    func runOnce() throws(HypervisorError) -> VCPUExit
+
+    func registers() throws(HypervisorError) -> Registers
+    func setRegisters(_ registers: Registers) throws(HypervisorError)
+    func specialRegisters() throws(HypervisorError) -> SpecialRegisters
+    func setSpecialRegisters(_ registers: SpecialRegisters) throws(HypervisorError)
+    func setCPUID(_ entries: [CPUIDEntry]) throws(HypervisorError)
+    /// Returns how many of `msrs` were set.
+    @discardableResult func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(HypervisorError) -> Int
+    func setFPU(_ state: FPUState) throws(HypervisorError)
+    /// Edits the local APIC's register page (1 KiB, as the hardware lays it out).
+    func updateLocalAPIC(_ edit: (inout [UInt8]) -> Void) throws(HypervisorError)
+    /// Delivers exception `vector` to the guest before it next runs.
+    func injectException(_ vector: UInt8) throws(HypervisorError)
+    /// The guest-physical address of guest-virtual `address`, nil if unmapped.
+    func translate(_ address: UInt64) throws(HypervisorError) -> UInt64?
+}
