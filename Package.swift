@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → SkiffKit → {KVM, Devices, Boot, Images} → Memory; KVM → CKVM; Devices → CSystem;
-// Images → CArchive.
+// skiff → SkiffCLI → SkiffKit → {Hypervisor, Devices, Boot, Images} → Memory; SkiffKit opens KVM,
+// which implements Hypervisor over CKVM; Devices → CSystem; Images → CArchiveLazy (dlopen).
+// skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
 import PackageDescription
 
 let package = Package(
@@ -9,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "skiff", targets: ["skiff"]),
+        .executable(name: "skiff-bench", targets: ["skiff-bench"]),
         .library(name: "SkiffKit", targets: ["SkiffKit"]),
     ],
     dependencies: [
@@ -27,10 +29,13 @@ let package = Package(
         .target(name: "Hypervisor", dependencies: ["Memory"]),
         // The seam implemented over /dev/kvm.
         .target(name: "KVM", dependencies: ["CKVM", "Hypervisor", "Memory"]),
-        // libarchive, for image layers (a system library: apt install libarchive-dev).
+        // libarchive linked, for the tests that write archives (apt install libarchive-dev).
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // libarchive loaded with dlopen on first use (it pulls in libxml2 and ICU,
+        // which `skiff` must not load at every start); declarations from its headers.
+        .target(name: "CArchiveLazy"),
         // OCI images: layout and docker-save input, digests, layers applied into a root tree.
-        .target(name: "Images", dependencies: ["CArchive"]),
+        .target(name: "Images", dependencies: ["CArchiveLazy"]),
         // Pure device models: they see guest memory and interrupt lines only.
         .target(name: "Devices", dependencies: ["Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.
@@ -46,7 +51,21 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"]),
+        // The Swift runtime linked in statically: a dynamically linked Swift
+        // executable spends milliseconds in the loader before main (bench-start.sh).
+        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
+        // VM against container (runc/crun) and QEMU: spawns runtimes, writes JSON
+        // and SVG with Foundation, so it lives outside the `skiff` executable,
+        // whose start it measures; `skiff bench` runs `skiff-bench`.
+        .target(name: "Bench", dependencies: [
+            "SkiffKit", "Images",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "skiff-bench", dependencies: [
+            "Bench", "SkiffCLI", "SkiffKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
@@ -55,7 +74,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Devices", "Images", "Boot", "TestSupport"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
     ],
     swiftLanguageModes: [.v6]

@@ -81,6 +81,16 @@ if [ ! -f "$initrd_dir/initramfs.cpio" ]; then
   rm -rf "$initrd_dir" && mv "$initrd_dir.tmp" "$initrd_dir"
 fi
 
-echo "kernel=$kernel_dir/vmlinux"
-echo "bzimage=$kernel_dir/bzImage"
-echo "initrd=$initrd_dir/initramfs.cpio"
+result="kernel=$kernel_dir/vmlinux
+bzimage=$kernel_dir/bzImage
+initrd=$initrd_dir/initramfs.cpio"
+
+# For `skiff`'s start path: the same paths under a key of the repository's own
+# inputs (relative path, newline, contents, for each file in byte order), which
+# skiff computes in-process (GuestArtifacts.sourceKey), so that a warm start
+# runs no script. The system packages' versions are part of the keys above but
+# not of this one: after upgrading them, run this script again.
+source_key=$(cd "$repo" && LC_ALL=C; for f in guest/kernel/*.config guest/kernel/*.patch guest/init/*.c guest/init/*.h \
+    scripts/build-guest.sh scripts/build-kernel.sh scripts/mkinitramfs.py; do printf '%s\n' "$f"; cat "$f"; done | sha256sum | cut -c1-16)
+printf '%s\n' "$result" > "$cache/guest-$source_key.paths.tmp" && mv "$cache/guest-$source_key.paths.tmp" "$cache/guest-$source_key.paths"
+echo "$result"

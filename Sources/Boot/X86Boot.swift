@@ -54,6 +54,22 @@ public struct X86BootState: Equatable, Sendable {
 /// (Documentation/x86/boot.rst): kernel, initrd, command line, boot_params with
 /// the e820 map, MP table, identity page tables and GDT.
 public enum X86Boot {
+    /// Parses the kernel's headers (vmlinux ELF or bzImage) without loading
+    /// anything, so that a file that is not a bootable kernel is refused
+    /// before a VM exists. `load` parses the same way.
+    @discardableResult
+    public static func checkKernel(_ bytes: [UInt8], file: String) throws(BootError) -> X86BootState.KernelFormat {
+        if ELFKernel.matches(bytes) {
+            _ = try ELFKernel(bytes: bytes, file: file)
+            return .elf
+        }
+        if BzImage.matches(bytes) {
+            _ = try BzImage(bytes: bytes, file: file)
+            return .bzImage
+        }
+        throw BootError(file: file, "not a Linux kernel: neither an ELF vmlinux nor a bzImage")
+    }
+
     public static func load(_ configuration: X86BootConfiguration, into memory: GuestMemory) throws(BootError) -> X86BootState {
         let kernelFile = configuration.kernelPath
         var params: BootParams

@@ -1,5 +1,6 @@
-import CArchive
-import Foundation
+import CArchiveLazy
+import FoundationEssentials
+import Glibc
 
 /// A `docker save` archive: `manifest.json` names the config and the layer
 /// tars inside the archive (in both the classic layout and the OCI-shaped one
@@ -69,7 +70,7 @@ public struct DockerArchive: Sendable {
             var hasher = SHA256()
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+                let count = buffer.withUnsafeMutableBytes { skiff_archive_read_data(archive, $0.baseAddress, $0.count) }
                 if count == 0 { break }
                 guard count > 0 else { throw .invalidArchive(layer: name, reason: archiveError(archive)) }
                 let failure: Int32? = buffer.withUnsafeBytes { bytes in
@@ -105,7 +106,7 @@ public struct DockerArchive: Sendable {
             var data: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+                let count = buffer.withUnsafeMutableBytes { skiff_archive_read_data(archive, $0.baseAddress, $0.count) }
                 if count == 0 { break }
                 guard count > 0 else { throw .invalidArchive(layer: name, reason: archiveError(archive)) }
                 data += buffer[0..<count]
@@ -118,21 +119,12 @@ public struct DockerArchive: Sendable {
 
     /// Walks the archive's members; data a body does not read is skipped.
     private func forEachMember(_ body: (String, OpaquePointer) throws(ImageError) -> Void) throws(ImageError) {
-        guard let archive = archive_read_new() else { throw .unreadable(path: path, reason: "libarchive: out of memory") }
-        defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
-        guard archive_read_open_filename(archive, path, 1 << 16) == ARCHIVE_OK else {
-            throw .unreadable(path: path, reason: archiveError(archive))
-        }
-        while true {
-            var entry: OpaquePointer?
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { return }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry, let raw = archive_entry_pathname(entry) else {
-                throw .unreadable(path: path, reason: "not a docker save archive: \(archiveError(archive))")
+        let reader = try ArchiveReader(path: path) { .unreadable(path: path, reason: $0) }
+        try reader.forEachEntry(failure: { .unreadable(path: path, reason: "not a docker save archive: \($0)") }) { entry throws(ImageError) in
+            guard let raw = skiff_archive_entry_pathname(entry) else {
+                throw .unreadable(path: path, reason: "not a docker save archive: a member without a name")
             }
-            try body(Self.normalize(String(cString: raw)), archive)
+            try body(Self.normalize(String(cString: raw)), reader.handle)
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), as
 /// umoci, skopeo and buildah write it. Every blob read is checked against the
@@ -80,17 +81,19 @@ public struct ImageLayout: Sendable {
 
     /// Streams the file through SHA-256 and compares size and digest.
     static func verify(_ path: String, against descriptor: Descriptor) throws(ImageError) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw .unreadable(path: path, reason: "blob \(descriptor.digest) is missing")
-        }
-        defer { try? handle.close() }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: "blob \(descriptor.digest) is missing") }
+        defer { close(fd) }
         var hasher = SHA256()
         var size: Int64 = 0
-        while true {
-            guard let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty else { break }
-            size += Int64(chunk.count)
-            guard size <= descriptor.size else { break }
-            chunk.withUnsafeBytes { hasher.update($0) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while size <= descriptor.size {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+            guard count > 0 else { break }
+            size += Int64(count)
+            if size <= descriptor.size { chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } }
         }
         guard size == descriptor.size else { throw .sizeMismatch(blob: descriptor.digest, expected: descriptor.size, actual: size) }
         let actual = hasher.finalize()

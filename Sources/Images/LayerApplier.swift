@@ -1,4 +1,4 @@
-import CArchive
+import CArchiveLazy
 import Glibc
 
 /// Applies image layers, in order, to a root directory as the OCI image spec
@@ -38,21 +38,10 @@ public struct LayerApplier {
     /// from its content). `name` identifies the layer in errors (its digest).
     @discardableResult
     public func apply(layerAt path: String, name: String) throws(ImageError) -> Statistics {
-        guard let archive = archive_read_new() else { throw .invalidArchive(layer: name, reason: "libarchive: out of memory") }
-        defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_tar(archive)
-        guard archive_read_open_filename(archive, path, 1 << 16) == ARCHIVE_OK else {
-            throw .invalidArchive(layer: name, reason: archiveError(archive))
-        }
+        let reader = try ArchiveReader(path: path) { .invalidArchive(layer: name, reason: $0) }
+        let archive = reader.handle
         var layer = LayerState(name: name)
-        while true {
-            var entry: OpaquePointer?
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { break }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
-                throw .invalidArchive(layer: name, reason: archiveError(archive))
-            }
+        try reader.forEachEntry(failure: { .invalidArchive(layer: name, reason: $0) }) { entry throws(ImageError) in
             try applyEntry(entry, archive, &layer)
         }
         // Directory times last: adding entries to a directory changes its mtime.
@@ -74,7 +63,7 @@ public struct LayerApplier {
     }
 
     private func applyEntry(_ entry: OpaquePointer, _ archive: OpaquePointer, _ layer: inout LayerState) throws(ImageError) {
-        guard let rawPath = archive_entry_pathname(entry).map({ String(cString: $0) }) else {
+        guard let rawPath = skiff_archive_entry_pathname(entry).map({ String(cString: $0) }) else {
             throw .invalidArchive(layer: layer.name, reason: "an entry without a path")
         }
         guard let components = RootDirectory.components(of: rawPath) else {
@@ -100,14 +89,14 @@ public struct LayerApplier {
             return
         }
 
-        let mode = UInt32(archive_entry_mode(entry))
+        let mode = UInt32(skiff_archive_entry_mode(entry))
         let permissions = mode_t(mode & 0o7777)
-        let uid = uid_t(truncatingIfNeeded: archive_entry_uid(entry))
-        let gid = gid_t(truncatingIfNeeded: archive_entry_gid(entry))
-        let mtime = Int(archive_entry_mtime(entry))
+        let uid = uid_t(truncatingIfNeeded: skiff_archive_entry_uid(entry))
+        let gid = gid_t(truncatingIfNeeded: skiff_archive_entry_gid(entry))
+        let mtime = Int(skiff_archive_entry_mtime(entry))
         layer.created.insert(components)
 
-        if let linkTarget = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
+        if let linkTarget = skiff_archive_entry_hardlink(entry).map({ String(cString: $0) }) {
             guard let targetComponents = RootDirectory.components(of: linkTarget), !targetComponents.isEmpty else {
                 throw .escapesRoot(layer: layer.name, path: "\(rawPath) (hard link to \(linkTarget))")
             }
@@ -154,7 +143,7 @@ public struct LayerApplier {
             }
             layer.statistics.files += 1
         case FileType.symlink:
-            let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+            let target = skiff_archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
             guard !target.isEmpty else { throw .unsafeEntry(layer: layer.name, path: rawPath, reason: "symlink without a target") }
             try withParent(components, layer.name, create: true) { parent, name throws(ImageError) in
                 try removeTree(parent, name, path: rawPath)
@@ -168,7 +157,7 @@ public struct LayerApplier {
         case FileType.character, FileType.block, FileType.fifo:
             try withParent(components, layer.name, create: true) { parent, name throws(ImageError) in
                 try removeTree(parent, name, path: rawPath)
-                let device = dev_t(archive_entry_rdev(entry))
+                let device = dev_t(skiff_archive_entry_rdev(entry))
                 guard mknodat(parent, name, mode_t(mode & (FileType.mask | 0o7777)), device) == 0 else {
                     // Device nodes need privilege; the guest's devtmpfs provides the usual ones anyway.
                     if errno == EPERM { return }
@@ -189,14 +178,14 @@ public struct LayerApplier {
 
     /// Copies extended attributes (security.capability, say) onto the new file or directory.
     private func applyExtendedAttributes(_ entry: OpaquePointer, _ parent: Int32, _ name: String, fd: Int32? = nil) {
-        guard archive_entry_xattr_reset(entry) > 0 else { return }
+        guard skiff_archive_entry_xattr_reset(entry) > 0 else { return }
         let target = fd ?? openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard target >= 0 else { return }
         defer { if fd == nil { close(target) } }
         var key: UnsafePointer<CChar>?
         var value: UnsafeRawPointer?
         var size = 0
-        while archive_entry_xattr_next(entry, &key, &value, &size) == ARCHIVE_OK {
+        while skiff_archive_entry_xattr_next(entry, &key, &value, &size) == ARCHIVE_OK {
             if let key { fsetxattr(target, key, value, size, 0) }
         }
     }
@@ -205,7 +194,7 @@ public struct LayerApplier {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var total = 0
         while true {
-            let count = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { skiff_archive_read_data(archive, $0.baseAddress, $0.count) }
             if count == 0 { return total }
             guard count > 0 else { throw .invalidArchive(layer: layer, reason: "\(path): \(archiveError(archive))") }
             var written = 0
@@ -287,6 +276,3 @@ func removeTree(_ parent: Int32, _ name: String, path: String) throws(ImageError
     }
 }
 
-func archiveError(_ archive: OpaquePointer) -> String {
-    archive_error_string(archive).map { String(cString: $0) } ?? "unreadable archive"
-}

@@ -134,7 +134,7 @@ extension Skiff {
 
 /// The logger every command writes to: standard error, info by default,
 /// debug with one -v, trace with two.
-func makeLogger(verbosity: Int) -> Logger {
+public func makeLogger(verbosity: Int) -> Logger {
     var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
     logger.logLevel = verbosity >= 2 ? .trace : verbosity == 1 ? .debug : .info
     return logger

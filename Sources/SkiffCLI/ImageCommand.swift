@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SkiffKit
 
 extension Skiff {
@@ -14,11 +15,9 @@ extension Skiff {
             func run() throws {
                 let store = ImageStore.standard()
                 var rows = [["IMAGE ID", "SOURCE", "LAYERS", "FILES", "DISK", "CREATED"]]
-                let formatter = DateFormatter()
-                formatter.dateFormat = "yyyy-MM-dd HH:mm"
                 for entry in store.list() {
                     rows.append([entry.shortID, entry.source, "\(entry.layerCount)", megabytes(entry.treeBytes),
-                                 megabytes(entry.diskBytes), formatter.string(from: Date(timeIntervalSince1970: entry.created))])
+                                 megabytes(entry.diskBytes), localTime(entry.created)])
                 }
                 let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
                 for row in rows {
@@ -66,7 +65,20 @@ extension Skiff {
     }
 }
 
-func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+/// Megabytes with one decimal, as `docker images` shows sizes.
+func megabytes(_ bytes: Int64) -> String {
+    let tenths = Int64((Double(bytes) / 1e5).rounded())
+    return "\(tenths / 10).\(tenths % 10) MB"
+}
+
+/// `seconds` since the epoch as local "yyyy-mm-dd HH:MM" (strftime; no ICU).
+func localTime(_ seconds: Double) -> String {
+    var time = time_t(seconds)
+    var parts = tm()
+    var buffer = [CChar](repeating: 0, count: 32)
+    guard localtime_r(&time, &parts) != nil, strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M", &parts) > 0 else { return "?" }
+    return String(cString: buffer)
+}
 
 extension String {
     var trimmingSpacesAtEnd: String {

@@ -41,8 +41,15 @@ final class Console: Sendable {
         case .none:
             outputFD = -1; ownsOutput = false
         case let .file(path):
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw .unreadable(path: path, errno: errno) }
+            // Without blocking: a FIFO nobody reads is an error (ENXIO), not a
+            // wait; once open, writes block as they would on a file.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+            guard fd >= 0 else {
+                let error = errno
+                if error == ENXIO { throw .invalidConfiguration("--console file:\(path): a FIFO with no reader") }
+                throw .unreadable(path: path, errno: error)
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             outputFD = fd; ownsOutput = true
         }
     }

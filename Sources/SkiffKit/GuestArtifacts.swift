@@ -1,4 +1,5 @@
 import Glibc
+import Images
 
 /// The project's own guest (kernel and initramfs), built by
 /// `scripts/build-guest.sh` into its cache on first use and reused afterwards.
@@ -10,15 +11,75 @@ public struct GuestArtifacts: Sendable, Equatable {
     /// Finds `scripts/build-guest.sh` (from $SKIFF_SOURCE_DIR, else upward from the
     /// skiff executable, else upward from the working directory), runs it, and
     /// parses its `kernel=` and `initrd=` lines.
+    /// When the script has built the guest for this source tree before, its
+    /// paths are found in-process by the tree's key, and no script runs.
     public static func ensureBuilt() throws(MachineError) -> GuestArtifacts {
         guard let script = locateBuildScript() else {
             throw .invalidConfiguration("cannot find scripts/build-guest.sh to build the guest kernel; pass --kernel, or set SKIFF_SOURCE_DIR to Skiff's source tree")
         }
+        let repository = String(script.dropLast("/scripts/build-guest.sh".count))
+        if let cached = cached(repository: repository) { return cached }
         let result = try HostCommand.run(["/bin/bash", script])
         guard result.status == 0 else {
             throw .invalidConfiguration("\(script) failed with status \(result.status); see its messages above")
         }
         return try parse(result.output, from: script)
+    }
+
+    /// The files of the source tree the guest is built from, as
+    /// scripts/build-guest.sh lists them for its `guest-KEY.paths` record.
+    static let sourceInputs: [(directory: String, suffix: String)] = [
+        ("guest/kernel", ".config"), ("guest/kernel", ".patch"), ("guest/init", ".c"), ("guest/init", ".h"),
+        ("scripts", "/build-guest.sh"), ("scripts", "/build-kernel.sh"), ("scripts", "/mkinitramfs.py"),
+    ]
+
+    /// SHA-256 (16 hex digits) over each input's relative path, a newline and
+    /// its contents, in the script's order; nil if a file cannot be read.
+    static func sourceKey(repository: String) -> String? {
+        var hasher = SHA256()
+        for (directory, suffix) in sourceInputs {
+            let names: [String]
+            if suffix.hasPrefix("/") {
+                names = [String(suffix.dropFirst())]
+            } else {
+                guard let listed = listDirectory(repository + "/" + directory) else { return nil }
+                names = listed.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            }
+            for name in names {
+                let relative = directory + "/" + name
+                guard let contents = try? readFile(repository + "/" + relative, limit: 1 << 24) else { return nil }
+                hasher.update(Array((relative + "\n").utf8))
+                hasher.update(contents)
+            }
+        }
+        return String(hasher.finalize().prefix(16))
+    }
+
+    /// The guest the script built for this tree, if it did and its files are still there.
+    static func cached(repository: String) -> GuestArtifacts? {
+        guard let key = sourceKey(repository: repository),
+              let record = try? readFile(cacheDirectory() + "/guest-\(key).paths", limit: 1 << 16),
+              let artifacts = try? parse(String(decoding: record, as: UTF8.self), from: "guest-\(key).paths"),
+              access(artifacts.kernel, R_OK) == 0, access(artifacts.initrd, R_OK) == 0 else { return nil }
+        return artifacts
+    }
+
+    /// $SKIFF_CACHE_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/skiff: where the script caches.
+    static func cacheDirectory() -> String {
+        func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        if let directory = variable("SKIFF_CACHE_DIR") { return directory }
+        return (variable("XDG_CACHE_HOME") ?? ((variable("HOME") ?? "/root") + "/.cache")) + "/skiff"
+    }
+
+    static func listDirectory(_ path: String) -> [String]? {
+        guard let stream = opendir(path) else { return nil }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     static func parse(_ output: String, from script: String) throws(MachineError) -> GuestArtifacts {

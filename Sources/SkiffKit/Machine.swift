@@ -174,8 +174,11 @@ public final class Machine: Sendable {
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
         try config.validate()
-        let kernel = try readFile(config.kernelPath)
-        var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path) }
+        let memoryLimit = config.memoryMiB << 20
+        let inMemory = "the \(config.memoryMiB) MiB of guest memory (--memory)"
+        let kernel = try readFile(config.kernelPath, limit: memoryLimit, what: inMemory)
+        do { try X86Boot.checkKernel(kernel, file: config.kernelPath) } catch { throw .boot(error) }
+        var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path, limit: memoryLimit, what: inMemory) }
         if !config.initrdAppendix.isEmpty {
             initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
         }

@@ -3,7 +3,7 @@ import Glibc
 /// A POSIX thread running a closure. vCPUs need threads of their own (KVM ties a
 /// vCPU to the thread that runs it, and kicks are per thread), which Swift
 /// concurrency's pooled executors cannot give.
-struct NativeThread {
+public struct NativeThread: Sendable {
     private final class Body {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
@@ -12,7 +12,7 @@ struct NativeThread {
     let handle: pthread_t
 
     /// Starts `body` on a new thread with an 8 MiB stack.
-    init(_ body: @escaping @Sendable () -> Void) throws(MachineError) {
+    public init(_ body: @escaping @Sendable () -> Void) throws(MachineError) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -31,6 +31,6 @@ struct NativeThread {
         self.handle = handle
     }
 
-    func join() { pthread_join(handle, nil) }
-    func detach() { pthread_detach(handle) }
+    public func join() { pthread_join(handle, nil) }
+    public func detach() { pthread_detach(handle) }
 }

@@ -57,6 +57,15 @@ import TestSupport
         #expect(error?.description.contains("corrupt") == true)
     }
 
+    /// `docker save | skiff run /dev/stdin`-style streams are read more than once,
+    /// so a FIFO (or device) is refused with its reason instead of waited on.
+    @Test func aFIFOIsRefusedNotWaitedOn() throws {
+        let sandbox = try Sandbox()
+        let fifo = sandbox.path + "/stream.tar"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        #expect { try DockerArchive(path: fifo).contents() } throws: { "\($0)".contains("not a regular file (a FIFO)") }
+    }
+
     @Test func aMissingLayerOrManifestIsAnError() throws {
         let sandbox = try Sandbox()
         let path = try makeArchive(sandbox, layerPaths: ["aaa/layer.tar", "ccc/layer.tar"])

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Images
 import Testing
+@testable import Bench
 @testable import SkiffKit
 
 @Suite struct BenchReportTests {

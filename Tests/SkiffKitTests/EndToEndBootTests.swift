@@ -29,6 +29,17 @@ struct EndToEndBootTests {
         return (report, try String(contentsOfFile: console, encoding: .utf8))
     }
 
+    /// A warm start runs no script: once scripts/build-guest.sh has built the
+    /// guest, skiff finds it in-process by the source tree's key (the script
+    /// and `GuestArtifacts.sourceKey` must hash the same files the same way).
+    @Test func theBuiltGuestIsFoundWithoutRunningTheScript() throws {
+        let built = try GuestArtifacts.ensureBuilt()
+        let key = try #require(GuestArtifacts.sourceKey(repository: repositoryRoot))
+        #expect(FileManager.default.fileExists(atPath: GuestArtifacts.cacheDirectory() + "/guest-\(key).paths"),
+                "the script and skiff disagree on the source key \(key)")
+        #expect(GuestArtifacts.cached(repository: repositoryRoot) == built)
+    }
+
     /// The project's guest with 2 vCPUs: greeting, CPU count, a command run by
     /// init with its output and exit status, boot markers in order, clean reset.
     @Test func projectGuestBootsWithTwoCPUsAndRunsACommand() throws {

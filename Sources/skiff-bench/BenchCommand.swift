@@ -1,11 +1,17 @@
 import ArgumentParser
+import Bench
 import Foundation
 import Glibc
+import SkiffCLI
 import SkiffKit
 
-extension Skiff {
-    struct Bench: ParsableCommand {
+/// `skiff bench`, in its own executable: the bench spawns runtimes and writes
+/// JSON and SVG with Foundation, which `skiff` itself must not load (its
+/// start is what the bench measures). `skiff bench ARGS` runs this.
+@main
+struct SkiffBench: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "skiff bench",
             abstract: "Measure a microVM against a container (crun or runc) on the same image.",
             discussion: """
             Startup phase by phase (each run a fresh process), then the classic table: startup, \
@@ -52,9 +58,9 @@ extension Skiff {
         }
 
         func run() throws {
-            let logger = makeLogger(verbosity: verbose ? 1 : 0)
+            let logger = SkiffCLI.makeLogger(verbosity: verbose ? 1 : 0)
             let guest = try GuestArtifacts.ensureBuilt()
-            var options = BenchRunner.Options(image: image, skiffExecutable: Self.ownExecutable(), guest: guest, host: HostKind.detect())
+            var options = BenchRunner.Options(image: image, skiffExecutable: Self.skiffExecutable(), guest: guest, host: HostKind.detect())
             options.arguments = arguments
             options.runs = runs
             options.instances = instances
@@ -72,8 +78,9 @@ extension Skiff {
             if let svg { try BenchRendering.svg(report).write(toFile: svg, atomically: true, encoding: .utf8) }
         }
 
-        static func ownExecutable() -> String {
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        /// The `skiff` beside this executable: the one whose runs are measured.
+        static func skiffExecutable() -> String {
+            let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("skiff").path
         }
-    }
 }

@@ -1,3 +1,4 @@
+import SkiffKit
 import Foundation
 
 /// `skiff bench`'s human outputs: the terminal table and the SVG chart.

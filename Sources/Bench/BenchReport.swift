@@ -1,3 +1,4 @@
+import SkiffKit
 import Foundation
 
 /// What `skiff bench` measured: every run's raw timestamps, the summaries, and

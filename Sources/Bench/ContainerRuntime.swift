@@ -1,3 +1,4 @@
+import SkiffKit
 import CSystem
 import Foundation
 import Glibc
