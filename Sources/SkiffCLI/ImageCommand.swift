@@ -56,10 +56,10 @@ extension Skiff {
             static let configuration = CommandConfiguration(abstract: "Remove every cached image no running VM uses.")
 
             func run() throws {
-                let removed = try ImageStore.standard().prune()
-                for entry in removed { print("removed \(entry.shortID) (\(entry.source))") }
-                let bytes = removed.reduce(Int64(0)) { $0 + $1.diskBytes }
-                print("reclaimed \(megabytes(bytes))")
+                let report = try ImageStore.standard().prune()
+                for entry in report.removed { print("removed \(entry.shortID) (\(entry.source))") }
+                for name in report.leftovers { print("removed leftover \(name)") }
+                print("reclaimed \(megabytes(report.reclaimedBytes))")
             }
         }
     }

@@ -97,6 +97,8 @@ extension Skiff {
             }
             let started = machine.timeline.first(.workloadStarted) != nil
             if let status = report.exitStatus, started || status != 125 { throw ExitCode(Int32(status)) }
+            // Stopped by Ctrl-C or kill: the user knows why; 130, 143, ...
+            if case let .signal(number) = machine.stopReason { throw ExitCode(128 + number) }
             // The container never started, or the guest never said how it ended:
             // show why, with the kernel's and init's last words.
             let console = String(decoding: machine.consoleOutput, as: UTF8.self)

@@ -147,12 +147,6 @@ public enum TerminalMode {
             cfmakeraw(&raw)
             // Output stays raw too: the guest's tty layer already turns "\n" into "\r\n".
             tcsetattr(STDIN_FILENO, TCSANOW, &raw)
-            for signal in [SIGTERM, SIGHUP, SIGQUIT] {
-                Glibc.signal(signal) { number in
-                    TerminalMode.restoreUnlocked()
-                    _exit(128 + number)
-                }
-            }
             atexit { TerminalMode.restoreUnlocked() }
         }
     }

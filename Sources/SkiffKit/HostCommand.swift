@@ -23,10 +23,29 @@ enum HostCommand {
         let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
 
+        // The child starts with skiff's shutdown signals unblocked and at their
+        // defaults (they are blocked here, for ShutdownSignals' thread).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = ShutdownSignals.signalSet()
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
         var pid = pid_t()
-        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
         close(pipeFDs[1])
         guard spawned == 0 else { close(pipeFDs[0]); throw .system("cannot run \(arguments[0])", spawned) }
+        // If skiff is told to stop, the child (mkfs.ext4 on a big tree) stops with it.
+        let child = pid
+        let signals = ShutdownSignals.register { _ in
+            kill(child, SIGKILL)
+            return false
+        }
+        defer { signals.cancel() }
 
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -59,7 +59,15 @@ public struct ImageStore: Sendable {
         let scratch = "\(directory)/.build-\(hex)-\(getpid())"
         try? FileManager.default.removeItem(atPath: scratch)
         try makeDirectory(scratch)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // Removed on every way out: return, error, and a shutdown signal.
+        let signals = ShutdownSignals.register { _ in
+            try? FileManager.default.removeItem(atPath: scratch)
+            return false
+        }
+        defer {
+            signals.cancel()
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
         let result = try RootDiskBuilder.build(source, scratch: scratch, diskPath: scratch + "/rootfs.ext4")
         let entry = Entry(id: source.id, source: source.reference.description, created: Date().timeIntervalSince1970,
                           layerCount: source.layerCount, treeBytes: result.treeBytes, diskBytes: result.diskBytes,
@@ -134,13 +142,43 @@ public struct ImageStore: Sendable {
         return entry
     }
 
-    /// Removes every cached image not in use; returns what was removed.
-    public func prune() throws(MachineError) -> [Entry] {
-        var removed: [Entry] = []
+    /// What `prune` removed and the space it gave back.
+    public struct PruneReport: Sendable {
+        public var removed: [Entry] = []
+        /// Scratch directories that a killed or crashed skiff left behind.
+        public var leftovers: [String] = []
+        /// Allocated bytes (st_blocks), not apparent sizes: sparse disks count as stored.
+        public var reclaimedBytes: Int64 = 0
+    }
+
+    /// Removes every cached image not in use, and the scratch (half-built
+    /// disks, unfinished removals) of skiff processes that no longer exist.
+    public func prune() throws(MachineError) -> PruneReport {
+        var report = PruneReport()
         for entry in list() {
-            do { try removeEntry(entry); removed.append(entry) } catch { continue }
+            guard let hex = try? Self.hex(of: entry.id) else { continue }
+            let size = (try? RootDiskBuilder.measure("\(directory)/\(hex)").allocated) ?? 0
+            do { try removeEntry(entry) } catch { continue }
+            report.removed.append(entry)
+            report.reclaimedBytes += size
         }
-        return removed
+        let lock = try lockFile()
+        defer { close(lock) }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard Self.isOrphanedScratch(name) else { continue }
+            let path = "\(directory)/\(name)"
+            report.reclaimedBytes += (try? RootDiskBuilder.measure(path).allocated) ?? 0
+            try? FileManager.default.removeItem(atPath: path)
+            report.leftovers.append(name)
+        }
+        return report
+    }
+
+    /// `.build-HEX-PID`, `.done-HEX-PID`, `.remove-HEX-PID` of a PID that is gone.
+    static func isOrphanedScratch(_ name: String) -> Bool {
+        guard [".build-", ".done-", ".remove-"].contains(where: { name.hasPrefix($0) }),
+              let dash = name.lastIndex(of: "-"), let pid = pid_t(name[name.index(after: dash)...]), pid > 0 else { return false }
+        return kill(pid, 0) != 0 && errno == ESRCH
     }
 
     private func removeEntry(_ entry: Entry) throws(MachineError) {

@@ -292,6 +292,13 @@ public final class Machine: Sendable {
         }
 
         try loop.start()
+        // A signal stops the machine like any other stop: run returns, the
+        // terminal is restored, the caller exits 128+N.
+        let signals = ShutdownSignals.register { [weak self] signal in
+            self?.requestStop(.signal(signal))
+            return self != nil
+        }
+        defer { signals.cancel() }
         timeline.setupDone = MonotonicClock.now()
         var threads: [NativeThread] = []
         for vcpu in vcpus.withLock({ $0 }) {

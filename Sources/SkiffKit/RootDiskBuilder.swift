@@ -29,7 +29,8 @@ struct RootDiskBuilder {
         let unpackSeconds = Double(MonotonicClock.now() - unpackStart) / 1e9
 
         let diskStart = MonotonicClock.now()
-        let (treeBytes, inodes) = try measure(rootPath)
+        let tree = try measure(rootPath)
+        let (treeBytes, inodes) = (tree.bytes, tree.inodes)
         let diskBytes = size(forTree: treeBytes, inodes: inodes)
         let inodeCount = inodes + inodes / 4 + 256
         let mkfs = try HostCommand.run([
@@ -68,19 +69,26 @@ struct RootDiskBuilder {
         return (raw + (1 << 20) - 1) / (1 << 20) * (1 << 20)
     }
 
-    /// Allocated bytes (4 KiB blocks, as ext4 will store them) and the number
-    /// of inodes under `path`, without following symlinks; hard links count once.
-    static func measure(_ path: String) throws(MachineError) -> (bytes: Int64, inodes: Int) {
+    /// What a tree under `path` holds, without following symlinks; hard links count once.
+    struct TreeSize {
+        /// Sizes rounded up to 4 KiB blocks, as ext4 will store the files.
+        var bytes: Int64 = 4096
+        var inodes = 1
+        /// What the host's file system has allocated (st_blocks): holes cost nothing.
+        var allocated: Int64 = 0
+    }
+
+    static func measure(_ path: String) throws(MachineError) -> TreeSize {
         let top = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard top >= 0 else { throw .system("open \(path)", errno) }
-        var totals: (bytes: Int64, inodes: Int) = (4096, 1)
+        var totals = TreeSize()
         var seen = Set<UInt64>()
         try walk(top, path, &totals, &seen)
         return totals
     }
 
     /// Adds what directory `fd` holds to `totals`; closes `fd`.
-    private static func walk(_ fd: Int32, _ path: String, _ totals: inout (bytes: Int64, inodes: Int),
+    private static func walk(_ fd: Int32, _ path: String, _ totals: inout TreeSize,
                              _ seen: inout Set<UInt64>) throws(MachineError) {
         guard let stream = fdopendir(fd) else { close(fd); throw .system("opendir \(path)", errno) }
         defer { closedir(stream) }
@@ -93,6 +101,7 @@ struct RootDiskBuilder {
             if !isDirectory && info.st_nlink > 1 && !seen.insert(UInt64(info.st_ino)).inserted { continue }
             totals.inodes += 1
             totals.bytes += (max(Int64(info.st_size), 0) + 4095) / 4096 * 4096
+            totals.allocated += Int64(info.st_blocks) * 512
             if isDirectory {
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw .system("open \(path)/\(name)", errno) }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Why the VM stopped.
 public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     /// The guest reset the machine (i8042 or KVM system event).
@@ -12,6 +14,8 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     /// The guest kernel printed "Kernel panic - not syncing".
     case kernelPanic
     case detached
+    /// SIGINT, SIGTERM, SIGHUP or SIGQUIT reached skiff (ShutdownSignals).
+    case signal(Int32)
     case timeout(seconds: Double)
     case emulationFailure(String)
     case vmmError(String)
@@ -24,6 +28,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case .guestCrashed: return "the guest reset without a clean shutdown (init died or the guest crashed)"
         case .kernelPanic: return "the guest kernel panicked (\"Kernel panic - not syncing\" on its console)"
         case .detached: return "detached from the console (Ctrl-a x)"
+        case let .signal(number): return "stopped by \(signalName(number))"
         case let .timeout(seconds): return "stopped after the \(seconds) s timeout"
         case let .emulationFailure(detail): return "the guest ran an instruction KVM cannot emulate: \(detail)"
         case let .vmmError(detail): return "VMM error: \(detail)"
@@ -35,6 +40,7 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .reset, .powerOff, .tripleFault, .detached: return 0
         case .timeout: return 124
+        case let .signal(number): return 128 + number
         case .guestCrashed, .kernelPanic, .emulationFailure, .vmmError: return 1
         }
     }
@@ -95,4 +101,16 @@ public enum StopPolicy {
 
     static let shutdownEvent: UInt32 = 1 // KVM_SYSTEM_EVENT_SHUTDOWN
     static let crashEvent: UInt32 = 5    // KVM_SYSTEM_EVENT_CRASH
+}
+
+/// SIGINT, SIGTERM, ... for messages.
+func signalName(_ number: Int32) -> String {
+    switch number {
+    case SIGINT: return "SIGINT"
+    case SIGTERM: return "SIGTERM"
+    case SIGHUP: return "SIGHUP"
+    case SIGQUIT: return "SIGQUIT"
+    case SIGKILL: return "SIGKILL"
+    default: return "signal \(number)"
+    }
 }

@@ -11,4 +11,5 @@ skiffStartTime = {
           spawned <= now, now - spawned < 60_000_000_000 else { return now }
     return spawned
 }()
+ShutdownSignals.install()
 Skiff.main()

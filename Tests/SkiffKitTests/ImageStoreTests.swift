@@ -67,7 +67,7 @@ struct ImageStoreTests {
         let holder = open(disk.path, O_RDONLY)
         #expect(flock(holder, LOCK_SH) == 0)
         #expect(throws: MachineError.self) { try store.remove(disk.entry.shortID) }
-        #expect(try store.prune().isEmpty)
+        #expect(try store.prune().removed.isEmpty)
         close(holder)
 
         #expect(throws: MachineError.self) { try store.remove("zz-not-hex") }
@@ -75,7 +75,27 @@ struct ImageStoreTests {
         #expect(try store.remove(String(disk.entry.shortID.prefix(6))).id == disk.entry.id)
         #expect(store.list().isEmpty)
         _ = try store.rootDisk(for: try ImageSource.open(try makeLayout(sandbox)))
-        #expect(try store.prune().count == 1 && store.list().isEmpty)
+        #expect(try store.prune().removed.count == 1 && store.list().isEmpty)
+    }
+
+    /// A skiff killed while it built a disk leaves `.build-HEX-PID`; prune
+    /// reclaims it (and reports allocated bytes), but never a live build's.
+    @Test func pruneReclaimsTheScratchOfDeadBuildsOnly() throws {
+        let sandbox = try Sandbox()
+        let store = ImageStore(directory: sandbox.path + "/store")
+        var deadPID: pid_t = 4_194_000
+        while kill(deadPID, 0) == 0 || errno != ESRCH { deadPID += 1 }
+        let dead = sandbox.path + "/store/.build-abcd-\(deadPID)"
+        let live = sandbox.path + "/store/.build-abcd-\(getpid())"
+        for directory in [dead, live] {
+            try FileManager.default.createDirectory(atPath: directory + "/rootfs", withIntermediateDirectories: true)
+            try Data(repeating: 7, count: 1 << 20).write(to: URL(fileURLWithPath: directory + "/rootfs/blob"))
+        }
+        let report = try store.prune()
+        #expect(report.leftovers == [".build-abcd-\(deadPID)"])
+        #expect(report.reclaimedBytes >= 1 << 20)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live + "/rootfs/blob"), "a running build's scratch stays")
     }
 
     @Test func diskSizeCoversTheTreeWithHeadroom() throws {

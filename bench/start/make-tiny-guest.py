@@ -9,13 +9,18 @@ same file boots on QEMU's microvm (through its PVH note, 32-bit entry; QEMU's
 isa-debug-exit device at 0xf4 ends QEMU) and on Skiff (64-bit entry, where
 0xf4 is nobody's port and 0xfe to the i8042's 0x64 resets the machine).
 
-usage: make-tiny-guest.py OUTPUT
+With --spin the code is `jmp $` instead: a guest that runs until stopped
+(the signal tests use it).
+
+usage: make-tiny-guest.py [--spin] OUTPUT
 """
 import struct
 import sys
 
 LOAD = 0x100000
-CODE = bytes([0xB0, 0xFE, 0xE6, 0xF4, 0xE6, 0x64, 0xF4])
+spin = "--spin" in sys.argv[1:]
+output = [a for a in sys.argv[1:] if a != "--spin"][0]
+CODE = bytes([0xEB, 0xFE]) if spin else bytes([0xB0, 0xFE, 0xE6, 0xF4, 0xE6, 0x64, 0xF4])
 
 # PVH entry note: name "Xen", type XEN_ELFNOTE_PHYS32_ENTRY (18), a 32-bit address.
 name = b"Xen\0"
@@ -32,5 +37,5 @@ pnote = struct.pack("<IIQQQQQQ", 4, 4, note_offset, 0, 0, len(note), len(note), 
 image = bytearray(ehdr + load + pnote + note)
 image += bytes(code_offset - len(image))
 image += CODE
-with open(sys.argv[1], "wb") as out:
+with open(output, "wb") as out:
     out.write(image)

@@ -1,0 +1,80 @@
+import Glibc
+import Synchronization
+
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT end `skiff` the same way wherever it
+/// is: they are blocked in every thread (``install()`` runs before any thread
+/// exists, and threads inherit the mask) and one thread waits for them with
+/// sigwait. On a signal it runs what the current phase registered — the
+/// machine stops its vCPUs and returns normally, a disk build kills mkfs and
+/// removes its scratch — and if no running machine takes over, restores the
+/// terminal and exits 128+N itself. A second signal exits at once.
+public enum ShutdownSignals {
+    public static let handled: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    /// What a phase does on a signal; returns true if it will make the process
+    /// exit itself (a running machine), false if it only cleaned up.
+    public typealias Handler = @Sendable (Int32) -> Bool
+
+    private struct State {
+        var handlers: [Int: Handler] = [:]
+        var next = 0
+        var received: Int32?
+    }
+    private static let state = Mutex(State())
+
+    /// The first signal received, if any.
+    public static var received: Int32? { state.withLock { $0.received } }
+
+    /// Blocks the signals in the calling thread (and so in every thread it
+    /// starts) and starts the thread that waits for them. Call once, first thing.
+    public static func install() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        _ = try? NativeThread { waitForSignals() }.detach()
+    }
+
+    /// Registers `handler` until the returned token's `cancel()`.
+    public static func register(_ handler: @escaping Handler) -> Registration {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            state.handlers[state.next] = handler
+            return state.next
+        }
+        return Registration(id: id)
+    }
+
+    public struct Registration: Sendable {
+        let id: Int
+        public func cancel() { _ = ShutdownSignals.state.withLock { $0.handlers.removeValue(forKey: id) } }
+    }
+
+    /// The signals as a sigset_t.
+    static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in handled { sigaddset(&set, signal) }
+        return set
+    }
+
+    private static func waitForSignals() {
+        var set = signalSet()
+        while true {
+            var signal: Int32 = 0
+            guard sigwait(&set, &signal) == 0 else { continue }
+            let (first, handlers) = state.withLock { state -> (Bool, [Handler]) in
+                let first = state.received == nil
+                if first { state.received = signal }
+                return (first, state.handlers.sorted { $0.key > $1.key }.map(\.value))
+            }
+            guard first else { exitNow(signal) }
+            var takenOver = false
+            for handler in handlers where handler(signal) { takenOver = true }
+            if !takenOver { exitNow(signal) }
+        }
+    }
+
+    private static func exitNow(_ signal: Int32) -> Never {
+        TerminalMode.restore()
+        _exit(128 + signal)
+    }
+}
