@@ -10,6 +10,8 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
     case invalidArchive(layer: String, reason: String)
     case escapesRoot(layer: String, path: String)
     case unsafeEntry(layer: String, path: String, reason: String)
+    /// Unpacking went past the image's `UnpackBudget`.
+    case tooLarge(layer: String, path: String, reason: String)
     case io(path: String, operation: String, errno: Int32)
     /// The run's flags and the image's config do not make a runnable process.
     case invalidRunSpec(String)
@@ -26,6 +28,7 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
         case let .invalidArchive(layer, reason): return "layer \(layer): \(reason)"
         case let .escapesRoot(layer, path): return "layer \(layer): refusing '\(path)': it points outside the image root"
         case let .unsafeEntry(layer, path, reason): return "layer \(layer): refusing '\(path)': \(reason)"
+        case let .tooLarge(layer, path, reason): return "layer \(layer): stopped at '\(path)': \(reason)"
         case let .io(path, operation, errno): return "\(operation) \(path): \(errnoDescription(errno))"
         case let .invalidRunSpec(reason): return reason
         }

@@ -28,10 +28,13 @@ public struct LayerApplier {
     public let root: RootDirectory
     /// chown needs privilege; without it, files keep the unpacking user's ids.
     public let preservesOwnership: Bool
+    /// What the layers applied through this applier may write, together.
+    public let budget: UnpackBudget
 
-    public init(root: RootDirectory) {
+    public init(root: RootDirectory, budget: UnpackBudget = UnpackBudget(maxBytes: UnpackBudget.floor)) {
         self.root = root
         self.preservesOwnership = geteuid() == 0
+        self.budget = budget
     }
 
     /// Applies the layer archive at `path` (tar, tar+gzip or tar+zstd; detected
@@ -70,6 +73,7 @@ public struct LayerApplier {
             throw .escapesRoot(layer: layer.name, path: rawPath)
         }
         guard let base = components.last else { return } // the root itself: nothing to create
+        try budget.admitEntry(depth: components.count, layer: layer.name, path: rawPath)
         let directory = Array(components.dropLast())
 
         if base == ".wh..wh..opq" {
@@ -134,7 +138,7 @@ public struct LayerApplier {
                 let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw .io(path: rawPath, operation: "create", errno: errno) }
                 defer { close(fd) }
-                layer.statistics.bytes += try copyData(archive, to: fd, layer.name, rawPath)
+                layer.statistics.bytes += try copyData(archive, entry, to: fd, layer.name, rawPath)
                 if preservesOwnership { fchown(fd, uid, gid) }
                 fchmod(fd, permissions) // after chown, which clears set-id bits
                 applyExtendedAttributes(entry, parent, name, fd: fd)
@@ -190,22 +194,41 @@ public struct LayerApplier {
         }
     }
 
-    private func copyData(_ archive: OpaquePointer, to fd: Int32, _ layer: String, _ path: String) throws(ImageError) -> Int {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    /// Writes the entry's data blocks at their offsets: a sparse entry's holes
+    /// stay holes (and cost nothing against the budget), and the file ends at
+    /// the entry's size even when it ends in a hole. Returns the data bytes.
+    private func copyData(_ archive: OpaquePointer, _ entry: OpaquePointer, to fd: Int32,
+                          _ layer: String, _ path: String) throws(ImageError) -> Int {
         var total = 0
         while true {
-            let count = buffer.withUnsafeMutableBytes { skiff_archive_read_data(archive, $0.baseAddress, $0.count) }
-            if count == 0 { return total }
-            guard count > 0 else { throw .invalidArchive(layer: layer, reason: "\(path): \(archiveError(archive))") }
+            var block: UnsafeRawPointer?
+            var size = 0
+            var offset: Int64 = 0
+            let status = skiff_archive_read_data_block(archive, &block, &size, &offset)
+            if status == ARCHIVE_EOF { break }
+            guard status == ARCHIVE_OK || status == ARCHIVE_WARN, offset >= 0 else {
+                throw .invalidArchive(layer: layer, reason: "\(path): \(archiveError(archive))")
+            }
+            guard size > 0, let block else { continue }
+            try budget.spend(size, layer: layer, path: path)
             var written = 0
-            while written < count {
-                let step = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + written, count - written) }
+            while written < size {
+                let step = pwrite(fd, block + written, size - written, off_t(offset) + off_t(written))
                 if step < 0 && errno == EINTR { continue }
                 guard step > 0 else { throw .io(path: path, operation: "write", errno: errno) }
                 written += step
             }
-            total += count
+            total += size
         }
+        if skiff_archive_entry_size_is_set(entry) != 0 {
+            let size = skiff_archive_entry_size(entry)
+            // A sparse file's holes cost no data, but the disk is sized by what files claim.
+            guard size <= budget.maxBytes else {
+                throw .tooLarge(layer: layer, path: path, reason: "a \(size)-byte file; the image may write at most \(budget.maxBytes >> 20) MiB")
+            }
+            guard size >= 0, ftruncate(fd, off_t(size)) == 0 else { throw .io(path: path, operation: "truncate", errno: errno) }
+        }
+        return total
     }
 
     /// Runs `body` with the resolved parent directory of `components` and the final name.

@@ -39,6 +39,15 @@ extension Skiff {
         @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the container a terminal (Ctrl-a x detaches).")
         var tty = false
 
+        @Option(help: ArgumentHelp("Most an image may write when unpacked (default: 32 times its compressed layers, 2 GiB to 64 GiB; also SKIFF_MAX_IMAGE_SIZE).", valueName: "SIZE[K|M|G|T]"))
+        var maxImageSize: String?
+
+        func validate() throws {
+            if let maxImageSize, UnpackBudget.parseSize(maxImageSize) == nil {
+                throw ValidationError("--max-image-size must be a positive size like 4096, 512M or 10G, not '\(maxImageSize)'")
+            }
+        }
+
         @Option(help: .hidden)  // skiff bench: where to write this run's phases (JSON)
         var report: String?
 
@@ -86,7 +95,9 @@ extension Skiff {
             base.compatibility = profile
             base.host = host
 
-            let report = try ContainerRunner.run(image: image, options: containerOptions, base: base,
+            var store = ImageStore.standard()
+            if let limit = maxImageSize.flatMap(UnpackBudget.parseSize) { store.maxImageSize = limit }
+            let report = try ContainerRunner.run(image: image, options: containerOptions, base: base, store: store,
                                                  logger: logger, startedAt: skiffStartTime)
             let machine = report.machine
             if vm.timings { printRunTimings(report) }

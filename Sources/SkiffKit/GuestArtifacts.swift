@@ -65,10 +65,10 @@ public struct GuestArtifacts: Sendable, Equatable {
     }
 
     /// $SKIFF_CACHE_DIR, else ${XDG_CACHE_HOME:-$HOME/.cache}/skiff: where the script caches.
-    static func cacheDirectory() -> String {
+    public static func cacheDirectory() -> String {
         func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
         if let directory = variable("SKIFF_CACHE_DIR") { return directory }
-        return (variable("XDG_CACHE_HOME") ?? ((variable("HOME") ?? "/root") + "/.cache")) + "/skiff"
+        return (variable("XDG_CACHE_HOME") ?? ((variable("HOME") ?? "/tmp") + "/.cache")) + "/skiff"
     }
 
     static func listDirectory(_ path: String) -> [String]? {

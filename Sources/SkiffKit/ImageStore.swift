@@ -10,15 +10,22 @@ import Images
 /// image's users, so that `-u name` resolves without unpacking again).
 public struct ImageStore: Sendable {
     public let directory: String
+    /// What unpacking one image may write, replacing `UnpackBudget`'s default
+    /// (a multiple of the compressed size): --max-image-size, SKIFF_MAX_IMAGE_SIZE.
+    public var maxImageSize: Int64?
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String, maxImageSize: Int64? = nil) {
+        self.directory = directory
+        self.maxImageSize = maxImageSize
+    }
 
+    /// `$SKIFF_IMAGE_DIR`, else the images directory in Skiff's cache; the
+    /// unpack limit from `$SKIFF_MAX_IMAGE_SIZE` (like 10G) when set.
     public static func standard() -> ImageStore {
         let environment = ProcessInfo.processInfo.environment
-        if let directory = environment["SKIFF_IMAGE_DIR"], !directory.isEmpty { return ImageStore(directory: directory) }
-        let cache = environment["SKIFF_CACHE_DIR"]
-            ?? (environment["XDG_CACHE_HOME"] ?? (environment["HOME"] ?? "/tmp") + "/.cache") + "/skiff"
-        return ImageStore(directory: cache + "/images")
+        let limit = environment["SKIFF_MAX_IMAGE_SIZE"].flatMap(UnpackBudget.parseSize)
+        if let directory = environment["SKIFF_IMAGE_DIR"], !directory.isEmpty { return ImageStore(directory: directory, maxImageSize: limit) }
+        return ImageStore(directory: GuestArtifacts.cacheDirectory() + "/images", maxImageSize: limit)
     }
 
     /// What the cache knows of one image.
@@ -68,7 +75,7 @@ public struct ImageStore: Sendable {
             signals.cancel()
             try? FileManager.default.removeItem(atPath: scratch)
         }
-        let result = try RootDiskBuilder.build(source, scratch: scratch, diskPath: scratch + "/rootfs.ext4")
+        let result = try RootDiskBuilder.build(source, scratch: scratch, diskPath: scratch + "/rootfs.ext4", budget: budget(for: source))
         let entry = Entry(id: source.id, source: source.reference.description, created: Date().timeIntervalSince1970,
                           layerCount: source.layerCount, treeBytes: result.treeBytes, diskBytes: result.diskBytes,
                           unpackSeconds: result.unpackSeconds, diskSeconds: result.diskSeconds, users: result.users)
@@ -105,7 +112,7 @@ public struct ImageStore: Sendable {
         try? FileManager.default.removeItem(atPath: scratch)
         try makeDirectory(scratch)
         do {
-            _ = try RootDiskBuilder.unpack(source, scratch: scratch, into: scratch + "/rootfs")
+            _ = try RootDiskBuilder.unpack(source, scratch: scratch, into: scratch + "/rootfs", budget: budget(for: source))
         } catch {
             try? FileManager.default.removeItem(atPath: scratch)
             throw error
@@ -117,6 +124,10 @@ public struct ImageStore: Sendable {
         try? FileManager.default.removeItem(atPath: tree)
         guard rename(scratch, tree) == 0 else { throw .system("rename \(scratch)", errno) }
         return tree + "/rootfs"
+    }
+
+    func budget(for source: ImageSource) -> UnpackBudget {
+        UnpackBudget.forImage(compressedBytes: source.layerBytes, override: maxImageSize)
     }
 
     /// Every cached image, newest first.

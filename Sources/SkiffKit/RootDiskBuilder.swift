@@ -20,10 +20,10 @@ struct RootDiskBuilder {
     }
 
     /// Builds `diskPath` from `source`; `scratch` is an empty directory to work in.
-    static func build(_ source: ImageSource, scratch: String, diskPath: String) throws(MachineError) -> Result {
+    static func build(_ source: ImageSource, scratch: String, diskPath: String, budget: UnpackBudget) throws(MachineError) -> Result {
         let unpackStart = MonotonicClock.now()
         let rootPath = scratch + "/rootfs"
-        let (root, statistics) = try unpack(source, scratch: scratch, into: rootPath)
+        let (root, statistics) = try unpack(source, scratch: scratch, into: rootPath, budget: budget)
         let users = UserDatabase(passwd: String(decoding: root.readFile("etc/passwd") ?? [], as: UTF8.self),
                                  group: String(decoding: root.readFile("etc/group") ?? [], as: UTF8.self))
         let unpackSeconds = Double(MonotonicClock.now() - unpackStart) / 1e9
@@ -47,12 +47,12 @@ struct RootDiskBuilder {
 
     /// Applies `source`'s layers, in order, into a new tree at `rootPath`
     /// (`scratch` holds what reading the layers needs, such as a docker archive's tars).
-    static func unpack(_ source: ImageSource, scratch: String, into rootPath: String)
+    static func unpack(_ source: ImageSource, scratch: String, into rootPath: String, budget: UnpackBudget)
         throws(MachineError) -> (RootDirectory, [LayerApplier.Statistics]) {
         do {
             let layers = try source.layers(scratch: scratch)
             let root = try RootDirectory(path: rootPath)
-            let applier = LayerApplier(root: root)
+            let applier = LayerApplier(root: root, budget: budget)
             var statistics: [LayerApplier.Statistics] = []
             for layer in layers { statistics.append(try applier.apply(layerAt: layer.path, name: layer.name)) }
             return (root, statistics)

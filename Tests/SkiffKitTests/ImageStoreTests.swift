@@ -98,6 +98,24 @@ struct ImageStoreTests {
         #expect(FileManager.default.fileExists(atPath: live + "/rootfs/blob"), "a running build's scratch stays")
     }
 
+    /// A layer that expands past the image's budget fails the build with the
+    /// layer and entry named, and leaves the store as it was.
+    @Test func anImageThatExpandsPastItsBudgetLeavesTheStoreAsItWas() throws {
+        let sandbox = try Sandbox()
+        let layout = try LayoutBuilder(sandbox.path + "/bomb")
+        let bombPath = sandbox.layer("bomb", [.bytes("zeros", [UInt8](repeating: 0, count: 32 << 20))], compression: .gzip)
+        let layer = try layout.blob(Array(try Data(contentsOf: URL(fileURLWithPath: bombPath))),
+                                    mediaType: "application/vnd.oci.image.layer.v1.tar+gzip")
+        var defaults = ImageConfiguration.RunDefaults()
+        defaults.Cmd = ["/bin/sh"]
+        try layout.image(layers: [layer], defaults: defaults)
+        let store = ImageStore(directory: sandbox.path + "/store", maxImageSize: 4 << 20)
+        #expect { try store.rootDisk(for: try ImageSource.open(.layout(path: layout.path, tag: nil))) } throws: { error in
+            "\(error)".contains("stopped at 'zeros': the image expands to more than 4 MiB")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory) == [".lock"], "no half-built disk or scratch")
+    }
+
     @Test func diskSizeCoversTheTreeWithHeadroom() throws {
         #expect(RootDiskBuilder.size(forTree: 0, inodes: 0) == 17 << 20)
         let big = RootDiskBuilder.size(forTree: 100 << 20, inodes: 5000)
