@@ -52,11 +52,17 @@ public struct ELFKernel: Equatable, Sendable {
             let fileSize = try reader.integer(UInt64.self, at: base + 32, "p_filesz")
             let memorySize = try reader.integer(UInt64.self, at: base + 40, "p_memsz")
             let (end, overflow) = offset.addingReportingOverflow(fileSize)
-            guard !overflow, end <= UInt64(bytes.count) else {
+            guard !overflow else {
+                throw BootError(file: file, "segment \(index): offset \(offset) plus size \(fileSize) is past any file")
+            }
+            guard end <= UInt64(bytes.count) else {
                 throw BootError(file: file, "truncated: segment \(index) needs bytes up to \(end), the file has \(bytes.count)")
             }
             guard memorySize >= fileSize, memorySize < 1 << 32 else {
                 throw BootError(file: file, "segment \(index) has an impossible size (\(memorySize) in memory, \(fileSize) in file)")
+            }
+            guard !physical.addingReportingOverflow(memorySize).overflow else {
+                throw BootError(file: file, "segment \(index) at 0x\(String(physical, radix: 16)) runs past the end of the address space")
             }
             segments.append(Segment(fileOffset: Int(offset), fileSize: Int(fileSize),
                                     memorySize: Int(memorySize), physicalAddress: physical))

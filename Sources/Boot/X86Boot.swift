@@ -54,6 +54,9 @@ public struct X86BootState: Equatable, Sendable {
 /// (Documentation/x86/boot.rst): kernel, initrd, command line, boot_params with
 /// the e820 map, MP table, identity page tables and GDT.
 public enum X86Boot {
+    /// The `file` of a BootError about the command line.
+    public static let commandLineFile = "command line"
+
     /// Parses the kernel's headers (vmlinux ELF or bzImage) without loading
     /// anything, so that a file that is not a bootable kernel is refused
     /// before a VM exists. `load` parses the same way.
@@ -117,7 +120,7 @@ public enum X86Boot {
         // Command line, NUL-terminated.
         let commandLine = Array(configuration.commandLine.utf8) + [0]
         guard commandLine.count <= commandLineLimit else {
-            throw BootError(file: "command line", "\(commandLine.count - 1) bytes; this kernel accepts at most \(commandLineLimit - 1)")
+            throw BootError(file: commandLineFile, "\(commandLine.count - 1) bytes; this kernel accepts at most \(commandLineLimit - 1)")
         }
         try place(kernelFile, "command line", in: memory) {
             try memory.write(bytes: commandLine, at: X86Layout.commandLine)

@@ -67,6 +67,10 @@ public struct NetworkConfiguration: Sendable, Equatable {
             }
         }
         guard let tap, !tap.isEmpty else { throw .invalidConfiguration("--net needs a TAP: --net tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]") }
+        // What Linux accepts as an interface name (dev_valid_name), checked before any VM exists.
+        guard tap.utf8.count < 16, tap != ".", tap != "..", !tap.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) else {
+            throw .invalidConfiguration("--net: '\(tap)' is not a valid interface name (at most 15 bytes, no '/', ':' or spaces)")
+        }
         result.tap = tap
         self = result
     }

@@ -59,6 +59,17 @@ public struct MachineConfiguration: Sendable {
             throw .invalidConfiguration("--timeout \(timeout) is outside \(Self.timeoutRange.lowerBound)–\(Int(Self.timeoutRange.upperBound)) seconds")
         }
         try NetworkConfiguration.validate(networks)
+        // One image twice would have its second opening refused by its own lock,
+        // which would blame "another process".
+        var seen: [String: String] = [:]
+        for disk in disks {
+            var info = stat()
+            let identity = stat(disk.path, &info) == 0 ? "\(info.st_dev):\(info.st_ino)" : disk.path
+            if let first = seen[identity] {
+                throw .invalidConfiguration("--disk \(disk.path) is given twice\(first == disk.path ? "" : " (also as \(first))")")
+            }
+            seen[identity] = disk.path
+        }
         let devices = disks.count + networks.count + (entropyDevice ? 1 : 0)
         let lines = Int(VirtioDevices.lastIRQ - VirtioDevices.firstIRQ) + 1
         guard devices <= lines else {
@@ -183,33 +194,12 @@ public final class Machine: Sendable {
             initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
         }
 
-        let system = try openHypervisor()
-        let vm: any VirtualMachineHandle
+        // Guest memory, the kernel, initrd and command line come before any
+        // hypervisor work: whatever is wrong with them costs no VM.
         let memory: GuestMemory
-        let supportedCPUID: [CPUIDEntry]
-        do {
-            vm = try system.createVirtualMachine()
-            timeline.vmCreated = MonotonicClock.now()
-            supportedCPUID = try system.supportedCPUID()
-            memory = try GuestMemory.x86(size: config.memoryMiB << 20)
-            try vm.map(memory)
-            try vm.setSystemPages()
-            try vm.createInterruptController()
-        } catch let error as HypervisorError {
-            throw .kvm(error)
-        } catch let error as GuestMemoryError {
-            throw .memory(error)
-        } catch {
-            throw .invalidConfiguration("\(error)")
-        }
-
-        // Devices with host backends (disks, TAPs) are opened before the kernel
-        // is loaded: their announcements go on its command line.
-        let loop = try EventLoop()
-        var mmio = IOBus.Builder()
-        let virtio = try VirtioDevices(config, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
-        let commandLine = KernelCommandLine.inserting(virtio.kernelParameters, into: config.commandLine)
-
+        do { memory = try GuestMemory.x86(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
+        let announcements = VirtioDevices.announcements(for: config)
+        let commandLine = KernelCommandLine.inserting(announcements, into: config.commandLine)
         let bootState: X86BootState
         do {
             bootState = try X86Boot.load(X86BootConfiguration(
@@ -217,9 +207,34 @@ public final class Machine: Sendable {
                 commandLine: commandLine, cpuCount: config.cpus,
                 firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
                 into: memory)
+        } catch where error.file == X86Boot.commandLineFile {
+            // The user only typed part of it: say how much is Skiff's.
+            let added = (config.compatibility.kernelParameters + announcements).joined(separator: " ").utf8.count
+            throw .boot(BootError(file: error.file, error.problem
+                + " (\(added) bytes are Skiff's: the compatibility profile's parameters and the virtio-mmio device announcements)"))
         } catch {
             throw .boot(error)
         }
+
+        let system = try openHypervisor()
+        let vm: any VirtualMachineHandle
+        let supportedCPUID: [CPUIDEntry]
+        do {
+            vm = try system.createVirtualMachine()
+            timeline.vmCreated = MonotonicClock.now()
+            supportedCPUID = try system.supportedCPUID()
+            try vm.map(memory)
+            try vm.setSystemPages()
+            try vm.createInterruptController()
+        } catch {
+            throw .kvm(error)
+        }
+
+        // Devices with host backends (disks, TAPs), in the windows and IRQs
+        // the command line announced.
+        let loop = try EventLoop()
+        var mmio = IOBus.Builder()
+        let virtio = try VirtioDevices(config, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
         logger.debug("kernel loaded", metadata: [
             "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
             "cmdline": "\(commandLine)"])

@@ -20,8 +20,6 @@ final class VirtioDevices {
     }
 
     private(set) var attached: [Attached] = []
-    /// `virtio_mmio.device=` (and `ip=`) parameters announcing the devices.
-    private(set) var kernelParameters: [String] = []
     /// eventfds the loop and KVM hold on to; they live as long as the machine.
     private var eventFDs: [EventFD] = []
     private var taps: [TapDevice] = []
@@ -59,7 +57,6 @@ final class VirtioDevices {
                 return "\(name): \(s.framesSent) frames sent (\(s.bytesSent) bytes), \(s.framesReceived) received (\(s.bytesReceived) bytes), \(s.dropped) dropped"
             }
             try loop.register(tap.fd, edgeTriggered: true) { transport.backendReady() }
-            if let parameter = network.kernelParameter(interface: interface) { kernelParameters.append(parameter) }
         }
         if config.entropyDevice {
             let device = VirtioEntropy()
@@ -70,6 +67,26 @@ final class VirtioDevices {
         if fallbacks > 0 {
             logger.warning("KVM refused \(fallbacks) ioeventfd/irqfd registrations; those notifications go through vCPU exits instead")
         }
+    }
+
+    /// The `virtio_mmio.device=` (and `ip=`) kernel parameters announcing
+    /// `config`'s devices, in the windows and IRQs `init` gives them (disks,
+    /// networks, entropy, one slot each, in order): known before any VM exists.
+    static func announcements(for config: MachineConfiguration) -> [String] {
+        var parameters: [String] = []
+        var slot = 0
+        func announceNext() {
+            parameters.append(VirtioMMIOTransport.kernelParameter(base: firstBase + UInt64(slot) * VirtioMMIOTransport.size,
+                                                                  irq: firstIRQ + UInt32(slot)))
+            slot += 1
+        }
+        for _ in config.disks { announceNext() }
+        for (index, network) in config.networks.enumerated() {
+            announceNext()
+            if let parameter = network.kernelParameter(interface: "eth\(index)") { parameters.append(parameter) }
+        }
+        if config.entropyDevice { announceNext() }
+        return parameters
     }
 
     static func driveLetter(_ index: Int) -> String {
@@ -120,7 +137,6 @@ final class VirtioDevices {
                 transport.notify(queue: queue)
             }
         }
-        kernelParameters.append(VirtioMMIOTransport.kernelParameter(base: base, irq: irq))
         attached.append(Attached(transport: transport, summary: summary))
         logger.debug("attached \(name)", metadata: ["base": "0x\(String(base, radix: 16))", "irq": "\(irq)"])
         return transport

@@ -35,6 +35,18 @@ import Testing
         #expect { try ELFKernel(bytes: impossible, file: "k") } throws: { "\($0)".contains("impossible size") }
     }
 
+    /// Offsets and addresses near 2^64 are errors that say what is wrong (the
+    /// message once showed the wrapped sum), never a trap.
+    @Test func overflowingOffsetsAndAddressesAreErrors() {
+        var offset = makeELF(entry: 0, segments: [(0x1000, [1, 2, 3, 4], 4)])
+        for (index, byte) in withUnsafeBytes(of: UInt64.max - 1, Array.init).enumerated() { offset[64 + 8 + index] = byte }
+        #expect { try ELFKernel(bytes: offset, file: "k") } throws: {
+            "\($0)" == "k: segment 0: offset 18446744073709551614 plus size 4 is past any file"
+        }
+        let high = makeELF(entry: 0, segments: [(UInt64.max - 2, [1, 2, 3, 4], 4)])
+        #expect { try ELFKernel(bytes: high, file: "k") } throws: { "\($0)".contains("runs past the end of the address space") }
+    }
+
     @Test func everyTruncationOfAValidKernelIsAnErrorNotATrap() {
         let elf = makeELF(entry: 0x100_0000, segments: [(0x100_0000, [UInt8](repeating: 1, count: 64), 64)])
         for length in 0..<elf.count {

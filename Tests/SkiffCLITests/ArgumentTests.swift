@@ -37,6 +37,9 @@ import Testing
         (["boot", "--net", "tap=x,ip=//"], "--net: '' is not an IPv4 address"),
         (["boot", "--net", "tap=x,ip=10.0.0.2/"], "'/' is not a prefix length"),
         (["boot", "--net", "tap=t0,speed=fast"], "unknown key 'speed'"),
+        (["boot", "--net", "tap=a-name-far-too-long"], "'a-name-far-too-long' is not a valid interface name"),
+        (["boot", "--net", "tap=../x"], "'../x' is not a valid interface name"),
+        (["boot", "--disk", "/etc/hostname", "--disk", "/etc/../etc/hostname,ro"], "--disk /etc/../etc/hostname is given twice (also as /etc/hostname)"),
         (["boot", "--net", "tap=t0,ip=10.0.0.2/24", "--net", "tap=t1,ip=10.0.1.2/24"], "ip= can configure one interface only"),
     ])
     func rejectsBadArgumentsWithTheirReason(arguments: [String], reason: String) {
