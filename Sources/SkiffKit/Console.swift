@@ -31,7 +31,10 @@ final class Console: Sendable {
     private let captured = Mutex<[UInt8]>([])
     static let captureLimit = 64 << 10
 
-    init(_ mode: ConsoleMode) throws(MachineError) {
+    /// Writes the console's output from the event loop (nil: captured or dropped).
+    private let relay: OutputRelay?
+
+    init(_ mode: ConsoleMode, loop: EventLoop? = nil) throws(MachineError) {
         capturing = mode == .capture
         switch mode {
         case .capture:
@@ -52,9 +55,17 @@ final class Console: Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             outputFD = fd; ownsOutput = true
         }
+        if outputFD >= 0, let loop {
+            relay = try OutputRelay(fd: outputFD, loop: loop)
+        } else {
+            relay = nil
+        }
     }
 
     deinit { if ownsOutput { close(outputFD) } }
+
+    /// Writes what the relay still holds (after the event loop stopped).
+    func flush() { relay?.flush() }
 
     /// The captured console output (empty unless the mode is `.capture`).
     var capturedOutput: [UInt8] { captured.withLock { $0 } }
@@ -65,6 +76,10 @@ final class Console: Sendable {
                 if buffer.count >= Self.captureLimit { buffer.removeFirst(Self.captureLimit / 4) }
                 buffer.append(byte)
             }
+            return
+        }
+        if let relay {
+            relay.append(byte)
             return
         }
         guard outputFD >= 0 else { return }

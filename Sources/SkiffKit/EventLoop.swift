@@ -96,3 +96,32 @@ final class EventFD: Sendable {
         return read(fd, &value, 8) == 8
     }
 }
+
+/// A one-shot CLOCK_MONOTONIC timer as a file descriptor, for the event loop:
+/// the machine's `--timeout` without a thread polling the clock.
+final class TimerFD: Sendable {
+    let fd: Int32
+
+    /// Fires once, `seconds` from now.
+    init(seconds: Double) throws(MachineError) {
+        fd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
+        guard fd >= 0 else { throw .system("timerfd_create", errno) }
+        var spec = itimerspec()
+        let whole = seconds.rounded(.down)
+        spec.it_value.tv_sec = Int(whole)
+        spec.it_value.tv_nsec = max(1, Int((seconds - whole) * 1e9)) // all zero would disarm it
+        guard timerfd_settime(fd, 0, &spec, nil) == 0 else {
+            let error = errno
+            close(fd)
+            throw .system("timerfd_settime", error)
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads the expiration count, so that a level-triggered loop stops reporting it.
+    func acknowledge() {
+        var expirations: UInt64 = 0
+        _ = read(fd, &expirations, 8)
+    }
+}

@@ -131,6 +131,8 @@ public final class Machine: Sendable {
     let configuration: MachineConfiguration
     let logger: Logger
     private let stop = Mutex<StopReason?>(nil)
+    /// Whether `stop` is set, for the vCPU loop's check on every exit (no lock).
+    private let stopFlag = Atomic<Bool>(false)
     private let vcpus = Mutex<[any VirtualCPU]>([])
     private let breakpoints = Atomic<Int>(0)
     private let fwaits = Atomic<Int>(0)
@@ -163,6 +165,7 @@ public final class Machine: Sendable {
         let first = stop.withLock { current -> Bool in
             guard current == nil else { return false }
             current = reason
+            stopFlag.store(true, ordering: .releasing)
             return true
         }
         guard first else { return }
@@ -170,7 +173,7 @@ public final class Machine: Sendable {
         for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
     }
 
-    var stopped: Bool { stop.withLock { $0 != nil } }
+    var stopped: Bool { stopFlag.load(ordering: .acquiring) }
 
     /// The vCPUs `requestStop` kicks.
     func adopt(_ created: [any VirtualCPU]) { vcpus.withLock { $0 = created } }
@@ -240,7 +243,9 @@ public final class Machine: Sendable {
             "cmdline": "\(commandLine)"])
 
         // Devices.
-        let console = try Console(config.console)
+        let outputRelay = try config.containerLines.map { lines throws(MachineError) in try OutputRelay(fd: lines.standardOutput, loop: loop) }
+        let errorRelay = try config.containerLines.map { lines throws(MachineError) in try OutputRelay(fd: lines.standardError, loop: loop) }
+        let console = try Console(config.console, loop: loop)
         let sharedIRQ4 = SharedInterruptLine(ChipInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger))
         let serial = Serial16550(interrupt: sharedIRQ4.input(0)) { [panicDetector] byte in
             console.write(byte)
@@ -248,8 +253,8 @@ public final class Machine: Sendable {
         }
         let lines = config.containerLines
         let outputLine = Serial16550(interrupt: ChipInterruptLine(vm: vm, line: ContainerLines.outputIRQ, logger: logger),
-                                     output: containerOutput(to: lines?.standardOutput))
-        let errorLine = Serial16550(interrupt: sharedIRQ4.input(1), output: containerOutput(to: lines?.standardError))
+                                     output: containerOutput(to: outputRelay))
+        let errorLine = Serial16550(interrupt: sharedIRQ4.input(1), output: containerOutput(to: errorRelay))
         let markers = self.markers
         let keyboardController = I8042 { [weak self] in self?.guestStopped(.keyboardReset) }
         var ports = IOBus.Builder()
@@ -296,14 +301,14 @@ public final class Machine: Sendable {
             try Console.forwardInput(to: outputLine, style: input == .terminal ? .interactive : .framed,
                                      ready: ready, detach: detach)
         }
+        // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
-            try NativeThread { [weak self] in
-                let deadline = MonotonicClock.now() + UInt64(seconds * 1e9)
-                while let self, !self.stopped {
-                    if MonotonicClock.now() >= deadline { self.requestStop(.timeout(seconds: seconds)); return }
-                    usleep(10_000)
-                }
+            let timer = try TimerFD(seconds: seconds)
+            try loop.register(timer.fd) { [weak self] in
+                timer.acknowledge()
+                self?.requestStop(.timeout(seconds: seconds))
             }
+            return timer
         }
 
         try loop.start()
@@ -326,8 +331,10 @@ public final class Machine: Sendable {
             }
         }
         for thread in threads { thread.join() }
-        watchdog?.join()
+        withExtendedLifetime(watchdog) {}
         let ioThreadCPU = loop.stop()
+        for relay in [outputRelay, errorRelay] { relay?.flush() }
+        console.flush()
         timeline.stopped = MonotonicClock.now()
         TerminalMode.restore()
         timeline.markers = markers.events
@@ -345,14 +352,13 @@ public final class Machine: Sendable {
 
     /// A container line's host end: bytes to `fd` (dropped without one), the
     /// first one timestamped.
-    private func containerOutput(to fd: Int32?) -> @Sendable (UInt8) -> Void {
-        guard let fd else { return { _ in } }
+    private func containerOutput(to relay: OutputRelay?) -> @Sendable (UInt8) -> Void {
+        guard let relay else { return { _ in } }
         return { [weak self] byte in
             if let self, self.firstOutput.load(ordering: .relaxed) == 0 {
                 _ = self.firstOutput.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
             }
-            var byte = byte
-            while Glibc.write(fd, &byte, 1) < 0 && errno == EINTR {}
+            relay.append(byte)
         }
     }
 

@@ -1,5 +1,5 @@
 // Host system interfaces the Glibc module leaves out: getrandom, eventfd,
-// epoll and the TUN/TAP ioctls. Nothing KVM-specific lives here.
+// epoll, timerfd and the TUN/TAP ioctls. Nothing KVM-specific lives here.
 #ifndef CSYSTEM_H
 #define CSYSTEM_H
 
@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 
 static const unsigned long CSYSTEM_TUNSETIFF = TUNSETIFF;
