@@ -26,6 +26,11 @@ public protocol VirtualMachineHandle: Sendable {
     /// `length` bytes at `address`, instead of a vCPU exit.
     func attachMMIOWriteEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, value: UInt64?) throws(HypervisorError)
     func createVCPU(id: Int) throws(HypervisorError) -> any VirtualCPU
+
+    /// The VM-wide state a snapshot needs (x86: PIC, I/O APIC, PIT, clock), as
+    /// bytes only this hypervisor reads back; vCPUs must be out of `runOnce()`.
+    func captureState() throws(HypervisorError) -> [UInt8]
+    func restoreState(_ state: [UInt8]) throws(HypervisorError)
 }
 
 /// One virtual CPU. Every method but `kick()` is called from the thread that
@@ -53,4 +58,11 @@ public protocol VirtualCPU: AnyObject, Sendable {
     func injectException(_ vector: UInt8) throws(HypervisorError)
     /// The guest-physical address of guest-virtual `address`, nil if unmapped.
     func translate(_ address: UInt64) throws(HypervisorError) -> UInt64?
+
+    /// Everything of this vCPU a snapshot needs (registers, FPU, MSRs, local
+    /// APIC, pending events, run state), as bytes only this hypervisor reads
+    /// back. Call it from the vCPU's thread, outside `runOnce()`, and restore
+    /// after `setCPUID` with the same CPUID.
+    func captureState() throws(HypervisorError) -> [UInt8]
+    func restoreState(_ state: [UInt8]) throws(HypervisorError)
 }

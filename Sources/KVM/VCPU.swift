@@ -177,3 +177,48 @@ public final class VCPU: VirtualCPU, @unchecked Sendable {
         }
     }
 }
+
+extension VCPU {
+    public func captureState() throws(KVMError) -> [UInt8] {
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        var failed: UInt32 = 0
+        guard ckvm_vcpu_save(vm.system.fd, fd, &bytes, &length, &failed) == 0, let bytes else {
+            throw KVMError("save vCPU \(id) state (\(sectionName(failed)))", errno: errno)
+        }
+        defer { free(bytes) }
+        return Array(UnsafeBufferPointer(start: bytes, count: length))
+    }
+
+    public func restoreState(_ state: [UInt8]) throws(KVMError) {
+        var failed: UInt32 = 0
+        let result = state.withUnsafeBufferPointer { ckvm_vcpu_restore(fd, $0.baseAddress, $0.count, &failed) }
+        guard result == 0 else { throw KVMError("restore vCPU \(id) state (\(sectionName(failed)))", errno: errno) }
+    }
+}
+
+extension VirtualMachine {
+    public func captureState() throws(KVMError) -> [UInt8] {
+        var bytes: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        var failed: UInt32 = 0
+        guard ckvm_vm_save(fd, &bytes, &length, &failed) == 0, let bytes else {
+            throw KVMError("save VM state (\(sectionName(failed)))", errno: errno)
+        }
+        defer { free(bytes) }
+        return Array(UnsafeBufferPointer(start: bytes, count: length))
+    }
+
+    public func restoreState(_ state: [UInt8]) throws(KVMError) {
+        var failed: UInt32 = 0
+        let result = state.withUnsafeBufferPointer { ckvm_vm_restore(fd, $0.baseAddress, $0.count, &failed) }
+        guard result == 0 else { throw KVMError("restore VM state (\(sectionName(failed)))", errno: errno) }
+    }
+}
+
+/// A state section's four-letter tag (CKVM's shim.c), for messages.
+func sectionName(_ tag: UInt32) -> String {
+    guard tag != 0 else { return "state" }
+    let letters = (0..<4).map { UInt8(truncatingIfNeeded: tag >> (8 * $0)) }.filter { $0 != UInt8(ascii: " ") }
+    return String(decoding: letters, as: UTF8.self)
+}

@@ -79,6 +79,72 @@ public final class GuestMemory: @unchecked Sendable {
         regions = mapped
     }
 
+    /// Maps `layout` from `fd`, a memory file `write(toFile:)` made for the
+    /// same layout (regions back to back, in guest address order): private and
+    /// copy-on-write, so pages load lazily, many restores share one page-cache
+    /// copy, and the guest's writes never reach the file.
+    public init(layout: [(guestAddress: UInt64, size: Int)], mappingFile fd: Int32) throws {
+        let sorted = layout.sorted { $0.guestAddress < $1.guestAddress }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw GuestMemoryError.allocationFailed(size: 0, errno: errno) }
+        let total = sorted.reduce(0) { $0 + $1.size }
+        guard Int(info.st_size) == total else {
+            throw GuestMemoryError.invalidLayout("the memory file has \(info.st_size) bytes, the layout \(total)")
+        }
+        var mapped: [Region] = []
+        var offset = 0
+        for region in sorted {
+            guard region.size > 0, region.guestAddress % 4096 == 0, region.size % 4096 == 0 else {
+                for done in mapped { munmap(done.host, done.size) }
+                throw GuestMemoryError.invalidLayout("a region is empty or not page-aligned")
+            }
+            let pointer = mmap(nil, region.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, off_t(offset))
+            guard let pointer, pointer != MAP_FAILED else {
+                let error = errno
+                for done in mapped { munmap(done.host, done.size) }
+                throw GuestMemoryError.allocationFailed(size: region.size, errno: error)
+            }
+            mapped.append(Region(guestAddress: region.guestAddress, size: region.size, hostAddress: UInt(bitPattern: pointer)))
+            offset += region.size
+        }
+        regions = mapped
+    }
+
+    /// Writes every region, back to back in guest address order, to `fd` from
+    /// offset 0; pages that are all zero are skipped, so the file is sparse
+    /// where the guest never wrote. Returns the bytes actually written.
+    @discardableResult
+    public func write(toFile fd: Int32) throws -> Int {
+        let page = 4096
+        var offset = 0
+        var written = 0
+        for region in regions {
+            let base = region.host
+            var start = 0
+            while start < region.size {
+                // SAFETY: start + page <= region.size (sizes are page multiples); the mapping lives as long as self.
+                let chunk = UnsafeRawBufferPointer(start: base + start, count: page)
+                if chunk.contains(where: { $0 != 0 }) {
+                    var done = 0
+                    while done < page {
+                        let count = pwrite(fd, base + start + done, page - done, off_t(offset + start + done))
+                        if count < 0 && errno == EINTR { continue }
+                        guard count > 0 else { throw GuestMemoryError.allocationFailed(size: page, errno: errno) }
+                        done += count
+                    }
+                    written += page
+                }
+                start += page
+            }
+            offset += region.size
+        }
+        guard ftruncate(fd, off_t(offset)) == 0 else { throw GuestMemoryError.allocationFailed(size: offset, errno: errno) }
+        return written
+    }
+
+    /// The layout these regions form (for a snapshot's restore).
+    public var layout: [(guestAddress: UInt64, size: Int)] { regions.map { ($0.guestAddress, $0.size) } }
+
     /// Start of the MMIO hole below 4 GiB on x86: RAM above it is relocated to 4 GiB.
     public static let x86MMIOHoleStart: UInt64 = 0xC000_0000
     public static let x86MMIOHoleEnd: UInt64 = 0x1_0000_0000

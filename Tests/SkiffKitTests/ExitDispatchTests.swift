@@ -71,6 +71,12 @@ final class ScriptedVCPU: VirtualCPU, @unchecked Sendable {
     func updateLocalAPIC(_ edit: (inout [UInt8]) -> Void) throws(HypervisorError) {}
     func injectException(_ vector: UInt8) throws(HypervisorError) { injected.append(vector) }
     func translate(_ address: UInt64) throws(HypervisorError) -> UInt64? { address }
+    /// The scripted vCPU's whole state is its instruction pointer.
+    func captureState() throws(HypervisorError) -> [UInt8] { withUnsafeBytes(of: state.rip.littleEndian, Array.init) }
+    func restoreState(_ bytes: [UInt8]) throws(HypervisorError) {
+        guard bytes.count == 8 else { throw HypervisorError("restore scripted vCPU", errno: 22) }
+        state.rip = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    }
 }
 
 /// A device that answers reads with its offset and records writes.

@@ -99,6 +99,17 @@ static inline uint8_t ckvm_run_emulation_instruction(const struct kvm_run *r, ui
 #else
     (void)r; (void)out;
     return 0;
+/// Snapshot state, as a byte string of sections: each is a 4-byte tag, a
+/// 4-byte length and the raw <linux/kvm.h> structure, little-endian as the host
+/// is. `ckvm_*_save` fill a malloc'd buffer (free it); `ckvm_*_restore` set the
+/// sections in the order KVM needs and fail (-1, errno) on anything missing,
+/// unknown or the wrong size. The system fd is /dev/kvm's (for the MSR list).
+/// On failure *failed_tag names the section whose ioctl failed (0 if none).
+int ckvm_vcpu_save(int system_fd, int vcpu_fd, uint8_t **out, size_t *length, uint32_t *failed_tag);
+int ckvm_vcpu_restore(int vcpu_fd, const uint8_t *state, size_t length, uint32_t *failed_tag);
+int ckvm_vm_save(int vm_fd, uint8_t **out, size_t *length, uint32_t *failed_tag);
+int ckvm_vm_restore(int vm_fd, const uint8_t *state, size_t length, uint32_t *failed_tag);
+
 #endif
 }
 
@@ -125,5 +136,16 @@ static inline int ckvm_unblock_kick_signal(void) {
     sigaddset(&set, ckvm_kick_signal());
     return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
+
+/// Snapshot state, as a byte string of sections: each is a 4-byte tag, a
+/// 4-byte length and the raw <linux/kvm.h> structure, little-endian as the host
+/// is. `ckvm_*_save` fill a malloc'd buffer (free it); `ckvm_*_restore` set the
+/// sections in the order KVM needs and fail (-1, errno) on anything missing,
+/// unknown or the wrong size. The system fd is /dev/kvm's (for the MSR list).
+/// On failure *failed_tag names the section whose ioctl failed (0 if none).
+int ckvm_vcpu_save(int system_fd, int vcpu_fd, uint8_t **out, size_t *length, uint32_t *failed_tag);
+int ckvm_vcpu_restore(int vcpu_fd, const uint8_t *state, size_t length, uint32_t *failed_tag);
+int ckvm_vm_save(int vm_fd, uint8_t **out, size_t *length, uint32_t *failed_tag);
+int ckvm_vm_restore(int vm_fd, const uint8_t *state, size_t length, uint32_t *failed_tag);
 
 #endif
