@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → SkiffKit → {Hypervisor, Devices, Boot, Images} → Memory; SkiffKit opens KVM,
+// skiff → SkiffCLI → SkiffKit → {Hypervisor, Devices, Boot, Images} → Memory → Host; SkiffKit opens KVM,
 // which implements Hypervisor over CKVM; Devices → CSystem; Images → CArchiveLazy (dlopen).
 // skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
 import PackageDescription
@@ -22,27 +22,30 @@ let package = Package(
         .target(name: "CKVM"),
         // Host interfaces Glibc does not export (getrandom, TUN/TAP, epoll, eventfd).
         .target(name: "CSystem"),
+        // System calls as Skiff uses them: the one EINTR retry, transfers of
+        // exact lengths, reading to the end, waiting for a child.
+        .target(name: "Host"),
         // Guest physical memory: mmap'd regions, bounds-checked access. No KVM.
-        .target(name: "Memory"),
+        .target(name: "Memory", dependencies: ["Host"]),
         // The hypervisor seam: VM, vCPU, exits and register shapes as protocols
         // and values. The VMM depends on it; tests play the hypervisor through it.
         .target(name: "Hypervisor", dependencies: ["Memory"]),
         // The seam implemented over /dev/kvm.
-        .target(name: "KVM", dependencies: ["CKVM", "Hypervisor", "Memory"]),
+        .target(name: "KVM", dependencies: ["CKVM", "Host", "Hypervisor", "Memory"]),
         // libarchive linked, for the tests that write archives (apt install libarchive-dev).
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         // libarchive loaded with dlopen on first use (it pulls in libxml2 and ICU,
         // which `skiff` must not load at every start); declarations from its headers.
         .target(name: "CArchiveLazy"),
         // OCI images: layout and docker-save input, digests, layers applied into a root tree.
-        .target(name: "Images", dependencies: ["CArchiveLazy"]),
+        .target(name: "Images", dependencies: ["CArchiveLazy", "Host"]),
         // Pure device models: they see guest memory and interrupt lines only.
-        .target(name: "Devices", dependencies: ["Memory", "CSystem"]),
+        .target(name: "Devices", dependencies: ["Host", "Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.
         .target(name: "Boot", dependencies: ["Memory"]),
         // Assembles a machine, runs it, times it.
         .target(name: "SkiffKit", dependencies: [
-            "KVM", "Devices", "Boot", "Memory", "CSystem", "Images",
+            "KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Command-line interface (a library so that tests can parse arguments).
@@ -59,7 +62,7 @@ let package = Package(
         // and SVG with Foundation, so it lives outside the `skiff` executable,
         // whose start it measures; `skiff bench` runs `skiff-bench`.
         .target(name: "Bench", dependencies: [
-            "SkiffKit", "Images",
+            "SkiffKit", "Host", "Images",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "skiff-bench", dependencies: [
@@ -67,6 +70,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.

@@ -1,6 +1,7 @@
 import SkiffKit
 import Glibc
 import Synchronization
+import Host
 
 /// A process `skiff bench` starts and times: spawned with posix_spawn, its
 /// stdout read by a thread that stamps the first byte on the host clock.
@@ -48,8 +49,7 @@ final class ChildProcess: Sendable {
         let reader = try NativeThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(readEnd, $0.baseAddress!, $0.count) }
-                if count < 0 && errno == EINTR { continue }
+                let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(readEnd, space.baseAddress!, space.count) } }
                 let now = MonotonicClock.now()
                 output.withLock { state in
                     if count > 0 {
@@ -83,12 +83,8 @@ final class ChildProcess: Sendable {
     /// Waits for `pid` (a child, or an orphan adopted as subreaper); returns the
     /// shell-style status and when the wait returned.
     static func wait(_ pid: pid_t) -> (status: Int32, time: UInt64) {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { return (-1, MonotonicClock.now()) }
-        }
-        let now = MonotonicClock.now()
-        return (status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), now)
+        let status = waitForChild(pid) ?? -1
+        return (status, MonotonicClock.now())
     }
 
     func wait() -> (status: Int32, time: UInt64) { Self.wait(pid) }

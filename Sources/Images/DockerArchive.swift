@@ -1,6 +1,7 @@
 import CArchiveLazy
 import FoundationEssentials
 import Glibc
+import Host
 
 /// A `docker save` archive: `manifest.json` names the config and the layer
 /// tars inside the archive (in both the classic layout and the OCI-shaped one
@@ -77,13 +78,7 @@ public struct DockerArchive: Sendable {
                     let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
                     hasher.update(chunk)
                     var done = 0
-                    while done < chunk.count {
-                        let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { return n < 0 ? errno : ENOSPC }
-                        done += n
-                    }
-                    return nil
+                    return writeAll(fd, UnsafeRawBufferPointer(chunk))
                 }
                 if let failure { throw .io(path: target, operation: "write", errno: failure) }
             }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Host
 
 /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), as
 /// umoci, skopeo and buildah write it. Every blob read is checked against the
@@ -88,8 +89,7 @@ public struct ImageLayout: Sendable {
         var size: Int64 = 0
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while size <= descriptor.size {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = chunk.withUnsafeMutableBytes { space in retryingInterrupts { read(fd, space.baseAddress, space.count) } }
             guard count >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
             guard count > 0 else { break }
             size += Int64(count)

@@ -1,5 +1,6 @@
 import CArchiveLazy
 import Glibc
+import Host
 
 /// Applies image layers, in order, to a root directory as the OCI image spec
 /// says: regular files, directories, symlinks, hard links, devices and FIFOs
@@ -211,12 +212,8 @@ public struct LayerApplier {
             }
             guard size > 0, let block else { continue }
             try budget.spend(size, layer: layer, path: path)
-            var written = 0
-            while written < size {
-                let step = pwrite(fd, block + written, size - written, off_t(offset) + off_t(written))
-                if step < 0 && errno == EINTR { continue }
-                guard step > 0 else { throw .io(path: path, operation: "write", errno: errno) }
-                written += step
+            if let error = transferAll(size, { done in pwrite(fd, block + done, size - done, off_t(offset) + off_t(done)) }) {
+                throw .io(path: path, operation: "write", errno: error)
             }
             total += size
         }

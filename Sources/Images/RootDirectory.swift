@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// A directory that stands for an image's `/`, and path resolution that can
 /// never leave it.
@@ -137,12 +138,10 @@ public final class RootDirectory {
         guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size <= limit else { return nil }
         var data = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0
-        while done < data.count {
-            let count = data.withUnsafeMutableBytes { read(file, $0.baseAddress! + done, $0.count - done) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return nil }
-            done += count
+        let failure = data.withUnsafeMutableBytes { space in
+            transferAll(space.count) { done in read(file, space.baseAddress! + done, space.count - done) }
         }
+        guard failure == nil else { return nil }
         return data
     }
 }

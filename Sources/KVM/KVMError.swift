@@ -1,17 +1,15 @@
 import Glibc
 @_exported import Hypervisor
+import Host
 
 /// A failed KVM operation: the seam's error, what was attempted and its errno.
 public typealias KVMError = HypervisorError
 
-/// Runs a system call that returns -1 with errno on failure, retrying EINTR.
+/// Runs a system call that returns -1 with errno on failure (retried on
+/// EINTR by Host), throwing what was attempted and the errno.
 @discardableResult
 func syscallRetrying(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(KVMError) -> Int32 {
-    while true {
-        let result = call()
-        if result >= 0 { return result }
-        let error = errno
-        if error == EINTR { continue }
-        throw KVMError(operation(), errno: error)
-    }
+    let result = retryingInterrupts(call)
+    guard result >= 0 else { throw KVMError(operation(), errno: errno) }
+    return result
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Host
 
 /// An error touching guest physical memory: the address range named lies,
 /// at least in part, outside every region of guest RAM.
@@ -125,12 +126,9 @@ public final class GuestMemory: @unchecked Sendable {
                 // SAFETY: start + page <= region.size (sizes are page multiples); the mapping lives as long as self.
                 let chunk = UnsafeRawBufferPointer(start: base + start, count: page)
                 if chunk.contains(where: { $0 != 0 }) {
-                    var done = 0
-                    while done < page {
-                        let count = pwrite(fd, base + start + done, page - done, off_t(offset + start + done))
-                        if count < 0 && errno == EINTR { continue }
-                        guard count > 0 else { throw GuestMemoryError.allocationFailed(size: page, errno: errno) }
-                        done += count
+                    let at = offset + start
+                    if let error = transferAll(page, { done in pwrite(fd, base + start + done, page - done, off_t(at + done)) }) {
+                        throw GuestMemoryError.allocationFailed(size: page, errno: error)
                     }
                     written += page
                 }

@@ -1,6 +1,7 @@
 import Devices
 import Glibc
 import Synchronization
+import Host
 
 /// Where the guest's serial console goes: `--console stdio|none|file:PATH`.
 public enum ConsoleMode: Sendable, Equatable {
@@ -84,7 +85,7 @@ final class Console: Sendable {
         }
         guard outputFD >= 0 else { return }
         var byte = byte
-        while Glibc.write(outputFD, &byte, 1) < 0 && errno == EINTR {}
+        _ = retryingInterrupts { Glibc.write(outputFD, &byte, 1) }
     }
 
     /// How `forwardInput` treats what it reads.
@@ -117,8 +118,7 @@ final class Console: Sendable {
                 }
             }
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress!, $0.count) }
-                if count < 0 && errno == EINTR { continue }
+                let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(STDIN_FILENO, space.baseAddress!, space.count) } }
                 guard count > 0 else {
                     if style == .framed { send(StandardInputFraming.endOfInput) }
                     return

@@ -1,6 +1,7 @@
 import CSystem
 import Glibc
 import Synchronization
+import Host
 
 /// One thread waiting in epoll on every host file descriptor devices care
 /// about (queue-notify eventfds, TAPs), so device work stays off the vCPU
@@ -56,11 +57,8 @@ final class EventLoop: Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         loop: while true {
-            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, 32, -1) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                break
-            }
+            let count = events.withUnsafeMutableBufferPointer { space in retryingInterrupts { epoll_wait(epoll, space.baseAddress, 32, -1) } }
+            if count < 0 { break }
             for event in events.prefix(Int(count)) {
                 let fd = event.data.fd
                 if fd == wake.fd { break loop }

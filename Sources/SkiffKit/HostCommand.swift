@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// Runs a host program (posix_spawn), with its standard output captured and
 /// standard error passed through so its progress stays visible.
@@ -47,20 +48,9 @@ enum HostCommand {
         }
         defer { signals.cancel() }
 
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress!, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            output += buffer[0..<count]
-        }
+        let output = readToEnd(pipeFDs[0])
         close(pipeFDs[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = status & 0x7F == 0
-        return Result(status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F),
-                      output: String(decoding: output, as: UTF8.self))
+        return Result(status: waitForChild(pid) ?? 128 + SIGKILL, output: String(decoding: output, as: UTF8.self))
     }
 }
 

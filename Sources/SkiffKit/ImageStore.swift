@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import Images
+import Host
 
 /// Root disks built from images, cached by the image's content address
 /// (manifest digest, or docker image ID) so that a second `skiff run` of the
@@ -220,8 +221,10 @@ public struct ImageStore: Sendable {
         let path = directory + "/.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .unreadable(path: path, errno: errno) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { let error = errno; close(fd); throw .system("flock \(path)", error) }
+        guard retryingInterrupts({ flock(fd, LOCK_EX) }) == 0 else {
+            let error = errno
+            close(fd)
+            throw .system("flock \(path)", error)
         }
         return fd
     }

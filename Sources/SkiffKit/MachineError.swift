@@ -3,6 +3,7 @@ import Glibc
 import Images
 import KVM
 import Memory
+import Host
 
 /// Why a machine could not be built or run (the VMM's fault or the input's,
 /// never the guest's: what the guest does is a `StopReason`).
@@ -51,12 +52,9 @@ func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError
     guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path, kind: fileKind(info.st_mode)) }
     guard info.st_size <= limit else { throw .tooLarge(path: path, size: Int64(info.st_size), limit: limit, what: what) }
     var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-    var done = 0
-    while done < bytes.count {
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { throw .unreadable(path: path, errno: count < 0 ? errno : EIO) }
-        done += count
+    let failure = bytes.withUnsafeMutableBytes { space in
+        transferAll(space.count) { done in read(fd, space.baseAddress! + done, space.count - done) }
     }
+    if let failure { throw .unreadable(path: path, errno: failure) }
     return bytes
 }

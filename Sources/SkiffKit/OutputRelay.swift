@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import Host
 
 /// Bytes a device emits (the serial console, a container's stdout and
 /// stderr), written to their host file descriptor from the event loop. A vCPU
@@ -49,13 +50,8 @@ final class OutputRelay: Sendable {
                 defer { buffer.removeAll(keepingCapacity: true) }
                 return buffer
             }
-            var done = 0
-            while done < batch.count {
-                let count = batch.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return } // the reader went away: what is left is lost, as with a closed pipe
-                done += count
-            }
+            // If the reader went away, what is left is lost, as with a closed pipe.
+            _ = batch.withUnsafeBytes { writeAll(fd, $0) }
         }
     }
 }

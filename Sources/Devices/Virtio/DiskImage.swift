@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// A raw disk image file opened for a virtio-blk device: positioned I/O
 /// (pread/pwrite, never lseek, so requests need no shared file offset), and an
@@ -69,35 +70,19 @@ public final class DiskImage: Sendable {
 
     /// Reads exactly `buffer.count` bytes at `offset`; false on an I/O error or end of file.
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Bool {
-        Self.transferAll(buffer.count) { done in
+        transferAll(buffer.count) { done in
             pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-        }
+        } == nil
     }
 
     /// Writes all of `buffer` at `offset`; false on an I/O error.
     func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) -> Bool {
-        Self.transferAll(buffer.count) { done in
+        transferAll(buffer.count) { done in
             pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-        }
-    }
-
-    /// Repeats a partial transfer (`step`, given the bytes done so far) until
-    /// `count` bytes are done, retrying EINTR; false on an error or no progress.
-    private static func transferAll(_ count: Int, _ step: (Int) -> Int) -> Bool {
-        var done = 0
-        while done < count {
-            let moved = step(done)
-            if moved < 0 && errno == EINTR { continue }
-            guard moved > 0 else { return false }
-            done += moved
-        }
-        return true
+        } == nil
     }
 
     func flush() -> Bool {
-        while fdatasync(fd) != 0 {
-            if errno != EINTR { return false }
-        }
-        return true
+        retryingInterrupts { fdatasync(fd) } == 0
     }
 }

@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import Host
 
 /// Where a network device's Ethernet frames go and come from: a TAP device,
 /// or in tests anything that can hold frames.
@@ -59,19 +60,12 @@ public final class TapDevice: PacketEndpoint {
     deinit { close(fd) }
 
     public func receive(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        while true {
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count >= 0 { return count }
-            if errno != EINTR { return nil }
-        }
+        let count = retryingInterrupts { read(fd, buffer.baseAddress, buffer.count) }
+        return count >= 0 ? count : nil
     }
 
     public func send(_ frame: UnsafeRawBufferPointer) -> Bool {
-        while true {
-            let count = write(fd, frame.baseAddress, frame.count)
-            if count >= 0 { return count == frame.count }
-            // A full queue on the host side drops the frame, as a real link would.
-            if errno != EINTR { return false }
-        }
+        // A full queue on the host side drops the frame, as a real link would.
+        retryingInterrupts { write(fd, frame.baseAddress, frame.count) } == frame.count
     }
 }

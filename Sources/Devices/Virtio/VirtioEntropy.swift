@@ -2,6 +2,7 @@ import CSystem
 import Glibc
 import Memory
 import Synchronization
+import Host
 
 /// virtio-rng (virtio 1.x §5.4): fills each buffer the driver offers with
 /// bytes from the host's `getrandom`.
@@ -41,13 +42,6 @@ public final class VirtioEntropy: VirtioDevice {
 
     /// getrandom(2), blocking only until the host's pool is initialised.
     @Sendable public static func hostRandom(_ buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        var done = 0
-        while done < buffer.count {
-            let count = getrandom(buffer.baseAddress! + done, buffer.count - done, 0)
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            done += count
-        }
-        return true
+        transferAll(buffer.count) { done in getrandom(buffer.baseAddress! + done, buffer.count - done, 0) } == nil
     }
 }

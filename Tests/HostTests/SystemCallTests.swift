@@ -1,0 +1,61 @@
+import Glibc
+import Host
+import Testing
+
+/// Host's system-call helpers: the one EINTR retry, exact-length transfers,
+/// reading to the end and waiting for a child.
+@Suite struct SystemCallTests {
+    @Test func anInterruptedCallIsRetriedAndARealErrorIsNot() {
+        var calls = 0
+        let result = retryingInterrupts { () -> Int in
+            calls += 1
+            if calls < 3 { errno = EINTR; return -1 }
+            return 42
+        }
+        #expect(result == 42 && calls == 3)
+        calls = 0
+        let failed = retryingInterrupts { () -> Int32 in
+            calls += 1
+            errno = EBADF
+            return -1
+        }
+        #expect(failed == -1 && errno == EBADF && calls == 1)
+    }
+
+    @Test func aTransferIsRepeatedUntilDoneAndStopsOnErrorOrNoProgress() {
+        var steps: [Int] = []
+        let done = transferAll(10) { done -> Int in
+            steps.append(done)
+            if steps.count == 2 { errno = EINTR; return -1 }
+            return min(4, 10 - done)
+        }
+        #expect(done == nil)
+        #expect(steps == [0, 4, 4, 8], "partial steps resume where they stopped; EINTR repeats the step")
+        #expect(transferAll(10) { _ in errno = ENOSPC; return -1 } == ENOSPC)
+        #expect(transferAll(10) { _ in 0 } == EIO, "no progress (end of file) is an error, not a loop")
+        #expect(transferAll(0) { _ in -1 } == nil)
+    }
+
+    @Test func aPipeIsReadToItsEndAndAChildsStatusIsAShells() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        let message = Array(repeating: Array("skiff\n".utf8), count: 30_000).flatMap { $0 }
+        let writer = fork()
+        if writer == 0 {
+            close(fds[0])
+            _ = message.withUnsafeBytes { writeAll(fds[1], $0) }
+            _exit(7)
+        }
+        close(fds[1])
+        #expect(readToEnd(fds[0]) == message)
+        close(fds[0])
+        #expect(waitForChild(writer) == 7)
+        // SIGKILL: the test runner's threads may block other signals, and a
+        // forked child inherits the mask.
+        let killed = fork()
+        if killed == 0 { while true { pause() } }
+        kill(killed, SIGKILL)
+        #expect(waitForChild(killed) == 128 + SIGKILL)
+        #expect(waitForChild(killed) == nil, "no such child any more")
+    }
+}
