@@ -258,23 +258,10 @@ public struct LayerApplier {
             throw .unsafeEntry(layer: layer, path: path, reason: "its directory cannot be resolved inside the root")
         }
         defer { close(fd) }
-        for child in listDirectory(fd) where !created.contains(directory + [child]) {
+        for child in listDirectory(fd) ?? [] where !created.contains(directory + [child]) {
             try removeTree(fd, child, path: path)
         }
     }
-}
-
-/// Names in a directory, without "." and "..".
-func listDirectory(_ fd: Int32) -> [String] {
-    let copy = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard copy >= 0, let stream = fdopendir(copy) else { return [] }
-    defer { closedir(stream) }
-    var names: [String] = []
-    while let entry = readdir(stream) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
 }
 
 /// Removes `name` in `parent` and, if it is a directory, everything in it.
@@ -289,7 +276,7 @@ func removeTree(_ parent: Int32, _ name: String, path: String) throws(ImageError
         let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
-        for child in listDirectory(fd) { try removeTree(fd, child, path: path) }
+        for child in listDirectory(fd) ?? [] { try removeTree(fd, child, path: path) }
         guard unlinkat(parent, name, AT_REMOVEDIR) == 0 else { throw .io(path: path, operation: "rmdir", errno: errno) }
     } else {
         guard unlinkat(parent, name, 0) == 0 else { throw .io(path: path, operation: "unlink", errno: errno) }

@@ -137,7 +137,12 @@ public final class VCPU: VirtualCPU, @unchecked Sendable {
     public func runOnce() throws(KVMError) -> VCPUExit {
         if ckvm_ioctl(fd, CKVM_RUN) < 0 {
             let error = errno
-            if error == EINTR || error == EAGAIN { return .interrupted }
+            if error == EINTR || error == EAGAIN {
+                // The kick has been honoured; a later kick sets it again, so
+                // none is lost, and the caller decides whether to run on.
+                ckvm_run_set_immediate_exit(run, 0)
+                return .interrupted
+            }
             throw KVMError("KVM_RUN on vCPU \(id)", errno: error)
         }
         let raw = UnsafeMutableRawPointer(run)
@@ -180,40 +185,42 @@ public final class VCPU: VirtualCPU, @unchecked Sendable {
 
 extension VCPU {
     public func captureState() throws(KVMError) -> [UInt8] {
-        var bytes: UnsafeMutablePointer<UInt8>?
-        var length = 0
-        var failed: UInt32 = 0
-        guard ckvm_vcpu_save(vm.system.fd, fd, &bytes, &length, &failed) == 0, let bytes else {
-            throw KVMError("save vCPU \(id) state (\(sectionName(failed)))", errno: errno)
-        }
-        defer { free(bytes) }
-        return Array(UnsafeBufferPointer(start: bytes, count: length))
+        try capturedState("save vCPU \(id) state") { ckvm_vcpu_save(vm.system.fd, fd, $0, $1, $2) }
     }
 
     public func restoreState(_ state: [UInt8]) throws(KVMError) {
-        var failed: UInt32 = 0
-        let result = state.withUnsafeBufferPointer { ckvm_vcpu_restore(fd, $0.baseAddress, $0.count, &failed) }
-        guard result == 0 else { throw KVMError("restore vCPU \(id) state (\(sectionName(failed)))", errno: errno) }
+        try restoredState(state, "restore vCPU \(id) state") { ckvm_vcpu_restore(fd, $0, $1, $2) }
     }
 }
 
 extension VirtualMachine {
     public func captureState() throws(KVMError) -> [UInt8] {
-        var bytes: UnsafeMutablePointer<UInt8>?
-        var length = 0
-        var failed: UInt32 = 0
-        guard ckvm_vm_save(fd, &bytes, &length, &failed) == 0, let bytes else {
-            throw KVMError("save VM state (\(sectionName(failed)))", errno: errno)
-        }
-        defer { free(bytes) }
-        return Array(UnsafeBufferPointer(start: bytes, count: length))
+        try capturedState("save VM state") { ckvm_vm_save(fd, $0, $1, $2) }
     }
 
     public func restoreState(_ state: [UInt8]) throws(KVMError) {
-        var failed: UInt32 = 0
-        let result = state.withUnsafeBufferPointer { ckvm_vm_restore(fd, $0.baseAddress, $0.count, &failed) }
-        guard result == 0 else { throw KVMError("restore VM state (\(sectionName(failed)))", errno: errno) }
+        try restoredState(state, "restore VM state") { ckvm_vm_restore(fd, $0, $1, $2) }
     }
+}
+
+/// Runs one of CKVM's `*_save` calls and takes its malloc'd bytes.
+private func capturedState(_ operation: String,
+                           _ save: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>, UnsafeMutablePointer<UInt32>) -> Int32)
+    throws(KVMError) -> [UInt8] {
+    var bytes: UnsafeMutablePointer<UInt8>?
+    var length = 0
+    var failed: UInt32 = 0
+    guard save(&bytes, &length, &failed) == 0, let bytes else { throw KVMError("\(operation) (\(sectionName(failed)))", errno: errno) }
+    defer { free(bytes) }
+    return Array(UnsafeBufferPointer(start: bytes, count: length))
+}
+
+/// Runs one of CKVM's `*_restore` calls on `state`.
+private func restoredState(_ state: [UInt8], _ operation: String,
+                           _ restore: (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UInt32>) -> Int32) throws(KVMError) {
+    var failed: UInt32 = 0
+    let result = state.withUnsafeBufferPointer { restore($0.baseAddress, $0.count, &failed) }
+    guard result == 0 else { throw KVMError("\(operation) (\(sectionName(failed)))", errno: errno) }
 }
 
 /// A state section's four-letter tag (CKVM's shim.c), for messages.

@@ -1,5 +1,6 @@
 import Glibc
 import Images
+import Host
 
 /// The project's own guest (kernel and initramfs), built by
 /// `scripts/build-guest.sh` into its cache on first use and reused afterwards.
@@ -42,7 +43,7 @@ public struct GuestArtifacts: Sendable, Equatable {
             if suffix.hasPrefix("/") {
                 names = [String(suffix.dropFirst())]
             } else {
-                guard let listed = listDirectory(repository + "/" + directory) else { return nil }
+                guard let listed = listDirectory(atPath: repository + "/" + directory) else { return nil }
                 names = listed.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             }
             for name in names {
@@ -69,17 +70,6 @@ public struct GuestArtifacts: Sendable, Equatable {
         func variable(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
         if let directory = variable("SKIFF_CACHE_DIR") { return directory }
         return (variable("XDG_CACHE_HOME") ?? ((variable("HOME") ?? "/tmp") + "/.cache")) + "/skiff"
-    }
-
-    static func listDirectory(_ path: String) -> [String]? {
-        guard let stream = opendir(path) else { return nil }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     static func parse(_ output: String, from script: String) throws(MachineError) -> GuestArtifacts {

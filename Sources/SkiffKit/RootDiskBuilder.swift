@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Host
 import Images
 
 /// Turns an image's layers into a read-only ext4 disk: layers applied in
@@ -90,11 +91,9 @@ struct RootDiskBuilder {
     /// Adds what directory `fd` holds to `totals`; closes `fd`.
     private static func walk(_ fd: Int32, _ path: String, _ totals: inout TreeSize,
                              _ seen: inout Set<UInt64>) throws(MachineError) {
-        guard let stream = fdopendir(fd) else { close(fd); throw .system("opendir \(path)", errno) }
-        defer { closedir(stream) }
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name == "." || name == ".." { continue }
+        defer { close(fd) }
+        guard let names = listDirectory(fd) else { throw .system("opendir \(path)", errno) }
+        for name in names {
             var info = stat()
             guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw .system("stat \(path)/\(name)", errno) }
             let isDirectory = info.st_mode & S_IFMT == S_IFDIR

@@ -36,12 +36,7 @@ import Testing
         (["image", "frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func rejectsBadArgumentsWithTheirReason(arguments: [String], reason: String) {
-        do {
-            _ = try Skiff.parseAsRoot(arguments)
-            Issue.record("accepted \(arguments)")
-        } catch {
-            let message = Skiff.message(for: error)
-            #expect(message.contains(reason), "\(arguments): \(message)")
-        }
+        let message = refusal(of: arguments)
+        #expect(message.contains(reason), "\(arguments): \(message)")
     }
 }
