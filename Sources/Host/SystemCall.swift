@@ -51,3 +51,37 @@ public func waitForChild(_ pid: pid_t) -> Int32? {
     guard retryingInterrupts({ waitpid(pid, &status, 0) }) == pid else { return nil }
     return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
 }
+
+/// Moves `segments` (in order, back to back in the file) to or from `fd` at
+/// `offset`: one preadv/pwritev for a whole request, more only when the
+/// kernel transfers part of it. Returns nil, or the errno that stopped it
+/// (EIO when a call made no progress: end of file or a full device).
+public func transferVectored(_ fd: Int32, _ segments: [UnsafeMutableRawBufferPointer], at offset: off_t,
+                             writing: Bool) -> Int32? {
+    var vectors = segments.filter { $0.count > 0 }.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+    var index = 0
+    var position = offset
+    while index < vectors.count {
+        let batch = Int32(min(vectors.count - index, 1024)) // IOV_MAX
+        let moved = vectors.withUnsafeMutableBufferPointer { list in
+            retryingInterrupts {
+                writing ? pwritev(fd, list.baseAddress! + index, batch, position) : preadv(fd, list.baseAddress! + index, batch, position)
+            }
+        }
+        if moved < 0 { return errno }
+        if moved == 0 { return EIO }
+        position += off_t(moved)
+        var remaining = moved
+        while remaining > 0 {
+            if remaining >= vectors[index].iov_len {
+                remaining -= vectors[index].iov_len
+                index += 1
+            } else {
+                vectors[index].iov_base += remaining
+                vectors[index].iov_len -= remaining
+                remaining = 0
+            }
+        }
+    }
+    return nil
+}

@@ -58,4 +58,29 @@ import Testing
         #expect(waitForChild(killed) == 128 + SIGKILL)
         #expect(waitForChild(killed) == nil, "no such child any more")
     }
+
+    @Test func vectoredTransfersMoveSegmentsBackToBackAndEndOfFileIsAnError() throws {
+        let path = "/tmp/skiff-host-test-\(getpid())"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(path) }
+        let parts: [[UInt8]] = [Array(repeating: 1, count: 3), [], Array(repeating: 2, count: 5000), [3]]
+        let buffers = parts.map { part -> UnsafeMutableRawBufferPointer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(part.count, 1), alignment: 8)
+            buffer.copyBytes(from: part)
+            return UnsafeMutableRawBufferPointer(rebasing: buffer[0..<part.count])
+        }
+        defer { for buffer in buffers { UnsafeMutableRawBufferPointer(start: buffer.baseAddress, count: max(buffer.count, 1)).deallocate() } }
+        #expect(transferVectored(fd, buffers, at: 100, writing: true) == nil)
+        var onDisk = [UInt8](repeating: 0, count: 5004)
+        #expect(pread(fd, &onDisk, onDisk.count, 100) == 5004)
+        #expect(onDisk == parts.flatMap { $0 })
+        // Read back split differently.
+        let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: 5004, alignment: 8)
+        defer { whole.deallocate() }
+        let halves = [UnsafeMutableRawBufferPointer(rebasing: whole[0..<2502]), UnsafeMutableRawBufferPointer(rebasing: whole[2502...])]
+        #expect(transferVectored(fd, halves, at: 100, writing: false) == nil)
+        #expect(Array(whole) == parts.flatMap { $0 })
+        #expect(transferVectored(fd, halves, at: 200, writing: false) == EIO, "past the end of the file")
+    }
 }

@@ -68,18 +68,15 @@ public final class DiskImage: Sendable {
 
     deinit { close(fd) }
 
-    /// Reads exactly `buffer.count` bytes at `offset`; false on an I/O error or end of file.
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Bool {
-        transferAll(buffer.count) { done in
-            pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-        } == nil
+    /// Reads exactly the segments' bytes, back to back from `offset` (one
+    /// preadv for a whole request); false on an I/O error or end of file.
+    func read(into segments: [UnsafeMutableRawBufferPointer], at offset: UInt64) -> Bool {
+        transferVectored(fd, segments, at: off_t(offset), writing: false) == nil
     }
 
-    /// Writes all of `buffer` at `offset`; false on an I/O error.
-    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) -> Bool {
-        transferAll(buffer.count) { done in
-            pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-        } == nil
+    /// Writes the segments back to back from `offset` (one pwritev); false on an I/O error.
+    func write(_ segments: [UnsafeMutableRawBufferPointer], at offset: UInt64) -> Bool {
+        transferVectored(fd, segments, at: off_t(offset), writing: true) == nil
     }
 
     func flush() -> Bool {

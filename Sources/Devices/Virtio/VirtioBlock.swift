@@ -96,11 +96,7 @@ public final class VirtioBlock: VirtioDevice {
             guard let offset = byteRange(sector: sector, length: dataCapacity),
                   let segments = guestSegments(chain.writable, offset: 0, length: dataCapacity, in: memory)
             else { return (.ioError, 0) }
-            var position = offset
-            for segment in segments {
-                guard disk.read(into: segment, at: position) else { return (.ioError, 0) }
-                position += UInt64(segment.count)
-            }
+            guard disk.read(into: segments, at: offset) else { return (.ioError, 0) }
             counters.reads.add(1, ordering: .relaxed)
             counters.bytesRead.add(dataCapacity, ordering: .relaxed)
             return (.ok, dataCapacity)
@@ -110,11 +106,7 @@ public final class VirtioBlock: VirtioDevice {
             guard let offset = byteRange(sector: sector, length: length),
                   let segments = guestSegments(chain.readable, offset: Self.headerSize, length: length, in: memory)
             else { return (.ioError, 0) }
-            var position = offset
-            for segment in segments {
-                guard disk.write(UnsafeRawBufferPointer(segment), at: position) else { return (.ioError, 0) }
-                position += UInt64(segment.count)
-            }
+            guard disk.write(segments, at: offset) else { return (.ioError, 0) }
             counters.writes.add(1, ordering: .relaxed)
             counters.bytesWritten.add(length, ordering: .relaxed)
             return (.ok, 0)
