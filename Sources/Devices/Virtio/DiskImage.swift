@@ -32,7 +32,8 @@ public final class DiskImage: Sendable {
     let fd: Int32
 
     public init(path: String, readOnly: Bool) throws(OpenError) {
-        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        // Without blocking, so that a FIFO is refused below instead of waited on.
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -45,6 +46,7 @@ public final class DiskImage: Sendable {
             close(fd)
             throw .notARegularFileOrDevice(path: path)
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var bytes = Int64(info.st_size)
         if kind == S_IFBLK { bytes = Int64(lseek(fd, 0, SEEK_END)) }
         guard bytes >= 512 else {
