@@ -35,7 +35,7 @@ final class Console: Sendable {
     /// Writes the console's output from the event loop (nil: captured or dropped).
     private let relay: OutputRelay?
 
-    init(_ mode: ConsoleMode, loop: EventLoop? = nil) throws(MachineError) {
+    init(_ mode: ConsoleMode, loop: EventLoop) throws(MachineError) {
         capturing = mode == .capture
         switch mode {
         case .capture:
@@ -56,11 +56,7 @@ final class Console: Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             outputFD = fd; ownsOutput = true
         }
-        if outputFD >= 0, let loop {
-            relay = try OutputRelay(fd: outputFD, loop: loop)
-        } else {
-            relay = nil
-        }
+        relay = outputFD >= 0 ? try OutputRelay(fd: outputFD, loop: loop) : nil
     }
 
     deinit { if ownsOutput { close(outputFD) } }
@@ -79,13 +75,7 @@ final class Console: Sendable {
             }
             return
         }
-        if let relay {
-            relay.append(byte)
-            return
-        }
-        guard outputFD >= 0 else { return }
-        var byte = byte
-        _ = retryingInterrupts { Glibc.write(outputFD, &byte, 1) }
+        relay?.append(byte)
     }
 
     /// How `forwardInput` treats what it reads.

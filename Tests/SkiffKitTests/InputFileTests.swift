@@ -48,7 +48,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let fifo = directory + "/console"
         try #require(mkfifo(fifo, 0o600) == 0)
-        #expect(message { _ = try Console(.file(fifo)) } == "--console file:\(fifo): a FIFO with no reader")
+        let loop = try EventLoop()
+        #expect(message { _ = try Console(.file(fifo), loop: loop) } == "--console file:\(fifo): a FIFO with no reader")
     }
 
     /// The kernel is read and its headers checked before any hypervisor work:
