@@ -18,6 +18,11 @@ public final class BootMarkerDevice: BusDevice {
         /// `skiff run`: the image's root is mounted and the output lines are
         /// open; standard input may flow from here on.
         case containerReady = 0x05
+        /// The guest waits for its hand-over (`HandoverMailbox`): the point a
+        /// snapshot is taken at, so that every restore starts here.
+        case guestReady = 0x06
+        /// The guest read a hand-over chunk and asks for the next.
+        case handoverMore = 0x07
 
         public var label: String {
             switch self {
@@ -27,6 +32,8 @@ public final class BootMarkerDevice: BusDevice {
             case .workloadExited: return "workload exited"
             case .shutdownRequested: return "shutdown requested"
             case .containerReady: return "container root ready"
+            case .guestReady: return "guest ready for hand-over"
+            case .handoverMore: return "hand-over continued"
             }
         }
     }
@@ -43,6 +50,8 @@ public final class BootMarkerDevice: BusDevice {
     private let clock: @Sendable () -> UInt64
     private let state = Mutex<(value: UInt8, events: [Event])>((0, []))
     private let onEvent: (@Sendable (Event) -> Void)?
+    /// A second listener, set once the owner exists (the machine's hand-over and snapshot triggers).
+    private let observer = Mutex<(@Sendable (Event) -> Void)?>(nil)
 
     /// Events kept; a guest that writes more is only breaking its own report.
     public static let eventLimit = 1024
@@ -53,6 +62,12 @@ public final class BootMarkerDevice: BusDevice {
     }
 
     public var events: [Event] { state.withLock { $0.events } }
+
+    /// Calls `handler` with every event, on the vCPU thread that wrote it,
+    /// before that vCPU's port write completes.
+    public func observe(_ handler: @escaping @Sendable (Event) -> Void) {
+        observer.withLock { $0 = handler }
+    }
 
     /// The first time `phase` was reached, if it was.
     public func firstTime(of phase: Phase) -> Event? { events.first { $0.phase == phase } }
@@ -75,5 +90,24 @@ public final class BootMarkerDevice: BusDevice {
             return event
         }
         onEvent?(event)
+        observer.withLock { $0 }?(event)
+    }
+}
+
+extension BootMarkerDevice: SnapshotDevice {
+    /// The value register (a value written before a snapshot belongs to the
+    /// code written after it). The events are this process's timeline, not
+    /// the guest's state.
+    public func saveState() -> [UInt8] {
+        var out = StateWriter()
+        out.put(state.withLock { $0.value })
+        return out.bytes
+    }
+
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        var input = StateReader(bytes, what: "boot-marker port")
+        let value: UInt8 = try input.get()
+        try input.finish()
+        state.withLock { $0.value = value }
     }
 }

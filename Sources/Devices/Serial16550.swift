@@ -191,3 +191,43 @@ public final class Serial16550: BusDevice {
         }
     }
 }
+
+extension Serial16550: SnapshotDevice {
+    /// Registers, the divisor, the pending transmit-empty interrupt, the line's
+    /// level and the bytes received but not yet read.
+    public func saveState() -> [UInt8] {
+        state.withLock { state in
+            var out = StateWriter()
+            out.put(bytes: state.receive[state.receiveHead...])
+            for register in [state.interruptEnable, state.lineControl, state.modemControl, state.scratch,
+                             state.divisorLow, state.divisorHigh] { out.put(register) }
+            out.put(state.fifoEnabled)
+            out.put(state.transmitEmptyPending)
+            out.put(state.lineHigh)
+            return out.bytes
+        }
+    }
+
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        var input = StateReader(bytes, what: "16550 UART")
+        var restored = State()
+        restored.receive = try input.getBytes(limit: Self.receiveCapacity)
+        restored.interruptEnable = try input.get() & 0x0F
+        restored.lineControl = try input.get()
+        restored.modemControl = try input.get() & 0x1F
+        restored.scratch = try input.get()
+        restored.divisorLow = try input.get()
+        restored.divisorHigh = try input.get()
+        restored.fifoEnabled = try input.getBool()
+        restored.transmitEmptyPending = try input.getBool()
+        let lineHigh = try input.getBool()
+        try input.finish()
+        state.withLock { state in
+            state = restored
+            // The interrupt controller's saved state has the line as it was;
+            // driving it again keeps a shared line's other inputs in step.
+            state.lineHigh = lineHigh
+            if lineHigh { interrupt.set(high: true) }
+        }
+    }
+}

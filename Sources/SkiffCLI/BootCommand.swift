@@ -33,6 +33,9 @@ struct VMOptions: ParsableArguments {
     @Flag(name: .customLong("no-rng"), help: "Leave out the virtio-rng entropy device.")
     var noRNG = false
 
+    @Option(name: .customLong("hide-cpu-feature"), help: ArgumentHelp("A CPU feature the guest does not see: rdrand or rdseed; repeatable.", valueName: "NAME"))
+    var hiddenCPUFeatures: [String] = []
+
     func validate() throws {
         guard CompatibilityMode(rawValue: compat) != nil else { throw ValidationError("--compat must be auto, pvm or none, not '\(compat)'") }
         var configuration = MachineConfiguration(kernelPath: "", commandLine: "")
@@ -57,6 +60,7 @@ struct VMOptions: ParsableArguments {
         configuration.timeout = timeout
         (configuration.disks, configuration.networks) = try devices()
         configuration.entropyDevice = !noRNG
+        configuration.hiddenCPUFeatures = hiddenCPUFeatures
     }
 
     var compatibilityMode: CompatibilityMode { CompatibilityMode(rawValue: compat) ?? .auto }
@@ -89,11 +93,32 @@ extension Skiff {
         @Option(help: ArgumentHelp("Where the serial console goes.", valueName: "stdio|none|file:PATH"))
         var console: String = "stdio"
 
+        @Option(help: ArgumentHelp("Save the machine when the guest writes this boot marker: ready (Skiff's init, before it runs the command), init-started, workload-started, or a code 1–255.", valueName: "MARKER"))
+        var snapshotAt: String?
+
+        @Option(help: ArgumentHelp("Where --snapshot-at saves (a new or empty directory); `skiff restore DIR` starts from it.", valueName: "DIR"))
+        var snapshotTo: String?
+
+        @Option(help: ArgumentHelp("After the snapshot: stop (exit 0) or carry on.", valueName: "stop|continue"))
+        var snapshotThen: String = "stop"
+
         @OptionGroup var vm: VMOptions
 
         func validate() throws {
             guard ConsoleMode(argument: console) != nil else {
                 throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
+            }
+            guard (snapshotAt == nil) == (snapshotTo == nil) else {
+                throw ValidationError("--snapshot-at and --snapshot-to go together")
+            }
+            if let snapshotAt, SnapshotMarker.code(snapshotAt) == nil {
+                throw ValidationError("--snapshot-at must be ready, init-started, workload-started or a code 1–255, not '\(snapshotAt)'")
+            }
+            guard ["stop", "continue"].contains(snapshotThen) else {
+                throw ValidationError("--snapshot-then must be stop or continue, not '\(snapshotThen)'")
+            }
+            if let snapshotTo {
+                do { try SnapshotFiles.checkDestination(snapshotTo) } catch { throw ValidationError("\(error)") }
             }
         }
 
@@ -116,9 +141,32 @@ extension Skiff {
             configuration.console = ConsoleMode(argument: console)!
             configuration.compatibility = profile
             configuration.host = host
+            if let snapshotAt, let snapshotTo, let marker = SnapshotMarker.code(snapshotAt) {
+                configuration.snapshot = SnapshotRequest(marker: marker, directory: snapshotTo,
+                                                         thenStop: snapshotThen == "stop", required: true)
+            }
 
             let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)
             if vm.timings { printTimings(report) }
+            try finish(report, logger: logger)
+        }
+    }
+}
+
+/// The `--snapshot-at` names of boot markers.
+enum SnapshotMarker {
+    static func code(_ name: String) -> UInt8? {
+        switch name {
+        case "ready": return BootMarkerPhase.guestReady.rawValue
+        case "init-started": return BootMarkerPhase.initStarted.rawValue
+        case "workload-started": return BootMarkerPhase.workloadStarted.rawValue
+        default: return UInt8(name).flatMap { $0 == 0 ? nil : $0 }
+        }
+    }
+}
+
+/// Prints why the machine stopped (when it matters) and exits with its status.
+func finish(_ report: MachineReport, logger: Logger) throws -> Never {
             let status = report.stopReason.exitStatus
             if status != 0 {
                 printError("skiff: \(report.stopReason)")
@@ -128,8 +176,6 @@ extension Skiff {
                 logger.debug("\(report.stopReason)")
             }
             throw ExitCode(status)
-        }
-    }
 }
 
 /// The logger every command writes to: standard error, info by default,
@@ -167,6 +213,12 @@ func printTimings(_ report: MachineReport, before: [(String, UInt64)] = [], note
     for (label, time) in guestRows.sorted(by: { $0.1 < $1.1 }) { lines.append(row(label, time)) }
     lines.append(row("VM stopped", timeline.stopped))
     if let status = report.workloadExitStatus { lines.append("  workload exit status: \(status)") }
+    if let snapshot = report.snapshot {
+        func ms(_ from: UInt64, _ to: UInt64) -> String { format3(Double(to &- from) / 1e6) }
+        lines.append("  snapshot \(snapshot.written ? "saved to" : "not saved (another was there first):") \(snapshot.directory): "
+                     + "vCPUs parked in \(ms(snapshot.requested, snapshot.paused)) ms, saved in \(ms(snapshot.paused, snapshot.saved)) ms "
+                     + "(\(snapshot.memoryBytes >> 10) KiB of memory written), guest running again after \(ms(snapshot.requested, snapshot.resumed)) ms")
+    }
     func sinceSetupStarted(_ time: UInt64) -> String { format3(Double(time - timeline.machineStart) / 1e6) }
     var summary = "  VMM setup: \(sinceSetupStarted(timeline.setupDone)) ms"
     if let first = timeline.first(.firstInstruction) {

@@ -48,6 +48,9 @@ extension Skiff {
             }
         }
 
+        @Flag(name: .customLong("no-snapshot"), help: "Boot the guest cold instead of restoring the image's ready snapshot (and take none).")
+        var noSnapshot = false
+
         @Option(help: .hidden)  // skiff bench: where to write this run's phases (JSON)
         var report: String?
 
@@ -98,7 +101,7 @@ extension Skiff {
             var store = ImageStore.standard()
             if let limit = maxImageSize.flatMap(UnpackBudget.parseSize) { store.maxImageSize = limit }
             let report = try ContainerRunner.run(image: image, options: containerOptions, base: base, store: store,
-                                                 logger: logger, startedAt: skiffStartTime)
+                                                 logger: logger, snapshots: !noSnapshot, startedAt: skiffStartTime)
             let machine = report.machine
             if vm.timings { printRunTimings(report) }
             if let path = self.report {
@@ -133,5 +136,6 @@ func printRunTimings(_ report: ContainerRunner.Report) {
         ? "built: unpack \(format3(entry.unpackSeconds * 1000)) ms, mkfs.ext4 \(format3(entry.diskSeconds * 1000)) ms"
         : "cached"
     printTimings(report.machine, before: [("image opened", report.imageOpened), ("root disk ready (\(report.rootDisk.built ? "built" : "cached"))", report.diskReady)],
-                 notes: ["image \(report.imageID); root disk \(report.rootDisk.path) (\(disk); \(entry.diskBytes >> 20) MiB)"])
+                 notes: ["image \(report.imageID); root disk \(report.rootDisk.path) (\(disk); \(entry.diskBytes >> 20) MiB)",
+                         "guest: \(report.start.rawValue)"])
 }

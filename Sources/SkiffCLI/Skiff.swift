@@ -7,7 +7,7 @@ public struct Skiff: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "skiff",
         abstract: "A microVM monitor for Linux on /dev/kvm.",
-        subcommands: [Boot.self, Run.self, Image.self, Bench.self])
+        subcommands: [Boot.self, Restore.self, Run.self, Image.self, Bench.self])
 
     public init() {}
 }

@@ -1,3 +1,4 @@
+import Devices
 import Glibc
 import Images
 import Logging
@@ -17,13 +18,22 @@ public enum ContainerRunner {
         /// and checked), root disk ready (built or found in the cache).
         public let imageOpened: UInt64
         public let diskReady: UInt64
+        /// How the guest started: restored from the image's ready snapshot,
+        /// booted and snapshotted at ready for later runs, or booted only.
+        public let start: GuestStart
+    }
+
+    public enum GuestStart: String, Sendable, Codable {
+        case restored, bootedAndSnapshotted = "booted, snapshot saved", booted
     }
 
     /// Runs `image` with `options` in a machine configured by `base` (memory,
     /// CPUs, extra disks, networks, timeout, compatibility profile). The
     /// image's disk becomes vda; `base`'s disks follow it.
+    /// `snapshots`: restore the image's ready guest if there is one, else
+    /// boot and save one at ready for the next run; false boots every time.
     public static func run(image: String, options: ContainerSpec.Options, base: MachineConfiguration,
-                           store: ImageStore = .standard(), logger: Logger,
+                           store: ImageStore = .standard(), logger: Logger, snapshots: Bool = true,
                            startedAt start: UInt64 = MonotonicClock.now()) throws(MachineError) -> Report {
         let source: ImageSource
         do { source = try ImageSource.open(try ImageReference(parsing: image)) } catch { throw .image(error) }
@@ -48,12 +58,43 @@ public enum ContainerRunner {
         var configuration = base
         configuration.disks = [DiskConfiguration(path: disk.path, readOnly: true)] + base.disks
         configuration.console = .capture
-        configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(spec, rootDevice: "/dev/vda", terminalSize: terminalSize())
+        configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
+        configuration.handoverPayload = GuestRunSpec.encode(spec, rootDevice: "/dev/vda", terminalSize: terminalSize())
         configuration.containerLines = ContainerLines(input: spec.terminal ? .terminal : spec.interactive ? .framed : .none)
 
-        let report = try Machine(configuration, logger: logger).run(startedAt: start)
-        return Report(exitStatus: report.workloadExitStatus, machine: report, rootDisk: disk, imageID: source.id,
-                      imageOpened: imageOpened, diskReady: diskReady)
+        func report(_ machine: MachineReport, _ how: GuestStart) -> Report {
+            Report(exitStatus: machine.workloadExitStatus, machine: machine, rootDisk: disk, imageID: source.id,
+                   imageOpened: imageOpened, diskReady: diskReady, start: how)
+        }
+        guard snapshots else {
+            return report(try Machine(configuration, logger: logger).run(startedAt: start), .booted)
+        }
+        let entryDirectory = String(disk.path.dropLast("/rootfs.ext4".count))
+        let directory = RunSnapshots.directory(for: configuration, imageID: source.id, entryDirectory: entryDirectory)
+        if access(directory + "/" + SnapshotFiles.stateName, F_OK) == 0 {
+            do {
+                let snapshot = try SnapshotFiles.load(directory, on: configuration.host)
+                var restoring = try MachineConfiguration.restoring(snapshot)
+                restoring.console = configuration.console
+                restoring.containerLines = configuration.containerLines
+                restoring.handoverPayload = configuration.handoverPayload
+                restoring.timeout = configuration.timeout
+                return report(try Machine(restoring, logger: logger).run(startedAt: start), .restored)
+            } catch .snapshot(let problem) {
+                // Refused before anything ran: replace it with a fresh boot's.
+                logger.warning("the image's ready snapshot cannot be used (\(problem)); booting and taking a new one")
+                SnapshotFiles.removeTree(directory)
+            }
+        }
+        makeDirectories(entryDirectory + "/snapshots")
+        configuration.snapshot = SnapshotRequest(marker: BootMarkerDevice.Phase.guestReady.rawValue, directory: directory,
+                                                 thenStop: false, required: false)
+        let machine = try Machine(configuration, logger: logger).run(startedAt: start)
+        return report(machine, machine.snapshot?.written == true ? .bootedAndSnapshotted : .booted)
+    }
+
+    private static func makeDirectories(_ path: String) {
+        mkdir(path, 0o755)
     }
 
     /// Twelve hex digits, like a docker container's short ID.

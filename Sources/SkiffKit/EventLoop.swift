@@ -11,6 +11,10 @@ final class EventLoop: Sendable {
 
     private let epoll: Int32
     private let wake: EventFD
+    /// `pause()`: asks the loop to stop between handlers, hears it did, lets it go on.
+    private let pauseRequest: EventFD
+    private let paused: EventFD
+    private let unpaused: EventFD
     private let handlers = Mutex<[Int32: Handler]>([:])
     private let thread = Mutex<NativeThread?>(nil)
     /// CPU time the loop thread used, in nanoseconds, once it stopped.
@@ -18,10 +22,24 @@ final class EventLoop: Sendable {
 
     init() throws(MachineError) {
         wake = try EventFD()
+        pauseRequest = try EventFD()
+        paused = try EventFD(blocking: true)
+        unpaused = try EventFD(blocking: true)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .system("epoll_create1", errno) }
         try add(wake.fd, events: UInt32(EPOLLIN.rawValue))
+        try add(pauseRequest.fd, events: UInt32(EPOLLIN.rawValue))
     }
+
+    /// Holds the loop thread between handlers, so that no device work is
+    /// under way until `resume()` (a snapshot's device state and memory stay
+    /// consistent). Returns once the loop is held; the loop must be running.
+    func pause() {
+        pauseRequest.signal()
+        paused.wait()
+    }
+
+    func resume() { unpaused.signal() }
 
     deinit { close(epoll) }
 
@@ -62,6 +80,12 @@ final class EventLoop: Sendable {
             for event in events.prefix(Int(count)) {
                 let fd = event.data.fd
                 if fd == wake.fd { break loop }
+                if fd == pauseRequest.fd {
+                    pauseRequest.drain()
+                    paused.signal()
+                    unpaused.wait()
+                    continue
+                }
                 handlers.withLock { $0[fd] }?()
             }
         }
@@ -75,16 +99,25 @@ final class EventLoop: Sendable {
 final class EventFD: Sendable {
     let fd: Int32
 
-    init() throws(MachineError) {
-        fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+    /// `blocking`: `wait()` sleeps until signalled. `semaphore`: each
+    /// `wait()` takes one from the counter instead of all of it.
+    init(blocking: Bool = false, semaphore: Bool = false) throws(MachineError) {
+        fd = eventfd(0, Int32(EFD_CLOEXEC) | (blocking ? 0 : Int32(EFD_NONBLOCK)) | (semaphore ? Int32(EFD_SEMAPHORE) : 0))
         guard fd >= 0 else { throw .system("eventfd", errno) }
     }
 
     deinit { close(fd) }
 
-    func signal() {
-        var one: UInt64 = 1
-        _ = write(fd, &one, 8)
+    func signal(_ count: UInt64 = 1) {
+        var value = count
+        _ = retryingInterrupts { write(fd, &value, 8) }
+    }
+
+    /// Blocks (on a blocking eventfd) until signalled; returns what it took.
+    @discardableResult
+    func wait() -> UInt64 {
+        var value: UInt64 = 0
+        return retryingInterrupts { read(fd, &value, 8) } == 8 ? value : 0
     }
 
     /// Resets the counter; returns whether it had been signalled.

@@ -25,12 +25,28 @@ public enum GuestRunSpec {
         return records.flatMap { Array($0.utf8) + [0] }
     }
 
+    /// What the container's root is, and nothing of the run: the part of the
+    /// spec a boot that is snapshotted at `ready` may know (the rest comes in
+    /// the hand-over, so that every restore can differ).
+    public static func preparation(rootDevice: String) -> [UInt8] {
+        ["skiff-prepare=1", "root=\(rootDevice)"].flatMap { Array($0.utf8) + [0] }
+    }
+
     /// A cpio archive holding the spec, to append to the guest's initrd.
-    public static func initramfsAppendix(_ spec: ContainerSpec, rootDevice: String,
-                                         terminalSize: (rows: Int, columns: Int)? = nil) -> [UInt8] {
+    public static func initramfsAppendix(_ records: [UInt8]) -> [UInt8] {
         var archive = InitramfsArchive()
         archive.directory("/skiff", mode: 0o700)
-        archive.file(path, encode(spec, rootDevice: rootDevice, terminalSize: terminalSize), mode: 0o600)
+        archive.file(path, records, mode: 0o600)
         return archive.finished()
+    }
+}
+
+/// Hand-over payloads (`HandoverMailbox`) as guest/init/handover.c reads them:
+/// NUL-terminated `key=value` records like the run spec's.
+public enum GuestHandover {
+    /// `skiff restore DIR -- COMMAND...`: the command Skiff's init runs in
+    /// place of the one on the kernel command line.
+    public static func command(_ arguments: [String]) -> [UInt8] {
+        (["skiff-command=1"] + arguments.map { "arg=\($0)" }).flatMap { Array($0.utf8) + [0] }
     }
 }

@@ -37,10 +37,13 @@ public struct CompatibilityProfile: Sendable, Equatable {
     /// KVM_FEATURE_PV_SCHED_YIELD (13, KVM_HC_SCHED_YIELD).
     public static let hypercallFeatures: UInt32 = 1 << 7 | 1 << 11 | 1 << 13
 
+    /// Linux reads at most 127 bytes of `clearcpuid=`, so the list names only
+    /// what must go: clearing AVX also clears AVX2 and AVX-512 (the kernel's
+    /// cpuid-deps), leaving room for `--hide-cpu-feature`.
     public static let pvm = CompatibilityProfile(
         kernelParameters: [
             "noxsave",
-            "clearcpuid=smap,smep,cx16,popcnt,fsgsbase,rdpid,invpcid,umip,pku,erms,fsrm,movbe,avx,avx2,avx512f,bmi1,bmi2,clflushopt,clwb,pcid",
+            "clearcpuid=smap,smep,cx16,popcnt,fsgsbase,rdpid,invpcid,umip,pku,erms,fsrm,movbe,avx,bmi1,bmi2,clflushopt,clwb,pcid",
             "skiff.pvm_syscall",
             "skiff.pvm_segments",
         ],

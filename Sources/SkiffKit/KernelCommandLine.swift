@@ -27,6 +27,28 @@ public enum KernelCommandLine {
         return join([kernel] + parameters, initArguments: initArguments.map { [$0] } ?? [])
     }
 
+    /// Adds CPU features to the line's `clearcpuid=` list (one parameter:
+    /// Linux reads only one), or adds the parameter. On a PVM host the guest
+    /// kernel's CPUID instruction does not go through the VMM's CPUID table,
+    /// so the kernel must be told; on hardware KVM it repeats what CPUID says.
+    /// Linux's buffer for the `clearcpuid=` value (arch/x86/kernel/cpu/common.c).
+    public static let clearCPUIDLimit = 127
+
+    public static func clearing(_ features: [String], in line: String) throws(MachineError) -> String {
+        guard !features.isEmpty else { return line }
+        let (kernel, initArguments) = splitAtInitArguments(line)
+        var words = kernel.split(separator: " ").map(String.init)
+        if let index = words.lastIndex(where: { $0.hasPrefix("clearcpuid=") }) {
+            words[index] += "," + features.joined(separator: ",")
+        } else {
+            words.append("clearcpuid=" + features.joined(separator: ","))
+        }
+        if let clear = words.last(where: { $0.hasPrefix("clearcpuid=") }), clear.utf8.count - 11 > clearCPUIDLimit {
+            throw .invalidConfiguration("clearcpuid= would be \(clear.utf8.count - 11) bytes; Linux reads \(clearCPUIDLimit) (hide fewer CPU features)")
+        }
+        return join(words, initArguments: initArguments.map { [$0] } ?? [])
+    }
+
     /// Kernel parameters, then (if there are any) `--` and init's arguments; empty pieces dropped.
     private static func join(_ kernelParameters: [String], initArguments: [String]) -> String {
         var parts = kernelParameters

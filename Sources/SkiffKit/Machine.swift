@@ -1,6 +1,8 @@
 import Boot
 import Devices
+import CSystem
 import Glibc
+import Host
 import Hypervisor
 import KVM
 import Logging
@@ -28,11 +30,20 @@ public struct MachineConfiguration: Sendable {
     public var networks: [NetworkConfiguration] = []
     /// A virtio-rng device fed by the host's getrandom.
     public var entropyDevice = true
+    /// CPU features the guest's CPUID does not show (`X86CPUSetup.hideableFeatures`).
+    public var hiddenCPUFeatures: [String] = []
     /// `skiff run`: where ttyS1 and ttyS2 go, and what feeds ttyS1. Without
     /// it both lines exist but their output is dropped.
     public var containerLines: ContainerLines?
     /// A cpio archive appended to the initrd (the `skiff run` spec).
     public var initrdAppendix: [UInt8] = []
+    /// What the guest gets when it asks for its hand-over (`HandoverMailbox`):
+    /// the run spec, or nothing (it still gets the clock and a fresh seed).
+    public var handoverPayload: [UInt8] = []
+    /// Save the machine when the guest writes a boot marker.
+    public var snapshot: SnapshotRequest?
+    /// Start from this snapshot instead of booting a kernel.
+    public var restore: SnapshotFiles.Loaded?
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
         self.kernelPath = kernelPath
@@ -59,6 +70,9 @@ public struct MachineConfiguration: Sendable {
             throw .invalidConfiguration("--timeout \(timeout) is outside \(Self.timeoutRange.lowerBound)–\(Int(Self.timeoutRange.upperBound)) seconds")
         }
         try NetworkConfiguration.validate(networks)
+        for name in hiddenCPUFeatures where X86CPUSetup.hideableFeatures[name] == nil {
+            throw .invalidConfiguration("--hide-cpu-feature \(name): Skiff can hide \(X86CPUSetup.hideableFeatures.keys.sorted().joined(separator: " and "))")
+        }
         // One image twice would have its second opening refused by its own lock,
         // which would blame "another process".
         var seen: [String: String] = [:]
@@ -76,6 +90,31 @@ public struct MachineConfiguration: Sendable {
             throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the I/O APIC")
         }
     }
+}
+
+/// `--snapshot-at MARKER --snapshot-to DIR`: save the machine when the guest
+/// writes `marker`, then stop or carry on.
+public struct SnapshotRequest: Sendable, Equatable {
+    public var marker: UInt8
+    public var directory: String
+    public var thenStop: Bool
+    /// A snapshot that cannot be written stops the machine with an error
+    /// (`skiff boot`); otherwise the run carries on without one (`skiff run`'s cache).
+    public var required: Bool
+    public init(marker: UInt8, directory: String, thenStop: Bool, required: Bool) {
+        self.marker = marker; self.directory = directory; self.thenStop = thenStop; self.required = required
+    }
+}
+
+/// What taking a snapshot did.
+public struct SnapshotOutcome: Sendable {
+    public let directory: String
+    /// False: another process had put one there first (nothing was written).
+    public let written: Bool
+    /// Host CLOCK_MONOTONIC ns: pause asked for, every vCPU parked, files in place, guest running again.
+    public let requested: UInt64, paused: UInt64, saved: UInt64, resumed: UInt64
+    /// Memory-file bytes actually written (it is sparse).
+    public let memoryBytes: Int
 }
 
 /// Host timestamps (CLOCK_MONOTONIC ns) of a machine's life.
@@ -103,7 +142,8 @@ public struct BootTimeline: Sendable {
 public struct MachineReport: Sendable {
     public let stopReason: StopReason
     public let timeline: BootTimeline
-    public let bootState: X86BootState
+    /// Where the kernel was loaded (nil for a restore).
+    public let bootState: X86BootState?
     public let unclaimedPortAccesses: Int
     public let unclaimedMMIOAccesses: Int
     /// INT3s turned into #BP and FWAITs skipped by the compatibility profile.
@@ -117,6 +157,10 @@ public struct MachineReport: Sendable {
     public let processCPUSeconds: Double
     /// The kernel console's last bytes, when it was captured (`ConsoleMode.capture`).
     public let consoleOutput: [UInt8]
+    /// The snapshot `--snapshot-at` took, if it did.
+    public let snapshot: SnapshotOutcome?
+    /// Restored from a snapshot rather than booted.
+    public let restored: Bool
     /// Exit status of the workload Skiff's init ran, if it reported one.
     public var workloadExitStatus: Int? {
         timeline.first(.workloadExited).map { Int($0.value) }
@@ -140,19 +184,40 @@ public final class Machine: Sendable {
     /// The guest's boot markers and its console's panic line: what the stop policy weighs.
     let markers: BootMarkerDevice
     let panicDetector = KernelPanicDetector()
+    /// Parks every vCPU for a snapshot.
+    let pause: PauseGate
+    /// What a snapshot needs while the machine runs.
+    private let running = Mutex<Running?>(nil)
+    private let snapshotStarted = Atomic<Bool>(false)
+    private let snapshotThread = Mutex<NativeThread?>(nil)
+    private let snapshotOutcome = Mutex<SnapshotOutcome?>(nil)
+    /// Where the next hand-over chunk starts.
+    private let handoverOffset = Mutex<Int>(0)
+
+    /// The parts of a running machine a snapshot reads.
+    private struct Running: @unchecked Sendable {
+        let vm: any VirtualMachineHandle
+        let memory: GuestMemory
+        let loop: EventLoop
+        let devices: [(name: String, device: any SnapshotDevice)]
+        let cpuids: [[CPUIDEntry]]
+        let provenance: [String: String]
+    }
 
     /// Where the machine's hypervisor comes from: /dev/kvm unless a test
     /// plays the hypervisor.
     private let openHypervisor: @Sendable () throws(MachineError) -> any Hypervisor
 
     public init(_ configuration: MachineConfiguration, logger: Logger,
-                hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM) {
+                hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM) throws(MachineError) {
         self.configuration = configuration
         self.logger = logger
         self.openHypervisor = hypervisor
+        self.pause = try PauseGate()
         self.markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
             logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
         }
+        markers.observe { [weak self] event in self?.markerArrived(event) }
     }
 
     /// The host's /dev/kvm, or why not.
@@ -181,42 +246,26 @@ public final class Machine: Sendable {
     /// Why the machine stopped, once it has.
     public var stopReason: StopReason? { stop.withLock { $0 } }
 
-    /// Builds the machine, runs it until it stops, and reports.
-    /// Throws only for what prevents the VM from running at all.
+    /// Builds the machine (booting its kernel, or restoring its snapshot),
+    /// runs it until it stops, and reports. Throws only for what prevents the
+    /// VM from running at all.
     public func run(startedAt start: UInt64 = MonotonicClock.now()) throws(MachineError) -> MachineReport {
         let config = configuration
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
         try config.validate()
-        let memoryLimit = config.memoryMiB << 20
-        let inMemory = "the \(config.memoryMiB) MiB of guest memory (--memory)"
-        let kernel = try readFile(config.kernelPath, limit: memoryLimit, what: inMemory)
-        do { try X86Boot.checkKernel(kernel, file: config.kernelPath) } catch { throw .boot(error) }
-        var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path, limit: memoryLimit, what: inMemory) }
-        if !config.initrdAppendix.isEmpty {
-            initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
-        }
 
-        // Guest memory, the kernel, initrd and command line come before any
-        // hypervisor work: whatever is wrong with them costs no VM.
+        // Guest memory, and the kernel, initrd and command line, come before
+        // any hypervisor work: whatever is wrong with them costs no VM.
         let memory: GuestMemory
-        do { memory = try GuestMemory.x86(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
-        let announcements = VirtioDevices.announcements(for: config)
-        let commandLine = KernelCommandLine.inserting(announcements, into: config.commandLine)
-        let bootState: X86BootState
-        do {
-            bootState = try X86Boot.load(X86BootConfiguration(
-                kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
-                commandLine: commandLine, cpuCount: config.cpus,
-                firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
-                into: memory)
-        } catch where error.file == X86Boot.commandLineFile {
-            // The user only typed part of it: say how much is Skiff's.
-            let added = (config.compatibility.kernelParameters + announcements).joined(separator: " ").utf8.count
-            throw .boot(BootError(file: error.file, error.problem
-                + " (\(added) bytes are Skiff's: the compatibility profile's parameters and the virtio-mmio device announcements)"))
-        } catch {
-            throw .boot(error)
+        let bootState: X86BootState?
+        var commandLine = ""
+        if let snapshot = config.restore {
+            memory = try snapshot.mapMemory()
+            bootState = nil
+        } else {
+            let loaded = try loadKernel(config)
+            (memory, bootState, commandLine) = (loaded.memory, loaded.bootState, loaded.commandLine)
         }
 
         let system = try openHypervisor()
@@ -238,9 +287,11 @@ public final class Machine: Sendable {
         let loop = try EventLoop()
         var mmio = IOBus.Builder()
         let virtio = try VirtioDevices(config, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
-        logger.debug("kernel loaded", metadata: [
-            "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
-            "cmdline": "\(commandLine)"])
+        if let bootState {
+            logger.debug("kernel loaded", metadata: [
+                "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
+                "cmdline": "\(commandLine)"])
+        }
 
         // Devices.
         let outputRelay = try config.containerLines.map { lines throws(MachineError) in try OutputRelay(fd: lines.standardOutput, loop: loop) }
@@ -269,23 +320,48 @@ public final class Machine: Sendable {
         }
         let portBus = IOBus(name: "port", ports, onUnclaimed: logUnclaimed("port"))
         let mmioBus = IOBus(name: "mmio", mmio, onUnclaimed: logUnclaimed("MMIO"))
+        // What a snapshot saves, by names that do not depend on host paths.
+        // The i8042 has no state: it only ever reports empty buffers.
+        let stateDevices: [(name: String, device: any SnapshotDevice)] = [
+            ("uart 0x3f8", serial), ("uart 0x2f8", outputLine), ("uart 0x3e8", errorLine), ("boot markers", markers),
+        ] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
 
-        // vCPUs.
+        // vCPUs: configured for the boot protocol, or given their saved state.
+        let cpuids = (0..<config.cpus).map { id in
+            X86CPUSetup.cpuid(supportedCPUID, vcpu: id, of: config.cpus, hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures,
+                              hiddenFeatures: config.hiddenCPUFeatures)
+        }
+        var created: [any VirtualCPU] = []
         do {
-            var created: [any VirtualCPU] = []
-            for id in 0..<config.cpus {
-                let vcpu = try vm.createVCPU(id: id)
-                try X86CPUSetup.configure(vcpu, supportedCPUID: supportedCPUID, count: config.cpus,
-                                          hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures)
-                created.append(vcpu)
-            }
-            try X86CPUSetup.enterLongMode(created[0], bootState)
-            adopt(created)
+            for id in 0..<config.cpus { created.append(try vm.createVCPU(id: id)) }
         } catch {
             throw .kvm(error)
         }
+        if let snapshot = config.restore {
+            try restore(snapshot.state, vm: vm, vcpus: created, cpuids: cpuids, devices: stateDevices)
+            for attached in virtio.attached { attached.transport.resumeAfterRestore() }
+        } else {
+            do {
+                for vcpu in created { try X86CPUSetup.configure(vcpu, cpuid: cpuids[vcpu.id]) }
+                try X86CPUSetup.enterLongMode(created[0], bootState!)
+            } catch {
+                throw .kvm(error)
+            }
+        }
+        adopt(created)
         if config.compatibility.handlesEmulationFailures {
             logger.info("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
+        }
+        running.withLock {
+            $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids, provenance: [
+                "kernel": config.restore?.state.provenance["kernel"] ?? config.kernelPath,
+                "cmdline": config.restore?.state.provenance["cmdline"] ?? commandLine,
+            ])
+        }
+        defer { running.withLock { $0 = nil } }
+        // A guest saved while it waited for its hand-over gets this run's now.
+        if let snapshot = config.restore, snapshot.state.provenance["marker"] == String(BootMarkerDevice.Phase.guestReady.rawValue) {
+            handOver(restart: true)
         }
 
         let detach: @Sendable () -> Void = { [weak self] in self?.requestStop(.detached) }
@@ -321,16 +397,18 @@ public final class Machine: Sendable {
         defer { signals.cancel() }
         timeline.setupDone = MonotonicClock.now()
         var threads: [NativeThread] = []
-        for vcpu in vcpus.withLock({ $0 }) {
+        for vcpu in created {
             let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
             do {
                 threads.append(try NativeThread { runner.run() })
             } catch {
                 requestStop(.vmmError("\(error)"))
+                for _ in threads.count..<created.count { pause.ended() }
                 break
             }
         }
         for thread in threads { thread.join() }
+        snapshotThread.withLock { $0.take() }?.join()
         withExtendedLifetime(watchdog) {}
         let ioThreadCPU = loop.stop()
         for relay in [outputRelay, errorRelay] { relay?.flush() }
@@ -347,7 +425,171 @@ public final class Machine: Sendable {
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
             breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed),
             deviceSummaries: virtio.attached.map { $0.summary() },
-            ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime(), consoleOutput: console.capturedOutput)
+            ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime(), consoleOutput: console.capturedOutput,
+            snapshot: snapshotOutcome.withLock { $0 }, restored: config.restore != nil)
+    }
+
+    /// Reads the kernel and initrd and loads them, with the command line and
+    /// boot structures, into new guest memory.
+    private func loadKernel(_ config: MachineConfiguration) throws(MachineError) -> (memory: GuestMemory, bootState: X86BootState, commandLine: String) {
+        let memoryLimit = config.memoryMiB << 20
+        let inMemory = "the \(config.memoryMiB) MiB of guest memory (--memory)"
+        let kernel = try readFile(config.kernelPath, limit: memoryLimit, what: inMemory)
+        do { try X86Boot.checkKernel(kernel, file: config.kernelPath) } catch { throw .boot(error) }
+        var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path, limit: memoryLimit, what: inMemory) }
+        if !config.initrdAppendix.isEmpty {
+            initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
+        }
+        let memory: GuestMemory
+        do { memory = try GuestMemory.x86(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
+        let announcements = VirtioDevices.announcements(for: config)
+        let commandLine = try KernelCommandLine.clearing(config.hiddenCPUFeatures,
+                                                     in: KernelCommandLine.inserting(announcements, into: config.commandLine))
+        do {
+            let bootState = try X86Boot.load(X86BootConfiguration(
+                kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
+                commandLine: commandLine, cpuCount: config.cpus,
+                firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
+                into: memory)
+            return (memory, bootState, commandLine)
+        } catch where error.file == X86Boot.commandLineFile {
+            // The user only typed part of it: say how much is Skiff's.
+            let added = (config.compatibility.kernelParameters + announcements).joined(separator: " ").utf8.count
+            throw .boot(BootError(file: error.file, error.problem
+                + " (\(added) bytes are Skiff's: the compatibility profile's parameters and the virtio-mmio device announcements)"))
+        } catch {
+            throw .boot(error)
+        }
+    }
+
+    /// Sets a snapshot's state into a machine built like the saved one: CPUID
+    /// first (refused if this host's differs), then the VM, each vCPU, each device.
+    private func restore(_ state: SnapshotState, vm: any VirtualMachineHandle, vcpus: [any VirtualCPU],
+                         cpuids: [[CPUIDEntry]], devices: [(name: String, device: any SnapshotDevice)]) throws(MachineError) {
+        for vcpu in vcpus {
+            let saved = state.vcpus[vcpu.id].cpuid
+            guard saved == cpuids[vcpu.id] else {
+                let differing = saved.first { entry in !cpuids[vcpu.id].contains(entry) } ?? cpuids[vcpu.id].first { !saved.contains($0) }
+                let leaf = differing.map { "0x\(String($0.function, radix: 16)).\($0.index)" } ?? "count"
+                throw .snapshot(.mismatch("this host's CPU differs from the snapshot's (CPUID leaf \(leaf)); take a new snapshot here"))
+            }
+        }
+        do {
+            for vcpu in vcpus { try vcpu.setCPUID(state.vcpus[vcpu.id].cpuid) }
+            try vm.restoreState(state.machineState)
+            for vcpu in vcpus { try vcpu.restoreState(state.vcpus[vcpu.id].state) }
+        } catch {
+            throw .snapshot(.invalid("the hypervisor refused the saved state: \(error)"))
+        }
+        let saved = Dictionary(state.devices.map { ($0.name, $0.state) }, uniquingKeysWith: { first, _ in first })
+        guard Set(saved.keys) == Set(devices.map(\.name)), saved.count == state.devices.count else {
+            throw .snapshot(.mismatch("the snapshot's devices (\(state.devices.map(\.name).joined(separator: ", "))) are not this machine's (\(devices.map(\.name).joined(separator: ", ")))"))
+        }
+        for (name, device) in devices {
+            do { try device.restoreState(saved[name]!) } catch { throw .snapshot(.invalid("\(error)")) }
+        }
+    }
+
+    // MARK: Markers, hand-over, snapshots (vCPU threads)
+
+    /// On the vCPU thread that wrote the marker, before its port write completes.
+    private func markerArrived(_ event: BootMarkerDevice.Event) {
+        if let request = configuration.snapshot, event.code == request.marker,
+           !snapshotStarted.exchange(true, ordering: .acquiringAndReleasing) {
+            // This vCPU must not run on (the guest would read the mailbox
+            // before it is written): ask for the pause before returning.
+            pause.request()
+            for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
+            let handOverAfter = event.phase == .guestReady
+            do {
+                let thread = try NativeThread { [self] in takeSnapshot(request, handOverAfter: handOverAfter) }
+                snapshotThread.withLock { $0 = thread }
+            } catch {
+                requestStop(.vmmError("cannot start the snapshot thread: \(error)"))
+                pause.resume()
+            }
+            return
+        }
+        switch event.phase {
+        case .guestReady?: handOver(restart: true)
+        case .handoverMore?: handOver(restart: false)
+        default: break
+        }
+    }
+
+    /// Writes the next chunk of the hand-over (the first if `restart`) with
+    /// this moment's wall clock and a fresh seed.
+    private func handOver(restart: Bool) {
+        guard let memory = running.withLock({ $0?.memory }) else { return }
+        var seed = [UInt8](repeating: 0, count: HandoverMailbox.seedSize)
+        _ = seed.withUnsafeMutableBytes { space in
+            transferAll(space.count) { done in getrandom(space.baseAddress! + done, space.count - done, 0) }
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let delivery = HandoverMailbox.Delivery(realtimeSeconds: Int64(now.tv_sec), realtimeNanoseconds: UInt32(now.tv_nsec), seed: seed)
+        let payload = configuration.handoverPayload
+        handoverOffset.withLock { offset in
+            do { offset = try HandoverMailbox.write(payload, from: restart ? 0 : offset, delivery, into: memory) } catch {
+                logger.error("cannot write the hand-over mailbox: \(error)")
+            }
+        }
+    }
+
+    /// On a thread of its own: parks every vCPU, holds the device loop,
+    /// saves, then carries on (handing over, if the guest waits for it) or stops.
+    private func takeSnapshot(_ request: SnapshotRequest, handOverAfter: Bool) {
+        let requested = MonotonicClock.now()
+        let (states, complete) = pause.waitForAll(configuration.cpus)
+        let paused = MonotonicClock.now()
+        guard complete, !stopped, let running = running.withLock({ $0 }) else {
+            pause.resume()
+            return
+        }
+        running.loop.pause()
+        var failure: String?
+        var written = false
+        var memoryBytes = 0
+        do {
+            var vcpus: [SnapshotState.VCPU] = []
+            for id in 0..<configuration.cpus {
+                guard let result = states[id] else { throw MachineError.invalidConfiguration("vCPU \(id) did not park") }
+                vcpus.append(SnapshotState.VCPU(cpuid: running.cpuids[id], state: try result.get()))
+            }
+            let machineState: [UInt8]
+            do { machineState = try running.vm.captureState() } catch { throw MachineError.kvm(error) }
+            var state = SnapshotState(
+                hostKind: configuration.host,
+                memory: running.memory.layout.map { .init(guestAddress: $0.guestAddress, size: $0.size) },
+                machine: .init(memoryMiB: configuration.memoryMiB, cpus: configuration.cpus,
+                               compatibility: configuration.compatibility.name, disks: configuration.disks,
+                               networks: configuration.networks.map { ($0.tap, $0.mac ?? MACAddress(derivedFrom: $0.tap)) },
+                               entropyDevice: configuration.entropyDevice, hiddenCPUFeatures: configuration.hiddenCPUFeatures),
+                machineState: machineState, vcpus: vcpus,
+                devices: running.devices.map { ($0.name, $0.device.saveState()) })
+            state.provenance = running.provenance
+            state.provenance["marker"] = String(request.marker)
+            (written, memoryBytes) = try SnapshotFiles.write(state, memory: running.memory, to: request.directory)
+        } catch {
+            failure = "\(error)"
+        }
+        running.loop.resume()
+        let saved = MonotonicClock.now()
+        if let failure {
+            if request.required {
+                requestStop(.vmmError("snapshot to \(request.directory) failed: \(failure)"))
+            } else {
+                logger.warning("snapshot to \(request.directory) failed (the run carries on without it): \(failure)")
+            }
+        } else if request.thenStop {
+            requestStop(.snapshotSaved(request.directory))
+        }
+        if handOverAfter && !stopped { handOver(restart: true) }
+        pause.resume()
+        snapshotOutcome.withLock {
+            $0 = SnapshotOutcome(directory: request.directory, written: written && failure == nil, requested: requested,
+                                 paused: paused, saved: saved, resumed: MonotonicClock.now(), memoryBytes: memoryBytes)
+        }
     }
 
     /// A container line's host end: bytes to `fd` (dropped without one), the

@@ -21,6 +21,8 @@ public enum MachineError: Error, CustomStringConvertible {
     case system(String, Int32)
     /// `skiff run`: the image could not be read, unpacked or made into a disk.
     case image(ImageError)
+    /// A snapshot that cannot be restored here (damaged, foreign, or for another machine).
+    case snapshot(SnapshotError)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum MachineError: Error, CustomStringConvertible {
         case let .invalidConfiguration(reason): return reason
         case let .system(call, errno): return "\(call): \(String(cString: strerror(errno)))"
         case let .image(error): return "\(error)"
+        case let .snapshot(error): return "\(error)"
         }
     }
 }

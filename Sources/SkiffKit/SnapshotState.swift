@@ -1,3 +1,4 @@
+import Devices
 import Hypervisor
 import Images
 
@@ -7,10 +8,20 @@ import Images
 /// sections (a 4-byte ASCII tag, a UInt64 length, the bytes), and last a "SUM "
 /// section holding the SHA-256 of everything before it. Every length and the
 /// checksum are checked before any section is used, and a snapshot is only
-/// restored where it fits: same format version, architecture and host kind.
+/// restored where it fits: same format version, architecture and host kind
+/// (and, checked by the restore, the same CPUID for every vCPU).
+///
+/// Sections: META (text: architecture, host kind, memory layout, vCPU count,
+/// and provenance lines for people), CONF (the machine: memory, CPUs,
+/// compatibility profile, devices and their host backends), VMST (the
+/// hypervisor's VM-wide state: interrupt controllers, PIT, clock), then per
+/// vCPU N "I<N>" (its CPUID) and "C<N>" (its state), per device N "D<N>".
 public struct SnapshotState: Equatable, Sendable {
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
     static let magic = Array("SKIFFSNP".utf8)
+    /// Big enough for 32 vCPUs' XSAVE areas and every device, small enough
+    /// that a hostile file cannot make a restore allocate without bound.
+    public static let maximumFileSize = 64 << 20
 
     public struct MemoryRegion: Equatable, Sendable {
         public var guestAddress: UInt64
@@ -18,19 +29,65 @@ public struct SnapshotState: Equatable, Sendable {
         public init(guestAddress: UInt64, size: Int) { self.guestAddress = guestAddress; self.size = size }
     }
 
+    /// The machine a restore re-creates around the saved state.
+    public struct Machine: Equatable, Sendable {
+        public var memoryMiB: Int
+        public var cpus: Int
+        /// `CompatibilityProfile.name`.
+        public var compatibility: String
+        public var disks: [DiskConfiguration]
+        /// TAP name and MAC of each network device.
+        public var networks: [(tap: String, mac: MACAddress)]
+        public var entropyDevice: Bool
+        public var hiddenCPUFeatures: [String]
+
+        public init(memoryMiB: Int, cpus: Int, compatibility: String, disks: [DiskConfiguration],
+                    networks: [(tap: String, mac: MACAddress)], entropyDevice: Bool, hiddenCPUFeatures: [String] = []) {
+            self.memoryMiB = memoryMiB; self.cpus = cpus; self.compatibility = compatibility
+            self.disks = disks; self.networks = networks; self.entropyDevice = entropyDevice
+            self.hiddenCPUFeatures = hiddenCPUFeatures
+        }
+
+        public static func == (a: Machine, b: Machine) -> Bool {
+            a.memoryMiB == b.memoryMiB && a.cpus == b.cpus && a.compatibility == b.compatibility && a.disks == b.disks
+                && a.networks.map(\.tap) == b.networks.map(\.tap) && a.networks.map(\.mac) == b.networks.map(\.mac)
+                && a.entropyDevice == b.entropyDevice && a.hiddenCPUFeatures == b.hiddenCPUFeatures
+        }
+    }
+
+    public struct VCPU: Equatable, Sendable {
+        public var cpuid: [CPUIDEntry]
+        /// Opaque to Skiff: the hypervisor reads it back.
+        public var state: [UInt8]
+        public init(cpuid: [CPUIDEntry], state: [UInt8]) { self.cpuid = cpuid; self.state = state }
+    }
+
     public var architecture = "x86_64"
     public var hostKind: HostKind
     public var memory: [MemoryRegion]
-    /// The CPUID every vCPU had: a restore sets the same before any state.
-    public var cpuid: [CPUIDEntry]
+    public var machine: Machine
     /// The hypervisor's VM-wide state (opaque to Skiff).
-    public var machine: [UInt8]
-    /// Each vCPU's state, in vCPU id order (opaque to Skiff).
-    public var vcpus: [[UInt8]]
+    public var machineState: [UInt8]
+    public var vcpus: [VCPU]
+    /// Each device's saved state, by the name the machine gives it.
+    public var devices: [(name: String, state: [UInt8])]
+    /// Lines for people (`skiff restore --info`): kernel, command line, when.
+    public var provenance: [String: String] = [:]
 
-    public init(hostKind: HostKind, memory: [MemoryRegion], cpuid: [CPUIDEntry], machine: [UInt8], vcpus: [[UInt8]]) {
-        self.hostKind = hostKind; self.memory = memory; self.cpuid = cpuid; self.machine = machine; self.vcpus = vcpus
+    public init(hostKind: HostKind, memory: [MemoryRegion], machine: Machine, machineState: [UInt8],
+                vcpus: [VCPU], devices: [(name: String, state: [UInt8])]) {
+        self.hostKind = hostKind; self.memory = memory; self.machine = machine; self.machineState = machineState
+        self.vcpus = vcpus; self.devices = devices
     }
+
+    public static func == (a: SnapshotState, b: SnapshotState) -> Bool {
+        a.architecture == b.architecture && a.hostKind == b.hostKind && a.memory == b.memory && a.machine == b.machine
+            && a.machineState == b.machineState && a.vcpus == b.vcpus && a.provenance == b.provenance
+            && a.devices.map(\.name) == b.devices.map(\.name) && a.devices.map(\.state) == b.devices.map(\.state)
+    }
+
+    /// Guest memory in bytes, as the memory file must hold it.
+    public var memorySize: Int { memory.reduce(0) { $0 + $1.size } }
 
     /// The file's bytes.
     public func encoded() -> [UInt8] {
@@ -42,18 +99,90 @@ public struct SnapshotState: Equatable, Sendable {
             out += bytes
         }
         let layout = memory.map { "\($0.guestAddress):\($0.size)" }.joined(separator: ",")
-        section("META", Array("architecture=\(architecture)\nhost=\(hostKind.rawValue)\nmemory=\(layout)\nvcpus=\(vcpus.count)\n".utf8))
-        var cpuidBytes: [UInt8] = []
-        for entry in cpuid {
-            for value in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] { append(&cpuidBytes, value) }
+        var meta = "architecture=\(architecture)\nhost=\(hostKind.rawValue)\nmemory=\(layout)\nvcpus=\(vcpus.count)\ndevices=\(devices.count)\n"
+        for key in provenance.keys.sorted() {
+            meta += "\(key)=\(provenance[key]!.split(whereSeparator: \.isNewline).joined(separator: " "))\n"
         }
-        section("CPID", cpuidBytes)
-        section("VMST", machine)
-        for (index, state) in vcpus.enumerated() { section(Self.vcpuTag(index), state) }
+        section("META", Array(meta.utf8))
+        section("CONF", encodeMachine())
+        section("VMST", machineState)
+        for (index, vcpu) in vcpus.enumerated() {
+            var cpuidBytes: [UInt8] = []
+            for entry in vcpu.cpuid {
+                for value in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] { append(&cpuidBytes, value) }
+            }
+            section(Self.tag("I", index), cpuidBytes)
+            section(Self.tag("C", index), vcpu.state)
+        }
+        for (index, device) in devices.enumerated() {
+            var writer = StateWriter()
+            writer.put(bytes: Array(device.name.utf8))
+            writer.put(bytes: device.state)
+            section(Self.tag("D", index), writer.bytes)
+        }
         var hasher = SHA256()
         hasher.update(out)
         section("SUM ", Array(hasher.finalize().utf8))
         return out
+    }
+
+    private func encodeMachine() -> [UInt8] {
+        var out = StateWriter()
+        out.put(UInt32(machine.memoryMiB))
+        out.put(UInt32(machine.cpus))
+        out.put(bytes: Array(machine.compatibility.utf8))
+        out.put(UInt32(machine.disks.count))
+        for disk in machine.disks {
+            out.put(bytes: Array(disk.path.utf8))
+            out.put(disk.readOnly)
+        }
+        out.put(UInt32(machine.networks.count))
+        for network in machine.networks {
+            out.put(bytes: Array(network.tap.utf8))
+            out.put(bytes: network.mac.bytes)
+        }
+        out.put(machine.entropyDevice)
+        out.put(UInt32(machine.hiddenCPUFeatures.count))
+        for name in machine.hiddenCPUFeatures { out.put(bytes: Array(name.utf8)) }
+        return out.bytes
+    }
+
+    private static func decodeMachine(_ bytes: [UInt8]) throws(SnapshotError) -> Machine {
+        var input = StateReader(bytes, what: "machine configuration")
+        do {
+            let memoryMiB = Int(try input.get(UInt32.self))
+            let cpus = Int(try input.get(UInt32.self))
+            let compatibility = String(decoding: try input.getBytes(limit: 64), as: UTF8.self)
+            var disks: [DiskConfiguration] = []
+            let diskCount = Int(try input.get(UInt32.self))
+            guard diskCount <= 32 else { throw DeviceStateError("\(diskCount) disks") }
+            for _ in 0..<diskCount {
+                let path = String(decoding: try input.getBytes(limit: 4096), as: UTF8.self)
+                disks.append(DiskConfiguration(path: path, readOnly: try input.getBool()))
+            }
+            var networks: [(tap: String, mac: MACAddress)] = []
+            let networkCount = Int(try input.get(UInt32.self))
+            guard networkCount <= 32 else { throw DeviceStateError("\(networkCount) networks") }
+            for _ in 0..<networkCount {
+                let tap = String(decoding: try input.getBytes(limit: 16), as: UTF8.self)
+                let bytes = try input.getBytes(limit: 6)
+                guard let mac = MACAddress(bytes: bytes) else { throw DeviceStateError("a bad MAC address \(bytes)") }
+                networks.append((tap, mac))
+            }
+            let entropy = try input.getBool()
+            let hiddenCount = Int(try input.get(UInt32.self))
+            guard hiddenCount <= 16 else { throw DeviceStateError("\(hiddenCount) hidden CPU features") }
+            var hidden: [String] = []
+            for _ in 0..<hiddenCount { hidden.append(String(decoding: try input.getBytes(limit: 32), as: UTF8.self)) }
+            try input.finish()
+            guard MachineConfiguration.memoryRange.contains(memoryMiB), MachineConfiguration.cpuRange.contains(cpus) else {
+                throw DeviceStateError("\(memoryMiB) MiB and \(cpus) vCPUs")
+            }
+            return Machine(memoryMiB: memoryMiB, cpus: cpus, compatibility: compatibility, disks: disks,
+                           networks: networks, entropyDevice: entropy, hiddenCPUFeatures: hidden)
+        } catch {
+            throw .invalid("bad machine configuration: \(error)")
+        }
     }
 
     /// Parses and checks a state file; `host` is the kind of host restoring it.
@@ -95,28 +224,55 @@ public struct SnapshotState: Equatable, Sendable {
         var memory: [MemoryRegion] = []
         for item in (meta["memory"] ?? "").split(separator: ",") {
             let parts = item.split(separator: ":")
-            guard parts.count == 2, let address = UInt64(parts[0]), let size = Int(parts[1]), size > 0 else {
+            guard parts.count == 2, let address = UInt64(parts[0]), let size = Int(parts[1]), size > 0, size % 4096 == 0 else {
                 throw .invalid("bad memory layout '\(meta["memory"] ?? "")'")
             }
             memory.append(MemoryRegion(guestAddress: address, size: size))
         }
-        guard !memory.isEmpty, let count = Int(meta["vcpus"] ?? ""), (1...32).contains(count) else { throw .invalid("bad memory or vCPU count") }
-        let cpuidBytes = try section("CPID")
-        guard cpuidBytes.count % 28 == 0 else { throw .invalid("CPUID section of \(cpuidBytes.count) bytes") }
-        let cpuid = stride(from: 0, to: cpuidBytes.count, by: 28).map { base in
-            let value = { (index: Int) in read(UInt32.self, cpuidBytes, at: base + 4 * index) }
-            return CPUIDEntry(function: value(0), index: value(1), flags: value(2), eax: value(3), ebx: value(4), ecx: value(5), edx: value(6))
+        guard !memory.isEmpty, let count = Int(meta["vcpus"] ?? ""), MachineConfiguration.cpuRange.contains(count),
+              let deviceCount = Int(meta["devices"] ?? ""), (0...64).contains(deviceCount) else {
+            throw .invalid("bad memory, vCPU or device count")
         }
-        var vcpus: [[UInt8]] = []
-        for index in 0..<count { vcpus.append(try section(vcpuTag(index))) }
-        guard sections.filter({ $0.tag.hasPrefix("C") && $0.tag != "CPID" }).count == count else {
-            throw .invalid("\(count) vCPUs announced, a different number saved")
+        let machine = try decodeMachine(try section("CONF"))
+        guard machine.cpus == count, machine.memoryMiB << 20 == memory.reduce(0, { $0 + $1.size }) else {
+            throw .invalid("the machine configuration disagrees with the saved memory and vCPUs")
         }
-        return SnapshotState(hostKind: kind, memory: memory, cpuid: cpuid, machine: try section("VMST"), vcpus: vcpus)
+        var vcpus: [VCPU] = []
+        for index in 0..<count {
+            let cpuidBytes = try section(tag("I", index))
+            guard cpuidBytes.count % 28 == 0, !cpuidBytes.isEmpty else { throw .invalid("CPUID section of \(cpuidBytes.count) bytes") }
+            let cpuid = stride(from: 0, to: cpuidBytes.count, by: 28).map { base in
+                let value = { (index: Int) in read(UInt32.self, cpuidBytes, at: base + 4 * index) }
+                return CPUIDEntry(function: value(0), index: value(1), flags: value(2), eax: value(3), ebx: value(4), ecx: value(5), edx: value(6))
+            }
+            vcpus.append(VCPU(cpuid: cpuid, state: try section(tag("C", index))))
+        }
+        var devices: [(name: String, state: [UInt8])] = []
+        for index in 0..<deviceCount {
+            var input = StateReader(try section(tag("D", index)), what: "device \(index)")
+            do {
+                let name = String(decoding: try input.getBytes(limit: 4096), as: UTF8.self)
+                devices.append((name, try input.getBytes(limit: maximumFileSize)))
+                try input.finish()
+            } catch {
+                throw .invalid("\(error)")
+            }
+        }
+        let known = Set(["META", "CONF", "VMST", "SUM "] + (0..<count).flatMap { [tag("I", $0), tag("C", $0)] }
+                        + (0..<deviceCount).map { tag("D", $0) })
+        if let stray = sections.first(where: { !known.contains($0.tag) }) {
+            throw .invalid("unexpected section '\(stray.tag)' (the counts in META say otherwise)")
+        }
+        var state = SnapshotState(hostKind: kind, memory: memory, machine: machine, machineState: try section("VMST"),
+                                  vcpus: vcpus, devices: devices)
+        for (key, value) in meta where !["architecture", "host", "memory", "vcpus", "devices"].contains(key) {
+            state.provenance[key] = value
+        }
+        return state
     }
 
-    /// "C000", "C001", ...: one section per vCPU.
-    static func vcpuTag(_ index: Int) -> String { "C" + String(index).leftPadded(3) }
+    /// "C000", "I001", "D002", ...: one section per vCPU or device.
+    static func tag(_ kind: String, _ index: Int) -> String { kind + String(index).leftPadded(3) }
 
     private func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
         withUnsafeBytes(of: value.littleEndian) { out += $0 }

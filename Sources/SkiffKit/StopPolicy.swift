@@ -19,6 +19,8 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
     case timeout(seconds: Double)
     case emulationFailure(String)
     case vmmError(String)
+    /// `--snapshot-at ... --snapshot-to DIR` without carrying on: saved, stopped.
+    case snapshotSaved(String)
 
     public var description: String {
         switch self {
@@ -32,13 +34,14 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case let .timeout(seconds): return "stopped after the \(seconds) s timeout"
         case let .emulationFailure(detail): return "the guest ran an instruction KVM cannot emulate: \(detail)"
         case let .vmmError(detail): return "VMM error: \(detail)"
+        case let .snapshotSaved(directory): return "snapshot saved to \(directory); the machine stopped there"
         }
     }
 
     /// The process exit status this stop calls for.
     public var exitStatus: Int32 {
         switch self {
-        case .reset, .powerOff, .tripleFault, .detached: return 0
+        case .reset, .powerOff, .tripleFault, .detached, .snapshotSaved: return 0
         case .timeout: return 124
         case let .signal(number): return 128 + number
         case .guestCrashed, .kernelPanic, .emulationFailure, .vmmError: return 1

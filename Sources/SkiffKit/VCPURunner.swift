@@ -18,9 +18,14 @@ struct VCPURunner: @unchecked Sendable {
     func run() {
         vcpu.bindToCurrentThread()
         defer {
+            machine.pause.ended()
             machine.logger.debug("vCPU \(vcpu.id) stopped\(registerSummary())")
         }
         while !machine.stopped {
+            if machine.pause.isRequested {
+                machine.pause.park(vcpu)
+                continue
+            }
             let exit: VCPUExit
             do { exit = try vcpu.runOnce() } catch {
                 machine.requestStop(.vmmError("\(error)"))

@@ -13,12 +13,25 @@ enum X86CPUSetup {
 
     static let kvmFeatureLeaf: UInt32 = 0x4000_0001
 
+    /// CPU features a machine can hide from its guest (`--hide-cpu-feature`),
+    /// as (CPUID leaf, register, bit): RDRAND and RDSEED, so that a test can
+    /// show the guest's randomness comes from what Skiff gives it.
+    static let hideableFeatures: [String: (leaf: UInt32, register: KeyPath<CPUIDEntry, UInt32> & Sendable, bit: UInt32)] = [
+        "rdrand": (1, \.ecx, 30),
+        "rdseed": (7, \.ebx, 18),
+    ]
+
     /// CPUID for vCPU `id` of `count`: the host's supported leaves with this
     /// CPU's APIC id, the hypervisor bit and the logical CPU count, less the
     /// KVM paravirtual features in `hiddenKVMFeatures`.
-    static func cpuid(_ supported: [CPUIDEntry], vcpu id: Int, of count: Int, hiddenKVMFeatures: UInt32 = 0) -> [CPUIDEntry] {
+    static func cpuid(_ supported: [CPUIDEntry], vcpu id: Int, of count: Int, hiddenKVMFeatures: UInt32 = 0,
+                      hiddenFeatures: [String] = []) -> [CPUIDEntry] {
         supported.map { entry in
             var entry = entry
+            for name in hiddenFeatures {
+                guard let feature = hideableFeatures[name], feature.leaf == entry.function, entry.index == 0 else { continue }
+                if feature.register == \CPUIDEntry.ecx { entry.ecx &= ~(1 << feature.bit) } else { entry.ebx &= ~(1 << feature.bit) }
+            }
             switch entry.function {
             case 1:
                 entry.ebx = entry.ebx & 0x0000_FFFF | UInt32(id) << 24 | UInt32(min(count, 255)) << 16
@@ -36,8 +49,8 @@ enum X86CPUSetup {
     }
 
     /// State every vCPU needs: CPUID, MSRs, FPU and LAPIC wiring.
-    static func configure(_ vcpu: any VirtualCPU, supportedCPUID: [CPUIDEntry], count: Int, hiddenKVMFeatures: UInt32) throws(HypervisorError) {
-        try vcpu.setCPUID(cpuid(supportedCPUID, vcpu: vcpu.id, of: count, hiddenKVMFeatures: hiddenKVMFeatures))
+    static func configure(_ vcpu: any VirtualCPU, cpuid: [CPUIDEntry]) throws(HypervisorError) {
+        try vcpu.setCPUID(cpuid)
         try vcpu.setMSRs([
             (msrMiscEnable, 1),                 // fast strings
             (msrMTRRDefaultType, 1 << 11 | 6),  // MTRRs on, write-back by default

@@ -57,7 +57,7 @@ struct TinyGuestTests {
     @Test func stoppingWakesAVCPUHaltedInTheKernel() throws {
         let guest = try TinyGuest(irqchip: true)
         try guest.enterRealMode(at: 0x1000, code: [0xFA, 0xF4, 0xEB, 0xFD]) // cli; hlt; jmp back
-        let machine = Machine(MachineConfiguration(kernelPath: "tiny", commandLine: ""), logger: Logger(label: "test"))
+        let machine = try Machine(MachineConfiguration(kernelPath: "tiny", commandLine: ""), logger: Logger(label: "test"))
         machine.adopt([guest.vcpu])
         let runner = VCPURunner(vcpu: guest.vcpu, memory: guest.memory, ports: IOBus(name: "port", IOBus.Builder()),
                                 mmio: IOBus(name: "mmio", IOBus.Builder()), machine: machine)
@@ -139,7 +139,7 @@ struct TinyGuestTests {
         try guest.enterLongMode(at: 0x2000, code: main, gates: [3: 0x3000])
         var configuration = MachineConfiguration(kernelPath: "tiny", commandLine: "")
         configuration.compatibility = profile
-        let machine = Machine(configuration, logger: Logger(label: "test"))
+        let machine = try Machine(configuration, logger: Logger(label: "test"))
         let recorder = PortRecorder()
         var ports = IOBus.Builder()
         try ports.attach(recorder, at: 0xE9, length: 1)

@@ -124,3 +124,27 @@ import Testing
         #expect(VirtioDevices.driveLetter(0) == "a" && VirtioDevices.driveLetter(25) == "z" && VirtioDevices.driveLetter(26) == "aa")
     }
 }
+
+@Suite struct CPUFeatureHidingTests {
+    @Test func rdrandAndRdseedDisappearFromTheirLeavesOnly() throws {
+        let supported = [CPUIDEntry(function: 1, index: 0, ecx: 0xFFFF_FFFF), CPUIDEntry(function: 7, index: 0, ebx: 0xFFFF_FFFF),
+                         CPUIDEntry(function: 7, index: 1, ebx: 0xFFFF_FFFF)]
+        let plain = X86CPUSetup.cpuid(supported, vcpu: 0, of: 1)
+        let hidden = X86CPUSetup.cpuid(supported, vcpu: 0, of: 1, hiddenFeatures: ["rdrand", "rdseed"])
+        #expect(plain[0].ecx & 1 << 30 != 0 && hidden[0].ecx & 1 << 30 == 0)
+        #expect(plain[1].ebx & 1 << 18 != 0 && hidden[1].ebx & 1 << 18 == 0)
+        #expect(hidden[0].ecx | 1 << 30 == plain[0].ecx, "only that bit")
+        #expect(hidden[2] == plain[2], "subleaf 1 untouched")
+        // The guest kernel is told too (on a PVM host its CPUID is not the VMM's).
+        #expect(try KernelCommandLine.clearing(["rdrand"], in: "quiet clearcpuid=smap,pcid x=1 -- sh -c a") == "quiet clearcpuid=smap,pcid,rdrand x=1 -- sh -c a")
+        #expect(try KernelCommandLine.clearing(["rdrand", "rdseed"], in: "quiet") == "quiet clearcpuid=rdrand,rdseed")
+        #expect(try KernelCommandLine.clearing([], in: "quiet -- x") == "quiet -- x")
+        // The PVM profile leaves room for both; a list Linux would cut short is refused.
+        let pvm = KernelCommandLine.compose(base: nil, append: nil, profile: .pvm)
+        #expect(throws: Never.self) { try KernelCommandLine.clearing(["rdrand", "rdseed"], in: pvm) }
+        #expect(throws: MachineError.self) { try KernelCommandLine.clearing(["rdrand", "rdseed"], in: pvm + " clearcpuid=" + String(repeating: "x", count: 120)) }
+        var configuration = MachineConfiguration(kernelPath: "k", commandLine: "")
+        configuration.hiddenCPUFeatures = ["sse"]
+        #expect(throws: MachineError.self) { try configuration.validate() }
+    }
+}

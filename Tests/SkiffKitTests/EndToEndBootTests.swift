@@ -11,7 +11,8 @@ let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileMa
 struct EndToEndBootTests {
     let logger = Logger(label: "e2e")
 
-    func boot(kernel: String, initrd: String, append: String, cpus: Int = 1) throws -> (MachineReport, String) {
+    func boot(kernel: String, initrd: String, append: String, cpus: Int = 1,
+              snapshot: SnapshotRequest? = nil) throws -> (MachineReport, String) {
         let console = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-console-\(UUID()).log").path
         defer { try? FileManager.default.removeItem(atPath: console) }
         let host = HostKind.detect()
@@ -25,6 +26,7 @@ struct EndToEndBootTests {
         configuration.compatibility = profile
         configuration.host = host
         configuration.timeout = 400
+        configuration.snapshot = snapshot
         let report = try Machine(configuration, logger: logger).run()
         return (report, try String(contentsOfFile: console, encoding: .utf8))
     }
@@ -42,11 +44,17 @@ struct EndToEndBootTests {
 
     /// The project's guest with 2 vCPUs: greeting, CPU count, a command run by
     /// init with its output and exit status, boot markers in order, clean reset.
-    @Test func projectGuestBootsWithTwoCPUsAndRunsACommand() throws {
+    /// It is snapshotted at `ready` (both vCPUs parked, the run carrying on),
+    /// and `skiff restore` of that snapshot runs another command: the restored
+    /// guest has both CPUs, this moment's clock, and its own exit status.
+    @Test func projectGuestBootsWithTwoCPUsRunsACommandAndRestoresFromReady() throws {
         let guest = try GuestArtifacts.ensureBuilt()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-boot-snapshot-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let (report, console) = try boot(
             kernel: guest.kernel, initrd: guest.initrd,
-            append: "-- /bin/sh -c \"echo cpus=$(grep -c ^processor /proc/cpuinfo); exit 3\"", cpus: 2)
+            append: "-- /bin/sh -c \"echo cpus=$(grep -c ^processor /proc/cpuinfo); exit 3\"", cpus: 2,
+            snapshot: SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory, thenStop: false, required: true))
         #expect(report.stopReason == .reset, "console:\n\(console)")
         #expect(console.contains("skiff-init: hello from the guest: uptime"))
         #expect(console.contains(", 2 CPUs, "))
@@ -54,11 +62,37 @@ struct EndToEndBootTests {
         #expect(console.contains("skiff-init: /bin/sh exited with status 3"))
         #expect(report.workloadExitStatus == 3)
         let phases = report.timeline.markers.compactMap(\.phase)
-        #expect(phases == [.firstInstruction, .initStarted, .workloadStarted, .workloadExited, .shutdownRequested])
+        #expect(phases == [.firstInstruction, .initStarted, .guestReady, .workloadStarted, .workloadExited, .shutdownRequested])
         let times = report.timeline.markers.map(\.time)
         #expect(times == times.sorted())
         #expect(report.timeline.setupDone < times[0] && times.last! <= report.timeline.stopped)
-        #expect(report.bootState.format == .elf)
+        #expect(report.bootState?.format == .elf)
+        let saved = try #require(report.snapshot)
+        #expect(saved.written && saved.directory == directory)
+
+        let before = Date().timeIntervalSince1970
+        let restored = try runProgram([skiffExecutable, "restore", "--timings", directory, "--",
+                                       "/bin/sh", "-c", "echo cpus=$(grep -c ^processor /proc/cpuinfo) now=$(date +%s); exit 5"])
+        let after = Date().timeIntervalSince1970
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.contains("skiff-init: /bin/sh exited with status 5"), "\(restored.stdout)")
+        #expect(!restored.stdout.contains("hello from the guest"), "no second boot: \(restored.stdout)")
+        let now = try #require(restored.stdout.split(separator: "\n").first { $0.hasPrefix("cpus=2 now=") }, "\(restored.stdout)")
+        let guestTime = try #require(Double(now.dropFirst("cpus=2 now=".count)))
+        #expect(guestTime >= before.rounded(.down) - 2 && guestTime <= after + 2, "the guest's clock is this run's")
+        #expect(restored.stderr.contains("workload exit status: 5"))
+        #expect(!restored.stderr.contains("init started"), "the restore starts after init: \(restored.stderr)")
+
+        // Damaged: one line, exit 1, nothing run.
+        let state = directory + "/state"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: state))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: state))
+        let damaged = try runProgram([skiffExecutable, "restore", directory])
+        #expect(damaged.status == 1 && damaged.stdout.isEmpty)
+        #expect(damaged.stderr == "Error: not a usable snapshot: checksum mismatch: the file is damaged\n", "\(damaged.stderr)")
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: state))
+        #expect(try runProgram([skiffExecutable, "restore", directory]).stderr.contains("not a usable snapshot"))
     }
 
     /// Someone else's initramfs (made by GNU cpio, a busybox shell script as

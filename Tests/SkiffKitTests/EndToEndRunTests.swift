@@ -16,6 +16,15 @@ let testImage: String? = {
     return result.stdout.split(separator: "\n").first { $0.hasPrefix("image=") }.map { String($0.dropFirst(6)) }
 }()
 
+/// A value several threads write.
+final class ThreadSafeBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value { lock.withLock { stored } }
+    func update(_ change: (inout Value) -> Void) { lock.withLock { change(&stored) } }
+}
+
 /// `skiff run` as a user runs it: the built executable, the real guest, the
 /// test image. Each boot takes about 20 s on a PVM host, so each checks a lot.
 @Suite(.enabled(if: kvmUsable, "needs /dev/kvm"), .serialized, .timeLimit(.minutes(15)))
@@ -42,8 +51,11 @@ struct EndToEndRunTests {
             touch /home/app/scribble && echo "writable"
             exit 42
             """
-        let cold = try skiff(["run", "--timings", "--entrypoint", "/bin/sh", "-e", "BAR=flag", "-e", "FROM_HOST",
+        // RDRAND and RDSEED hidden: the clones below can only differ by what Skiff hands them.
+        let hidden = ["--hide-cpu-feature", "rdrand", "--hide-cpu-feature", "rdseed"]
+        let cold = try skiff(["run", "--timings"] + hidden + ["--entrypoint", "/bin/sh", "-e", "BAR=flag", "-e", "FROM_HOST",
                               "--hostname", "testbox", image, "--", "-c", script])
+        let snapshotTaken = Date()
         #expect(cold.status == 42, "\(cold.stderr)")
         let lines = cold.stdout.split(separator: "\n").map(String.init)
         #expect(lines.prefix(3) == ["from-image", "1000", "/home/app"], "the issue's check: \(cold.stdout)")
@@ -61,6 +73,7 @@ struct EndToEndRunTests {
         #expect(!cold.stdout.contains("Linux version") && !cold.stderr.contains("Linux version"), "no kernel messages")
         #expect(cold.stderr.contains("root disk ready (built)"))
         #expect(cold.stderr.contains("workload started") && cold.stderr.contains("first container output"))
+        #expect(cold.stderr.contains("guest: booted, snapshot saved"), "the image's ready guest is saved: \(cold.stderr)")
 
         let listed = try skiff(["image", "ls"])
         #expect(listed.status == 0)
@@ -71,7 +84,7 @@ struct EndToEndRunTests {
         // Default entrypoint with arguments replacing Cmd; -u, -w, -e; stdin
         // with every byte value through -i; a signal's status.
         let input = Data((0..<2048).map { UInt8(truncatingIfNeeded: $0 * 7) })
-        let warm = try skiff(["run", "--timings", "-i", "-u", "0:50", "-w", "/work/dir", "-e", "FOO=override", image,
+        let warm = try skiff(["run", "--timings"] + hidden + ["-i", "-u", "0:50", "-w", "/work/dir", "-e", "FOO=override", image,
                               "sh", "-c", "id -u; id -G; pwd; echo $FOO; test -e /home/app/scribble || echo fresh; od -An -tx1 | md5sum; kill -TERM $$"],
                              input: input)
         #expect(warm.status == 128 + 15, "\(warm.stderr)")
@@ -86,6 +99,33 @@ struct EndToEndRunTests {
             \(odOutput)
             """, "\(warm.stderr)")
         #expect(warm.stderr.contains("root disk ready (cached)"))
+        #expect(warm.stderr.contains("guest: restored") && !warm.stderr.contains("init started"), "no boot: \(warm.stderr)")
+
+        // Clones: at least 30 s after the snapshot, two restores at once with
+        // their own commands and statuses, their own randomness and this moment's clock.
+        Thread.sleep(until: snapshotTaken.addingTimeInterval(30))
+        let clones = ThreadSafeBox<[Int: (status: Int32, stdout: String, stderr: String, start: Double, end: Double)]>([:])
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            let start = Date().timeIntervalSince1970
+            let result = try? skiff(["run", "--timings"] + hidden + [image, "sh", "-c",
+                                     "echo clone \(index); date +%s; head -c 16 /dev/urandom | od -An -tx1; exit \(20 + index)"])
+            let end = Date().timeIntervalSince1970
+            if let result { clones.update { $0[index] = (result.status, result.stdout, result.stderr, start, end) } }
+        }
+        var randomness: [String] = []
+        for index in 0..<2 {
+            let clone = try #require(clones.value[index])
+            #expect(clone.status == Int32(20 + index), "\(clone.stderr)")
+            #expect(clone.stderr.contains("guest: restored"))
+            let lines = clone.stdout.split(separator: "\n").map(String.init)
+            try #require(lines.count == 4, "\(clone.stdout)")
+            #expect(lines[1] == "clone \(index)")
+            let guestTime = try #require(Double(lines[2]))
+            #expect(guestTime >= clone.start.rounded(.down) - 2 && guestTime <= clone.end + 2,
+                    "the guest's clock (\(guestTime)) is within 2 s of the host's (\(clone.start)...\(clone.end))")
+            randomness.append(lines[3])
+        }
+        #expect(randomness[0] != randomness[1], "each restore reseeds the guest's randomness: \(randomness)")
 
         // The cache: one image, removed by its ID.
         #expect(try skiff(["image", "ls"]).stdout.split(separator: "\n").count == 2)
@@ -98,10 +138,13 @@ struct EndToEndRunTests {
     @Test func anUnknownExecutableIs127WithDockersMessage() throws {
         defer { try? FileManager.default.removeItem(atPath: store) }
         let image = try #require(testImage)
-        let result = try skiff(["run", "--entrypoint", "no-such-program", image])
+        let result = try skiff(["run", "--no-snapshot", "--timings", "--entrypoint", "no-such-program", image])
         #expect(result.status == 127)
         #expect(result.stderr.contains(#"exec: "no-such-program": executable file not found in $PATH"#), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("guest: booted\n"), "--no-snapshot boots and saves nothing")
+        let entries = try FileManager.default.contentsOfDirectory(atPath: store).filter { !$0.hasPrefix(".") }
+        #expect(entries.allSatisfy { !FileManager.default.fileExists(atPath: store + "/" + $0 + "/snapshots") })
     }
 
     /// Issue 10: on an AMD PVM host guest processes died of SIGSEGV in shell

@@ -102,7 +102,7 @@ final class EchoDevice: BusDevice {
     func run(_ steps: [ScriptedVCPU.Step], profile: CompatibilityProfile = .none, memory: [UInt8] = []) throws -> Run {
         var configuration = MachineConfiguration(kernelPath: "scripted", commandLine: "")
         configuration.compatibility = profile
-        let machine = Machine(configuration, logger: Logger(label: "test"))
+        let machine = try Machine(configuration, logger: Logger(label: "test"))
         let vcpu = ScriptedVCPU(steps)
         let device = EchoDevice()
         var ports = IOBus.Builder()

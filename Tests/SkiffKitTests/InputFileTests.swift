@@ -54,11 +54,11 @@ import Testing
 
     /// The kernel is read and its headers checked before any hypervisor work:
     /// a bad kernel costs milliseconds and no VM.
-    @Test func aBadKernelIsRefusedBeforeTheHypervisorIsOpened() {
+    @Test func aBadKernelIsRefusedBeforeTheHypervisorIsOpened() throws {
         let opened = OpenedFlag()
         var configuration = MachineConfiguration(kernelPath: "/etc/hostname", commandLine: "")
         configuration.console = .none
-        let machine = Machine(configuration, logger: Logger(label: "test")) { () throws(MachineError) -> any Hypervisor in
+        let machine = try Machine(configuration, logger: Logger(label: "test")) { () throws(MachineError) -> any Hypervisor in
             opened.value = true
             throw .invalidConfiguration("the hypervisor was opened")
         }

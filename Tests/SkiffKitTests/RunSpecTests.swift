@@ -33,8 +33,11 @@ import Testing
             #include <stdio.h>
             #include "run_spec.h"
             int main(int argc, char **argv) {
-                struct run_spec s; char error[256];
-                int found = run_spec_load(argv[1], &s, error, sizeof error);
+                struct run_spec s; char error[256]; size_t size = 0;
+                char *data = run_spec_read(argv[1], &size, error, sizeof error);
+                if (!data) { printf("result %d %s\\n", error[0] ? -1 : 0, error); return 0; }
+                if (argc > 2) { const char *root = run_spec_preparation(data, size); printf("root %s\\n", root ? root : "none"); return 0; }
+                int found = run_spec_parse(data, size, argv[1], &s, error, sizeof error);
                 if (found <= 0) { printf("result %d %s\\n", found, found < 0 ? error : ""); return 0; }
                 for (char **a = s.argv; *a; a++) printf("arg[%s]\\n", *a);
                 for (char **e = s.envp; *e; e++) printf("env[%s]\\n", *e);
@@ -64,6 +67,16 @@ import Testing
 
             """)
         #expect(try runProgram([binary, directory.path + "/missing"]).stdout == "result 0 \n", "no file: plain boot")
+        // The preparation `skiff run` puts in the initramfs: the root, nothing of the run.
+        func preparation(_ bytes: [UInt8]) throws -> String {
+            let file = directory.appendingPathComponent("prep-\(UUID())").path
+            try Data(bytes).write(to: URL(fileURLWithPath: file))
+            return try runProgram([binary, file, "prepare"]).stdout
+        }
+        #expect(try preparation(GuestRunSpec.preparation(rootDevice: "/dev/vda")) == "root /dev/vda\n")
+        #expect(try preparation(Array("skiff-prepare=1\0root=/etc\0".utf8)) == "root none\n")
+        #expect(try preparation(Array("skiff-prepare=1\0root=/dev/vda".utf8)) == "root none\n", "unterminated")
+        #expect(try preparation(GuestRunSpec.encode(spec, rootDevice: "/dev/vda")) == "root none\n", "a full spec is not a preparation")
         #expect(try parse([]).hasPrefix("result -1"), "an empty file is a broken spec")
         #expect(try parse(Array("skiff-run-spec=2\0".utf8)).contains("not a version 1 run spec"))
         #expect(try parse(Array("skiff-run-spec=1\0root=/dev/vda\0uid=0\0gid=0\0".utf8)).contains("no command"))
@@ -75,13 +88,13 @@ import Testing
         #expect(try parse(Array("skiff-run-spec=1\0noequals\0".utf8)).contains("without '='"))
     }
 
-    @Test func theAppendixIsANewcArchiveWithTheSpec() {
-        let archive = GuestRunSpec.initramfsAppendix(spec, rootDevice: "/dev/vda")
+    @Test func theAppendixIsANewcArchiveWithThePreparation() {
+        let archive = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
         let text = String(decoding: archive, as: UTF8.self)
         #expect(archive.count % 4 == 0)
         #expect(text.hasPrefix("070701"))
         #expect(text.contains("skiff\0") && text.contains("skiff/run-spec\0") && text.contains("TRAILER!!!\0"))
-        #expect(text.contains("skiff-run-spec=1\0"))
+        #expect(text.contains("skiff-prepare=1\0root=/dev/vda\0"))
     }
 }
 

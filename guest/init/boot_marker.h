@@ -14,7 +14,9 @@ enum skiff_marker {
 	SKIFF_MARKER_WORKLOAD_STARTED = 0x02, /* about to exec the workload */
 	SKIFF_MARKER_WORKLOAD_EXITED = 0x03,  /* value port carries the exit status */
 	SKIFF_MARKER_SHUTDOWN = 0x04,         /* clean shutdown: a reset after this is expected */
-	SKIFF_MARKER_CONTAINER_READY = 0x05,  /* skiff run: image root mounted, output lines open */
+	SKIFF_MARKER_CONTAINER_READY = 0x05,  /* skiff run: the container's lines are set up, stdin may flow */
+	SKIFF_MARKER_GUEST_READY = 0x06,      /* waiting for the hand-over (handover.h): snapshots are taken here */
+	SKIFF_MARKER_HANDOVER_MORE = 0x07,    /* hand-over chunk read: the next one, please */
 };
 
 /* Writes a marker through /dev/port (works from user mode on any host). */

@@ -36,7 +36,7 @@ extern char **environ;
 /* Where init's own complaints go: the stderr line once it is open. */
 static int diagnostics_fd = STDERR_FILENO;
 
-static void complain(const char *format, ...)
+void container_complain(const char *format, ...)
 {
 	char message[512];
 	va_list args;
@@ -113,7 +113,7 @@ static int mount_at(const char *source, const char *target, const char *type,
 	mkdir_p(target, 0755);
 	if (mount(source, target, type, flags, options) == 0)
 		return 0;
-	complain("skiff-init: mount %s on %s: %s", source, target, strerror(errno));
+	container_complain("skiff-init: mount %s on %s: %s", source, target, strerror(errno));
 	return -1;
 }
 
@@ -122,9 +122,9 @@ static int mount_at(const char *source, const char *target, const char *type,
  * /dev moved in from the initramfs; fresh /dev/pts, /dev/shm and /tmp.
  * Then the overlay becomes / (the initramfs stays underneath, unreachable).
  */
-static int switch_to_image_root(const struct run_spec *spec)
+static int switch_to_image_root(const char *root)
 {
-	if (mount_at(spec->root, LOWER, "ext4", MS_RDONLY, NULL) != 0)
+	if (mount_at(root, LOWER, "ext4", MS_RDONLY, NULL) != 0)
 		return -1;
 	if (mount_at("tmpfs", RW, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
 		return -1;
@@ -144,7 +144,7 @@ static int switch_to_image_root(const struct run_spec *spec)
 
 	if (chdir(NEWROOT) != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 ||
 	    chroot(".") != 0 || chdir("/") != 0) {
-		complain("skiff-init: cannot switch to the image's root: %s", strerror(errno));
+		container_complain("skiff-init: cannot switch to the image's root: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -159,7 +159,7 @@ static void set_hostname(const char *name)
 	if (!name || !*name)
 		return;
 	if (sethostname(name, strlen(name)) != 0)
-		complain("skiff-init: sethostname: %s", strerror(errno));
+		container_complain("skiff-init: sethostname: %s", strerror(errno));
 	if (lstat("/etc", &info) != 0 || !S_ISDIR(info.st_mode))
 		return;
 	int fd = open("/etc/hostname", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -255,25 +255,28 @@ static void relay_pipe(int *pipe_fd, int line)
 	}
 }
 
+static int out_line = -1, err_line = -1;
+
+int container_prepare(const char *root)
+{
+	out_line = open(SKIFF_STDOUT_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	err_line = open(SKIFF_STDERR_TTY, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (out_line < 0 || err_line < 0) {
+		container_complain("skiff-init: cannot open the output lines %s and %s: %s",
+				   SKIFF_STDOUT_TTY, SKIFF_STDERR_TTY, strerror(errno));
+		return -1;
+	}
+	diagnostics_fd = err_line;
+	return switch_to_image_root(root);
+}
+
 int container_run(const struct run_spec *spec)
 {
-	int out_line = open(SKIFF_STDOUT_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	int err_line = open(SKIFF_STDERR_TTY, O_WRONLY | O_NOCTTY | O_CLOEXEC);
-
-	if (out_line < 0 || err_line < 0) {
-		complain("skiff-init: cannot open the output lines %s and %s: %s",
-			 SKIFF_STDOUT_TTY, SKIFF_STDERR_TTY, strerror(errno));
-		return 125;
-	}
 	configure_line(out_line, spec->tty, spec);
 	configure_line(err_line, 0, spec);
-	diagnostics_fd = err_line;
-
-	if (switch_to_image_root(spec) != 0)
-		return 125;
 	set_hostname(spec->hostname);
 	if (mkdir_p(spec->cwd, 0755) != 0)
-		complain("skiff-init: cannot create the working directory %s: %s", spec->cwd, strerror(errno));
+		container_complain("skiff-init: cannot create the working directory %s: %s", spec->cwd, strerror(errno));
 
 	/* SIGCHLD through a signalfd, so that one poll() waits for output and exits alike. */
 	sigset_t child;
@@ -290,7 +293,7 @@ int container_run(const struct run_spec *spec)
 	} else {
 		if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
 		    (spec->interactive && pipe2(in_pipe, O_CLOEXEC) != 0)) {
-			complain("skiff-init: pipe: %s", strerror(errno));
+			container_complain("skiff-init: pipe: %s", strerror(errno));
 			return 125;
 		}
 		child_out = out_pipe[1];
@@ -302,7 +305,7 @@ int container_run(const struct run_spec *spec)
 
 	pid_t pid = fork();
 	if (pid < 0) {
-		complain("skiff-init: fork: %s", strerror(errno));
+		container_complain("skiff-init: fork: %s", strerror(errno));
 		return 125;
 	}
 	if (pid == 0)
@@ -340,7 +343,7 @@ int container_run(const struct run_spec *spec)
 		if (poll(polls, (nfds_t)count, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			complain("skiff-init: poll: %s", strerror(errno));
+			container_complain("skiff-init: poll: %s", strerror(errno));
 			break;
 		}
 		if (at_out >= 0 && polls[at_out].revents)

@@ -22,7 +22,18 @@
 #define SKIFF_STDIN_EOF 0x00
 
 /*
- * Runs the spec's process to completion and returns its status as a shell
+ * Opens the output lines and makes the image's disk at `root` (read-only
+ * ext4, a tmpfs overlay above it) the root. Returns 0, or -1 having said why
+ * on the stderr line. Nothing here depends on the run: it happens before the
+ * hand-over, so a snapshot holds a guest with the image mounted.
+ */
+int container_prepare(const char *root);
+
+/* Says something on the stderr line (or init's stderr before it is open). */
+void container_complain(const char *format, ...);
+
+/*
+ * After container_prepare: runs the spec's process to completion and returns its status as a shell
  * reports it: the exit code, 128+N for signal N, 127 when the executable does
  * not exist, 126 when it cannot be run, and 125 when the container could not
  * be set up (a message says why on the stderr line).

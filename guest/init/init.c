@@ -3,12 +3,16 @@
  *
  * Writes the "init started" boot marker and mounts /proc, /sys, /dev and /tmp.
  * Then one of two things:
- *  - `skiff run`: the VMM put a run spec in the initramfs (run_spec.h); the
- *    container's process runs on the image's root (container.c).
- *  - `skiff boot`: greets with the guest's uptime, CPU count and memory, then
- *    runs the command that follows "--" on the kernel command line. The command
- *    is read from /proc/cmdline rather than argv: the kernel also passes every
- *    bare parameter it does not know (noxsave, say) to init's argv.
+ *  - `skiff run`: the VMM put a preparation in the initramfs (run_spec.h):
+ *    init mounts the image's root, then waits for the hand-over (handover.h),
+ *    which brings the run spec; the container's process runs (container.c).
+ *  - `skiff boot`: greets with the guest's uptime, CPU count and memory, waits
+ *    for the hand-over, then runs the command it brought or, without one, the
+ *    command that follows "--" on the kernel command line. That is read from
+ *    /proc/cmdline rather than argv: the kernel also passes every bare
+ *    parameter it does not know (noxsave, say) to init's argv.
+ * The hand-over is where snapshots are taken: every restore resumes there
+ * with its own clock, entropy and command.
  * Either way it reports the exit status and ends by resetting the VM, which is
  * how the VMM learns that we are done.
  *
@@ -30,6 +34,7 @@
 
 #include "boot_marker.h"
 #include "container.h"
+#include "handover.h"
 #include "run_spec.h"
 
 static int port_fd = -2;
@@ -188,10 +193,48 @@ static _Noreturn void shutdown_machine(void)
 	_exit(1);
 }
 
+/* The command a `skiff-command=1` hand-over brings ("arg=" records), or 0 words. */
+static int command_from_handover(char *payload, size_t size, char **words, int capacity)
+{
+	int count = 0;
+
+	if (size == 0 || strcmp(payload, "skiff-command=1") != 0)
+		return 0;
+	for (char *record = payload + strlen(payload) + 1; record < payload + size && count < capacity - 1;
+	     record += strlen(record) + 1)
+		if (!strncmp(record, "arg=", 4))
+			words[count++] = record + 4;
+	words[count] = NULL;
+	return count;
+}
+
+/* `skiff run`: root from the preparation, the rest from the hand-over. */
+static int run_container(char *preparation, size_t size)
+{
+	char error[256];
+	const char *root = run_spec_preparation(preparation, size);
+
+	if (!root) {
+		fprintf(stderr, "skiff-init: %s is not a run preparation\n", SKIFF_RUN_SPEC_PATH);
+		return 125;
+	}
+	if (container_prepare(root) != 0)
+		return 125;
+	size_t spec_size = 0;
+	char *data = handover_receive(&spec_size, error, sizeof(error));
+	struct run_spec spec;
+	if (!data || run_spec_parse(data, spec_size, "the run spec", &spec, error, sizeof(error)) < 0) {
+		container_complain("skiff-init: %s", error);
+		return 125;
+	}
+	return container_run(&spec);
+}
+
 int main(void)
 {
 	static char cmdline[4096];
 	char *command[128];
+	char error[256];
 	int words = 0;
 
 	/* The initramfs carries /dev/port, so this works before /dev is mounted. */
@@ -200,15 +243,14 @@ int main(void)
 	mount_or_warn("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	mount_or_warn("devtmpfs", "/dev", "devtmpfs", MS_NOSUID);
 
-	struct run_spec spec;
-	char error[256];
-	int found = run_spec_load(SKIFF_RUN_SPEC_PATH, &spec, error, sizeof(error));
-	if (found != 0) {
+	size_t size = 0;
+	char *preparation = run_spec_read(SKIFF_RUN_SPEC_PATH, &size, error, sizeof(error));
+	if (preparation || error[0]) {
 		int status = 125;
-		if (found < 0)
+		if (!preparation)
 			fprintf(stderr, "skiff-init: %s\n", error);
 		else
-			status = container_run(&spec);
+			status = run_container(preparation, size);
 		skiff_marker_value(SKIFF_MARKER_WORKLOAD_EXITED, status);
 		shutdown_machine();
 	}
@@ -216,7 +258,12 @@ int main(void)
 	mount_or_warn("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV);
 	greet();
 
-	if (read_cmdline(cmdline, sizeof(cmdline)) == 0)
+	char *payload = handover_receive(&size, error, sizeof(error));
+	if (!payload)
+		fprintf(stderr, "skiff-init: %s\n", error);
+	else
+		words = command_from_handover(payload, size, command, 128);
+	if (words == 0 && read_cmdline(cmdline, sizeof(cmdline)) == 0)
 		words = command_from_cmdline(cmdline, command, 128);
 	if (words > 0) {
 		int status = run(command);

@@ -63,19 +63,32 @@ static char *read_all(const char *path, size_t *size, int *missing)
 	return data;
 }
 
-int run_spec_load(const char *path, struct run_spec *spec, char *error, size_t error_size)
+char *run_spec_read(const char *path, size_t *size, char *error, size_t error_size)
 {
-	size_t size = 0;
 	int missing;
-	char *data = read_all(path, &size, &missing);
+	char *data = read_all(path, size, &missing);
 
+	if (!data && !missing)
+		snprintf(error, error_size, "cannot read %s", path);
+	else if (!data)
+		error[0] = '\0';
+	return data;
+}
+
+const char *run_spec_preparation(char *data, size_t size)
+{
+	if (size < 2 || data[size - 1] != '\0' || strcmp(data, "skiff-prepare=1") != 0)
+		return NULL;
+	for (char *record = data; record < data + size; record += strlen(record) + 1)
+		if (!strncmp(record, "root=/dev/", 10))
+			return record + 5;
+	return NULL;
+}
+
+int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *spec, char *error, size_t error_size)
+{
 #define FAIL(...) do { snprintf(error, error_size, __VA_ARGS__); return -1; } while (0)
-	if (!data) {
-		if (missing)
-			return 0;
-		FAIL("cannot read %s", path);
-	}
-	if (data[size - 1] != '\0')
+	if (size == 0 || data[size - 1] != '\0')
 		FAIL("%s: the last record is not NUL-terminated", path);
 
 	/* Two passes: count the list entries, then fill them in. */
@@ -149,6 +162,7 @@ int run_spec_load(const char *path, struct run_spec *spec, char *error, size_t e
 	}
 	if (!version_seen)
 		FAIL("%s: empty run spec", path);
+	spec->argc = argc;
 	if (argc == 0)
 		FAIL("%s: no command to run", path);
 	if (!spec->root)

@@ -1,9 +1,8 @@
 /*
  * The run spec: what `skiff run` asks the guest init to run, and how.
  *
- * The VMM appends a small cpio archive to the initramfs holding
- * SKIFF_RUN_SPEC_PATH: NUL-terminated "key=value" records, in any order
- * except that the first is "skiff-run-spec=1". Repeated keys ("arg", "env",
+ * The VMM hands it over when init is ready (handover.h): NUL-terminated
+ * "key=value" records, in any order except that the first is "skiff-run-spec=1". Repeated keys ("arg", "env",
  * "group") build lists in order. Written by Sources/SkiffKit/RunSpec.swift;
  * the two must stay in step. Values may hold any byte but NUL, so arguments
  * and environment values need no quoting (unlike the kernel command line,
@@ -19,6 +18,7 @@
 
 struct run_spec {
 	char **argv;           /* NULL-terminated; at least one word */
+	int argc;
 	char **envp;           /* NULL-terminated */
 	const char *cwd;       /* absolute */
 	const char *hostname;
@@ -33,10 +33,24 @@ struct run_spec {
 };
 
 /*
- * Reads and checks the spec at `path`. Returns 1 when there is a valid spec,
- * 0 when there is none (plain `skiff boot`), and -1 (with a message in `error`)
- * when the file exists but is malformed.
+ * Reads the file at `path` (NUL-terminated records). NULL with an empty
+ * `error` when there is none (plain `skiff boot`), NULL with a message when it
+ * cannot be read.
  */
-int run_spec_load(const char *path, struct run_spec *spec, char *error, size_t error_size);
+char *run_spec_read(const char *path, size_t *size, char *error, size_t error_size);
+
+/*
+ * What the VMM puts in the initramfs for `skiff run`: "skiff-prepare=1" and
+ * the root device, nothing of the run itself (that comes in the hand-over, so
+ * that a snapshot taken while init waits for it serves every run). Returns
+ * the root device, or NULL when `data` is not a preparation.
+ */
+const char *run_spec_preparation(char *data, size_t size);
+
+/*
+ * Checks a run spec's records (`data` is modified in place and must outlive
+ * `spec`); `what` names it in messages. Returns 1, or -1 with a message.
+ */
+int run_spec_parse(char *data, size_t size, const char *what, struct run_spec *spec, char *error, size_t error_size);
 
 #endif

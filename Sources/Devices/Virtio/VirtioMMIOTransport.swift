@@ -359,3 +359,76 @@ public final class VirtioMMIOTransport: BusDevice {
         }
     }
 }
+
+extension VirtioMMIOTransport: SnapshotDevice {
+    /// The transport's registers and every queue. The devices behind it keep
+    /// no guest-visible state of their own (their configuration comes from
+    /// their host backends, which a restore re-opens).
+    public func saveState() -> [UInt8] {
+        state.withLock { state in
+            var out = StateWriter()
+            out.put(deviceType.rawValue)
+            for value in [state.status, state.deviceFeaturesSelect, state.driverFeaturesSelect, state.queueSelect,
+                          state.interruptStatus, state.configurationGeneration] { out.put(value) }
+            out.put(state.driverFeatures)
+            out.put(state.broken)
+            out.put(UInt32(state.queues.count))
+            for queue in state.queues { queue.save(into: &out) }
+            return out.bytes
+        }
+    }
+
+    /// Applies saved state; a device that was running is activated with the
+    /// features its driver accepted, and its rings are checked against this
+    /// machine's memory before it trusts them.
+    public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
+        var input = StateReader(bytes, what: name)
+        let type: UInt32 = try input.get()
+        guard type == deviceType.rawValue else {
+            throw DeviceStateError("\(name): saved state is of virtio device type \(type), this is type \(deviceType.rawValue)")
+        }
+        let status: UInt32 = try input.get()
+        let deviceFeaturesSelect: UInt32 = try input.get(), driverFeaturesSelect: UInt32 = try input.get()
+        let queueSelect: UInt32 = try input.get(), interruptStatus: UInt32 = try input.get()
+        let generation: UInt32 = try input.get()
+        let driverFeatures: UInt64 = try input.get()
+        let broken = try input.getBool()
+        let count = Int(try input.get(UInt32.self))
+        try state.withLock { state throws(DeviceStateError) in
+            guard count == state.queues.count else {
+                throw DeviceStateError("\(name): saved state has \(count) queues, the device \(state.queues.count)")
+            }
+            var queues: [Virtqueue] = []
+            for queue in state.queues { queues.append(try queue.restored(from: &input)) }
+            try input.finish()
+            guard driverFeatures & ~state.device.features == 0 else {
+                throw DeviceStateError("\(name): saved driver features 0x\(String(driverFeatures, radix: 16)) are not all offered here")
+            }
+            if status & Virtio.Status.driverOK != 0 && !broken {
+                for (index, queue) in queues.enumerated() where queue.ready {
+                    do { try queue.validate(in: memory) } catch {
+                        throw DeviceStateError("\(name): saved queue \(index) does not fit this machine's memory: \(error)")
+                    }
+                }
+            }
+            state.status = status
+            state.deviceFeaturesSelect = deviceFeaturesSelect
+            state.driverFeaturesSelect = driverFeaturesSelect
+            state.driverFeatures = driverFeatures
+            state.queueSelect = queueSelect
+            state.interruptStatus = interruptStatus
+            state.configurationGeneration = generation
+            state.broken = broken
+            state.queues = queues
+            if state.active { state.device.activate(features: driverFeatures) }
+        }
+    }
+
+    /// After a restore: serves whatever the driver made available while the
+    /// snapshot was taken (its notifications went to the old process), and
+    /// asks the backend for what it has.
+    public func resumeAfterRestore() {
+        for queue in 0..<queueCount { notify(queue: queue) }
+        backendReady()
+    }
+}

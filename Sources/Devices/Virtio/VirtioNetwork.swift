@@ -143,6 +143,12 @@ public struct MACAddress: Equatable, Sendable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// Six bytes of a unicast address (a saved one, say).
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 6, bytes[0] & 1 == 0 else { return nil }
+        self.bytes = bytes
+    }
+
     /// A locally administered unicast address derived from `seed` (the TAP's
     /// name), so a VM keeps its address across runs.
     public init(derivedFrom seed: String) {

@@ -35,7 +35,7 @@ public struct Virtqueue: Sendable {
     public private(set) var nextAvailable: UInt16 = 0
     public private(set) var nextUsed: UInt16 = 0
     /// The used index when the driver was last interrupted (event index only).
-    private var usedAtLastInterrupt: UInt16 = 0
+    fileprivate(set) var usedAtLastInterrupt: UInt16 = 0
 
     public init(maximumSize: UInt16) {
         precondition(maximumSize > 0 && maximumSize & (maximumSize - 1) == 0, "queue sizes are powers of two")
@@ -205,5 +205,42 @@ public struct Virtqueue: Sendable {
         do { return try memory.read(UInt16.self, at: address) } catch {
             throw .ringOutsideMemory(ring: "available ring", address: availableRing, length: 6 + 2 * Int(size))
         }
+    }
+}
+
+extension Virtqueue {
+    /// Everything the driver configured and both free-running counters.
+    func save(into out: inout StateWriter) {
+        out.put(maximumSize)
+        out.put(size)
+        out.put(ready)
+        out.put(descriptorTable)
+        out.put(availableRing)
+        out.put(usedRing)
+        out.put(eventIndex)
+        out.put(indirectDescriptors)
+        out.put(nextAvailable)
+        out.put(nextUsed)
+        out.put(usedAtLastInterrupt)
+    }
+
+    /// A queue as `save` wrote it; its maximum size must be this one's.
+    func restored(from input: inout StateReader) throws(DeviceStateError) -> Virtqueue {
+        let maximum: UInt16 = try input.get()
+        guard maximum == maximumSize else {
+            throw DeviceStateError("saved queue holds up to \(maximum) entries; this device's holds \(maximumSize)")
+        }
+        var queue = Virtqueue(maximumSize: maximumSize)
+        queue.size = try input.get()
+        queue.ready = try input.getBool()
+        queue.descriptorTable = try input.get()
+        queue.availableRing = try input.get()
+        queue.usedRing = try input.get()
+        queue.eventIndex = try input.getBool()
+        queue.indirectDescriptors = try input.getBool()
+        queue.nextAvailable = try input.get()
+        queue.nextUsed = try input.get()
+        queue.usedAtLastInterrupt = try input.get()
+        return queue
     }
 }

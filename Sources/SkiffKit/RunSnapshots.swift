@@ -1,0 +1,86 @@
+import Glibc
+import Host
+import Images
+
+/// `skiff run`'s ready-guest snapshots: one per image and machine shape, in
+/// the image's cache entry (so `skiff image rm` and `prune` take them along),
+/// keyed by everything that shapes the saved guest. A key that differs in
+/// anything (kernel, init, command line, profile, image, memory, CPUs,
+/// devices, host kind, the host CPU) is another snapshot: one never restores
+/// where it does not fit, and the restore itself still checks CPUID exactly.
+///
+/// Design choice: the ready point is per image, after init has mounted the
+/// image's root (read-only ext4 under a tmpfs overlay) and opened the
+/// container's lines, so a restore skips the kernel boot, the disk probe and
+/// the mounts. A generic guest waiting before its root disk would serve every
+/// image, but needs the disk attached at restore (a config-change interrupt
+/// and a re-probe the guest kernel interprets slowly on a PVM host); the OCI
+/// runtime's bundles are the case for it.
+public enum RunSnapshots {
+    /// The snapshot directory for `configuration` (a cold-boot configuration
+    /// of `skiff run`) in the image entry `entryDirectory`.
+    public static func directory(for configuration: MachineConfiguration, imageID: String, entryDirectory: String) -> String {
+        entryDirectory + "/snapshots/" + key(for: configuration, imageID: imageID)
+    }
+
+    static func key(for configuration: MachineConfiguration, imageID: String) -> String {
+        var lines = [
+            "format=\(SnapshotState.formatVersion)",
+            "kernel=\(fileIdentity(configuration.kernelPath))",
+            "initrd=\(configuration.initrdPath.map(fileIdentity) ?? "none")",
+            "appendix=\(digest(configuration.initrdAppendix))",
+            "cmdline=\(configuration.commandLine)",
+            "compat=\(configuration.compatibility.name)",
+            "image=\(imageID)",
+            "memory=\(configuration.memoryMiB)", "cpus=\(configuration.cpus)",
+            "entropy=\(configuration.entropyDevice)",
+            "hidden=\(configuration.hiddenCPUFeatures.joined(separator: ","))",
+            "host=\(configuration.host.rawValue)",
+            "cpu=\(digest(Array(hostCPUSignature().utf8)))",
+        ]
+        lines += configuration.disks.map { "disk=\($0.path),\($0.readOnly)" }
+        lines += configuration.networks.map { "net=\($0.tap),\($0.mac?.description ?? "-"),\($0.address?.description ?? "-")/\($0.prefixLength),\($0.gateway?.description ?? "-")" }
+        return String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
+    }
+
+    /// Path, device, inode, size and modification time: a rebuilt kernel or
+    /// init is another file even at the same path.
+    static func fileIdentity(_ path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return path + ":missing" }
+        return "\(path):\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
+    /// The host CPU as /proc/cpuinfo names it (vendor, family, model,
+    /// stepping, flags): what decides the CPUID a guest is given.
+    static func hostCPUSignature() -> String {
+        let fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "unknown" }
+        defer { close(fd) }
+        let text = String(decoding: readToEnd(fd), as: UTF8.self)
+        let wanted = ["vendor_id", "cpu family", "model", "stepping", "flags"]
+        var found: [String] = []
+        for line in text.split(separator: "\n") {
+            if line.isEmpty { break }
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, wanted.contains(parts[0].trimmingCharacters(in: " \t")) { found.append(String(line)) }
+            if found.count == wanted.count { break }
+        }
+        return found.joined(separator: "\n")
+    }
+
+    static func digest(_ bytes: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(bytes)
+        return hasher.finalize()
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var text = self
+        while let first = text.first, set.contains(first) { text = text.dropFirst() }
+        while let last = text.last, set.contains(last) { text = text.dropLast() }
+        return String(text)
+    }
+}

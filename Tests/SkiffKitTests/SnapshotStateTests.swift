@@ -1,0 +1,116 @@
+import Devices
+import Glibc
+import Hypervisor
+import Testing
+@testable import SkiffKit
+
+/// The state file: every field round-trips; anything damaged, truncated,
+/// foreign or inconsistent is refused with one line saying why.
+@Suite struct SnapshotStateTests {
+    static let state: SnapshotState = {
+        var state = SnapshotState(
+            hostKind: .hardware, memory: [.init(guestAddress: 0, size: 16 << 20)],
+            machine: .init(memoryMiB: 16, cpus: 2, compatibility: "none",
+                           disks: [DiskConfiguration(path: "/images/root.ext4", readOnly: true)],
+                           networks: [("tap0", MACAddress("02:00:00:00:00:01")!)], entropyDevice: true),
+            machineState: [1, 2, 3],
+            vcpus: [.init(cpuid: [CPUIDEntry(function: 1, eax: 7)], state: [4, 5]),
+                    .init(cpuid: [CPUIDEntry(function: 1, eax: 8)], state: [6])],
+            devices: [("uart 0x3f8", [9, 9]), ("virtio-mmio 0", [])])
+        state.provenance = ["kernel": "/k/vmlinux", "marker": "6", "cmdline": "console=ttyS0\nquiet"]
+        return state
+    }()
+
+    func reason(_ bytes: [UInt8], on host: HostKind = .hardware) -> String {
+        do { _ = try SnapshotState.decode(bytes, restoringOn: host); return "accepted" } catch { return "\(error)" }
+    }
+
+    @Test func everyFieldRoundTrips() throws {
+        let decoded = try SnapshotState.decode(Self.state.encoded(), restoringOn: .hardware)
+        var expected = Self.state
+        expected.provenance["cmdline"] = "console=ttyS0 quiet" // one line in META
+        #expect(decoded == expected)
+        #expect(decoded.machine.networks.first?.mac.description == "02:00:00:00:00:01")
+        #expect(decoded.devices.map(\.name) == ["uart 0x3f8", "virtio-mmio 0"])
+    }
+
+    @Test func damagedTruncatedAndForeignFilesAreRefused() {
+        let bytes = Self.state.encoded()
+        #expect(reason(bytes, on: .pvm) == "snapshot does not fit: snapshot taken on hardware KVM; this host is nested PVM (kvm_pvm)")
+        for length in [0, 7, 12, 40, bytes.count / 2, bytes.count - 1] {
+            #expect(reason(Array(bytes.prefix(length))).hasPrefix("not a usable snapshot"), "truncated to \(length)")
+        }
+        for position in stride(from: 12, to: bytes.count - 40, by: 37) {
+            var flipped = bytes
+            flipped[position] ^= 0x40
+            #expect(reason(flipped).hasPrefix("not a usable snapshot"), "a bit flipped at \(position)")
+        }
+        var future = bytes
+        future[8] = 9
+        #expect(reason(future) == "snapshot does not fit: snapshot format version 9; this skiff reads version 2")
+        #expect(reason(Array("not a snapshot at all".utf8)) == "not a usable snapshot: not a Skiff snapshot (no SKIFFSNP magic)")
+    }
+
+    /// Files whose checksum is right but whose contents contradict themselves
+    /// (a bug, or a crafted file) are refused too.
+    @Test func consistentChecksumsDoNotMakeInconsistentStatesAcceptable() {
+        var wrongMemory = Self.state
+        wrongMemory.machine.memoryMiB = 32
+        #expect(reason(wrongMemory.encoded()).contains("disagrees"))
+        var oddRegion = Self.state
+        oddRegion.memory = [.init(guestAddress: 0, size: 4095)]
+        #expect(reason(oddRegion.encoded()).contains("bad memory layout"))
+        var noCPUID = Self.state
+        noCPUID.vcpus[1].cpuid = []
+        #expect(reason(noCPUID.encoded()).contains("CPUID section"))
+        var tooManyCPUs = Self.state
+        tooManyCPUs.machine.cpus = 3
+        #expect(reason(tooManyCPUs.encoded()).contains("disagrees"))
+    }
+
+    @Test func aSnapshotDirectoryIsCheckedBeforeItIsUsed() throws {
+        let directory = "/tmp/skiff-snapshot-files-\(getpid())"
+        SnapshotFiles.removeTree(directory)
+        mkdir(directory, 0o700)
+        defer { SnapshotFiles.removeTree(directory) }
+        func loadError() -> String {
+            do { _ = try SnapshotFiles.load(directory, on: .hardware); return "loaded" } catch { return "\(error)" }
+        }
+        #expect(loadError().contains("holds no snapshot"))
+        let bytes = Self.state.encoded()
+        let fd = open(directory + "/state", O_WRONLY | O_CREAT, 0o600)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        #expect(loadError().contains("memory"), "a state without its memory file")
+        let memory = open(directory + "/memory", O_WRONLY | O_CREAT, 0o600)
+        ftruncate(memory, 4096)
+        close(memory)
+        #expect(loadError().contains("16777216 bytes"), "a memory file of the wrong size")
+        truncate(directory + "/memory", 16 << 20)
+        #expect(loadError() == "loaded")
+        #expect(throws: MachineError.self) { try SnapshotFiles.checkDestination(directory) }
+        #expect(throws: Never.self) { try SnapshotFiles.checkDestination(directory + "/new") }
+    }
+
+    @Test func restoringTakesTheSavedMachineWithOverrides() throws {
+        let directory = "/tmp/skiff-snapshot-overrides-\(getpid())"
+        SnapshotFiles.removeTree(directory)
+        mkdir(directory, 0o700)
+        defer { SnapshotFiles.removeTree(directory) }
+        let fd = open(directory + "/state", O_WRONLY | O_CREAT, 0o600)
+        _ = Self.state.encoded().withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        close(open(directory + "/memory", O_WRONLY | O_CREAT, 0o600))
+        truncate(directory + "/memory", 16 << 20)
+        let snapshot = try SnapshotFiles.load(directory, on: .hardware)
+        let plain = try MachineConfiguration.restoring(snapshot)
+        #expect(plain.memoryMiB == 16 && plain.cpus == 2 && plain.disks.map(\.path) == ["/images/root.ext4"])
+        #expect(plain.networks.map(\.tap) == ["tap0"] && plain.networks.first?.mac?.description == "02:00:00:00:00:01")
+        let overridden = try MachineConfiguration.restoring(snapshot, overrides: ["vda=/other.ext4", "eth0=tap9"])
+        #expect(overridden.disks.map(\.path) == ["/other.ext4"] && overridden.disks[0].readOnly)
+        #expect(overridden.networks.map(\.tap) == ["tap9"])
+        for bad in ["vdb=/x", "eth1=tap", "vda", "vda=", "sda=/x"] {
+            #expect(throws: MachineError.self, "\(bad)") { try MachineConfiguration.restoring(snapshot, overrides: [bad]) }
+        }
+    }
+}
