@@ -53,6 +53,10 @@ public struct BenchReport: Codable, Sendable {
     public var vmExits: [UInt64]
     public var vmPhases: [PhaseSummary]
     public var containerPhases: [PhaseSummary]
+    /// `skiff run` restoring the image's ready snapshot, alternated with the others.
+    public var snapshotRuns: [RunPhases]
+    public var snapshotExits: [UInt64]
+    public var snapshotPhases: [PhaseSummary]
     public var cpu: CPUResult
     public var memory: MemoryResult
     public var disk: DiskResult
@@ -76,6 +80,9 @@ public struct BenchReport: Codable, Sendable {
         public var containerPSSMiB: [Double]
         public var containerRSSMiB: [Double]
         public var budgetMiB: Int
+        /// The same idle VMs restored from one snapshot (its memory file shared, copy-on-write).
+        public var snapshotPSSMiB: [Double]
+        public var snapshotRSSMiB: [Double]
     }
 
     public struct DiskResult: Codable, Sendable {
@@ -101,11 +108,27 @@ public struct BenchReport: Codable, Sendable {
 
     /// The VM phases, each as ms since the process started; nil where a run did not reach it.
     static func vmPhaseSamples(_ runs: [RunPhases], exits: [UInt64]) -> [(String, [Double])] {
-        let phases: [(String, (RunPhases) -> UInt64?)] = [
+        phaseSamples(runs, exits: exits, [
             ("VM created", { $0.vmCreated }), ("first guest instruction", { $0.firstInstruction }),
-            ("kernel → init", { $0.initStarted }), ("root mounted", { $0.containerReady }),
+            ("kernel → init", { $0.initStarted }), ("container set up", { $0.containerReady }),
             ("workload exec'd", { $0.workloadStarted }), ("first output", { $0.firstOutput }),
-        ]
+        ])
+    }
+
+    /// Runs restored from the snapshot: restore started (the VM created),
+    /// guest resumed (state set, vCPUs about to run), first VM exit, hand-over
+    /// taken (the guest's first marker), then as for a booted VM.
+    static func snapshotPhaseSamples(_ runs: [RunPhases], exits: [UInt64]) -> [(String, [Double])] {
+        phaseSamples(runs, exits: exits, [
+            ("restore started", { $0.vmCreated }), ("guest resumed", { $0.setupDone }), ("first VM exit", { $0.firstExit }),
+            ("hand-over taken", { $0.handoverTaken }), ("container set up", { $0.containerReady }),
+            ("workload exec'd", { $0.workloadStarted }), ("first output", { $0.firstOutput }),
+        ])
+    }
+
+    /// `phases` of each run, then its exit as the bench saw it.
+    private static func phaseSamples(_ runs: [RunPhases], exits: [UInt64],
+                                     _ phases: [(String, (RunPhases) -> UInt64?)]) -> [(String, [Double])] {
         var result = phases.map { name, pick in
             (name, runs.compactMap { run in pick(run).map { Double($0 &- run.processStart) / 1e6 } })
         }

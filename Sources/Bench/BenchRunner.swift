@@ -49,14 +49,22 @@ public struct BenchRunner {
         }
         logger.info("container runtime: \(runtime.name)\(refusals.isEmpty ? "" : " (\(refusals.joined(separator: "; ")))")")
 
-        // Startup, alternating so that drift affects both alike; one untimed warm-up each.
-        _ = try vmRun(spec.arguments)
+        // Startup, alternating (cold VM, VM from snapshot, container) so that
+        // drift affects all alike. The untimed warm-up boots and saves the
+        // image's ready snapshot; a second one restores it once.
+        _ = try vmRun(spec.arguments, snapshot: true)
+        let (checked, _) = try vmRun(spec.arguments, snapshot: true)
+        guard checked.restored else { throw .invalidConfiguration("skiff run did not restore the snapshot its warm-up saved") }
         var vmRuns: [RunPhases] = [], vmExits: [UInt64] = [], containerRuns: [ContainerRuntime.Phases] = []
+        var snapshotRuns: [RunPhases] = [], snapshotExits: [UInt64] = []
         for index in 0..<options.runs {
             logger.info("startup run \(index + 1)/\(options.runs)")
-            let (phases, exit) = try vmRun(spec.arguments)
+            let (phases, exit) = try vmRun(spec.arguments, snapshot: false)
             vmRuns.append(phases)
             vmExits.append(exit)
+            let (restored, restoredExit) = try vmRun(spec.arguments, snapshot: true)
+            snapshotRuns.append(restored)
+            snapshotExits.append(restoredExit)
             do { containerRuns.append(try runtime.run(bundle: work + "/bundle")) } catch {
                 throw .invalidConfiguration("\(runtime.name): \(error)")
             }
@@ -68,6 +76,7 @@ public struct BenchRunner {
             layerBytes: source.layerBytes, treeBytes: disk.entry.treeBytes, rootDiskBytes: allocatedBytes(disk.path),
             kernelBytes: allocatedBytes(options.guest.kernel), initrdBytes: allocatedBytes(options.guest.initrd))
         let vmPhases = BenchReport.vmPhaseSamples(vmRuns, exits: vmExits).map { BenchReport.summarize($0, $1) }
+        let snapshotPhases = BenchReport.snapshotPhaseSamples(snapshotRuns, exits: snapshotExits).map { BenchReport.summarize($0, $1) }
         let containerPhases = BenchReport.containerPhaseSamples(containerRuns).map { BenchReport.summarize($0, $1) }
         let peer = qemuPeer(skiffFirstInstruction: vmPhases.first { $0.phase == "first guest instruction" }?.median)
 
@@ -75,11 +84,12 @@ public struct BenchRunner {
             date: ISO8601DateFormatter().string(from: Date()), host: hostInfo(), warnings: [], image: options.image,
             imageID: source.id, command: spec.arguments, runs: options.runs, runtime: runtime.name, runtimeRefusals: refusals,
             vmRuns: vmRuns, containerRuns: containerRuns, vmExits: vmExits, vmPhases: vmPhases, containerPhases: containerPhases,
+            snapshotRuns: snapshotRuns, snapshotExits: snapshotExits, snapshotPhases: snapshotPhases,
             cpu: cpu, memory: memory, disk: diskResult, peer: peer, classic: [])
         if options.host == .pvm {
             report.warnings.append("nested PVM host: the guest kernel is interpreted (about 1000x slower than hardware KVM); VM boot and syscall-heavy times here are not representative")
         }
-        if vmRuns.contains(where: { $0.exitStatus != containerRuns.first.map { Int($0.exitStatus) } }) {
+        if (vmRuns + snapshotRuns).contains(where: { $0.exitStatus != containerRuns.first.map { Int($0.exitStatus) } }) {
             report.warnings.append("the VM and the container did not exit alike; compare their outputs")
         }
         report.classic = BenchRendering.classicRows(report)
@@ -99,10 +109,11 @@ public struct BenchRunner {
     }
 
     /// One `skiff run` as a fresh process: its own phases, and when it exited.
-    func vmRun(_ argv: [String], memoryMiB: Int? = nil) throws(MachineError) -> (RunPhases, UInt64) {
+    /// `snapshot`: restore the image's ready guest (false: `--no-snapshot`, a cold boot).
+    func vmRun(_ argv: [String], memoryMiB: Int? = nil, snapshot: Bool) throws(MachineError) -> (RunPhases, UInt64) {
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-bench-run-\(UUID()).json").path
         defer { unlink(report) }
-        let child = try ChildProcess(vmArguments(argv, memoryMiB: memoryMiB, report: report))
+        let child = try ChildProcess(vmArguments(argv, memoryMiB: memoryMiB, report: report, snapshot: snapshot))
         let exit = child.wait()
         guard let data = FileManager.default.contents(atPath: report),
               var phases = try? JSONDecoder().decode(RunPhases.self, from: data) else {
@@ -113,8 +124,9 @@ public struct BenchRunner {
         return (phases, exit.time)
     }
 
-    func vmArguments(_ argv: [String], memoryMiB: Int?, report: String?) -> [String] {
+    func vmArguments(_ argv: [String], memoryMiB: Int?, report: String?, snapshot: Bool) -> [String] {
         var arguments = [options.skiffExecutable, "run", "--memory", "\(memoryMiB ?? options.memoryMiB)", "--no-rng"]
+        if !snapshot { arguments.append("--no-snapshot") }
         if let report { arguments += ["--report", report] }
         return arguments + ["--entrypoint", argv[0], options.image, "--"] + argv.dropFirst()
     }
@@ -144,31 +156,42 @@ public struct BenchRunner {
         _ = container.wait()
         container.waitForEndOfOutput(seconds: 5)
 
-        let vm = try ChildProcess(vmArguments(argv, memoryMiB: nil, report: nil))
+        let vm = try ChildProcess(vmArguments(argv, memoryMiB: nil, report: nil, snapshot: true))
         _ = vm.wait()
         vm.waitForEndOfOutput(seconds: 5)
         return .init(workload: loop, nativeMs: nativeMs, containerMs: milliseconds(container.text), vmMs: milliseconds(vm.text))
     }
 
-    /// `instances` idle VMs and containers at once, each verified alive (it
-    /// printed "ready"), then their RSS and PSS.
+    /// `instances` idle VMs (booted, then restored from the image's ready
+    /// snapshot) and containers at once, each verified alive (it printed
+    /// "ready"), then their RSS and PSS.
     func measureMemory(_ runtime: ContainerRuntime, tree: String, source: ImageSource, disk: ImageStore.RootDisk,
                        work: String) throws(MachineError) -> BenchReport.MemoryResult {
         let argv = ["/bin/sh", "-c", "echo ready; exec sleep 100000"]
         var result = BenchReport.MemoryResult(instances: options.instances, vmMemoryMiB: options.memoryMiB, vmPSSMiB: [], vmRSSMiB: [],
-                                              containerPSSMiB: [], containerRSSMiB: [], budgetMiB: options.budgetMiB)
-        logger.info("memory: \(options.instances) idle VMs")
-        var vms: [ChildProcess] = []
-        defer { for vm in vms { kill(vm.pid, SIGKILL); _ = vm.wait() } }
-        for _ in 0..<options.instances { vms.append(try ChildProcess(vmArguments(argv, memoryMiB: nil, report: nil))) }
-        for vm in vms where !vm.waitForOutput("ready", seconds: 600) {
-            throw .invalidConfiguration("an idle VM never became ready")
-        }
-        usleep(500_000)  // let the guests settle into their idle loop
-        for vm in vms {
-            let (rss, pss) = memoryUse(vm.pid)
-            result.vmRSSMiB.append(rss)
-            result.vmPSSMiB.append(pss)
+                                              containerPSSMiB: [], containerRSSMiB: [], budgetMiB: options.budgetMiB,
+                                              snapshotPSSMiB: [], snapshotRSSMiB: [])
+        for snapshot in [false, true] {
+            logger.info("memory: \(options.instances) idle VMs \(snapshot ? "restored from the snapshot" : "booted")")
+            var vms: [ChildProcess] = []
+            defer { for vm in vms { kill(vm.pid, SIGKILL); _ = vm.wait() } }
+            for _ in 0..<options.instances {
+                vms.append(try ChildProcess(vmArguments(argv, memoryMiB: nil, report: nil, snapshot: snapshot)))
+            }
+            for vm in vms where !vm.waitForOutput("ready", seconds: 600) {
+                throw .invalidConfiguration("an idle VM never became ready")
+            }
+            usleep(500_000)  // let the guests settle into their idle loop
+            for vm in vms {
+                let (rss, pss) = memoryUse(vm.pid)
+                if snapshot {
+                    result.snapshotRSSMiB.append(rss)
+                    result.snapshotPSSMiB.append(pss)
+                } else {
+                    result.vmRSSMiB.append(rss)
+                    result.vmPSSMiB.append(pss)
+                }
+            }
         }
 
         logger.info("memory: \(options.instances) idle containers")

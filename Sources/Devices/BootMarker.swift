@@ -23,6 +23,9 @@ public final class BootMarkerDevice: BusDevice {
         case guestReady = 0x06
         /// The guest read a hand-over chunk and asks for the next.
         case handoverMore = 0x07
+        /// The guest has its hand-over: randomness reseeded, clock set. After
+        /// a restore, the first sign of the guest running on.
+        case handoverTaken = 0x08
 
         public var label: String {
             switch self {
@@ -34,6 +37,7 @@ public final class BootMarkerDevice: BusDevice {
             case .containerReady: return "container root ready"
             case .guestReady: return "guest ready for hand-over"
             case .handoverMore: return "hand-over continued"
+            case .handoverTaken: return "hand-over taken"
             }
         }
     }

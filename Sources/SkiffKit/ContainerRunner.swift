@@ -86,15 +86,11 @@ public enum ContainerRunner {
                 SnapshotFiles.removeTree(directory)
             }
         }
-        makeDirectories(entryDirectory + "/snapshots")
+        mkdir(entryDirectory + "/snapshots", 0o755)
         configuration.snapshot = SnapshotRequest(marker: BootMarkerDevice.Phase.guestReady.rawValue, directory: directory,
                                                  thenStop: false, required: false)
         let machine = try Machine(configuration, logger: logger).run(startedAt: start)
         return report(machine, machine.snapshot?.written == true ? .bootedAndSnapshotted : .booted)
-    }
-
-    private static func makeDirectories(_ path: String) {
-        mkdir(path, 0o755)
     }
 
     /// Twelve hex digits, like a docker container's short ID.

@@ -176,6 +176,15 @@ public struct ImageStore: Sendable {
         }
         let lock = try lockFile()
         defer { close(lock) }
+        // Snapshots half-written by a process that died, in entries still in use.
+        for entry in list() {
+            guard let hex = try? Self.hex(of: entry.id) else { continue }
+            let snapshots = "\(directory)/\(hex)/snapshots"
+            for name in listDirectory(atPath: snapshots) ?? [] where Self.isOrphanedScratch(name) {
+                SnapshotFiles.removeTree(snapshots + "/" + name)
+                report.leftovers.append("\(hex.prefix(12))/snapshots/\(name)")
+            }
+        }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             guard Self.isOrphanedScratch(name) else { continue }
             let path = "\(directory)/\(name)"
@@ -186,9 +195,10 @@ public struct ImageStore: Sendable {
         return report
     }
 
-    /// `.build-HEX-PID`, `.done-HEX-PID`, `.remove-HEX-PID` of a PID that is gone.
+    /// `.build-HEX-PID`, `.done-HEX-PID`, `.remove-HEX-PID` (and a snapshot's
+    /// `KEY.tmp-PID`) of a PID that is gone.
     static func isOrphanedScratch(_ name: String) -> Bool {
-        guard [".build-", ".done-", ".remove-"].contains(where: { name.hasPrefix($0) }),
+        guard [".build-", ".done-", ".remove-"].contains(where: { name.hasPrefix($0) }) || name.contains(".tmp-"),
               let dash = name.lastIndex(of: "-"), let pid = pid_t(name[name.index(after: dash)...]), pid > 0 else { return false }
         return kill(pid, 0) != 0 && errno == ESRCH
     }

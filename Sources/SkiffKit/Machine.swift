@@ -130,6 +130,9 @@ public struct BootTimeline: Sendable {
     public internal(set) var markers: [BootMarkerDevice.Event] = []
     /// The first byte the container wrote (ttyS1 or ttyS2), if any.
     public internal(set) var firstOutput: UInt64?
+    /// The first time a vCPU came back from KVM_RUN to the VMM: for a restore,
+    /// proof that the guest ran on from its saved state.
+    public internal(set) var firstExit: UInt64?
     public internal(set) var stopped: UInt64 = 0
 
     public init(start: UInt64) { self.start = start }
@@ -181,6 +184,7 @@ public final class Machine: Sendable {
     private let breakpoints = Atomic<Int>(0)
     private let fwaits = Atomic<Int>(0)
     private let firstOutput = Atomic<UInt64>(0)
+    private let firstExit = Atomic<UInt64>(0)
     /// The guest's boot markers and its console's panic line: what the stop policy weighs.
     let markers: BootMarkerDevice
     let panicDetector = KernelPanicDetector()
@@ -418,6 +422,8 @@ public final class Machine: Sendable {
         timeline.markers = markers.events
         let firstOutputTime = firstOutput.load(ordering: .relaxed)
         timeline.firstOutput = firstOutputTime == 0 ? nil : firstOutputTime
+        let firstExitTime = firstExit.load(ordering: .relaxed)
+        timeline.firstExit = firstExitTime == 0 ? nil : firstExitTime
 
         return MachineReport(
             stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
@@ -621,6 +627,12 @@ public final class Machine: Sendable {
             kernelPanicked: panicDetector.panicked,
             anyGuestMarker: events.contains { $0.phase != .firstInstruction })
         requestStop(StopPolicy.reason(for: stop, given: testimony))
+    }
+
+    /// Called by each vCPU loop after KVM_RUN returns (one relaxed load once set).
+    func noteExit() {
+        guard firstExit.load(ordering: .relaxed) == 0 else { return }
+        _ = firstExit.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
     }
 
     func countBreakpoint() -> Int { breakpoints.add(1, ordering: .relaxed).newValue }

@@ -11,11 +11,17 @@ public struct RunPhases: Codable, Sendable, Equatable {
     public var firstInstruction: UInt64?
     public var initStarted: UInt64?
     public var containerReady: UInt64?
+    /// The guest read its hand-over (run spec, clock, seed).
+    public var handoverTaken: UInt64?
     public var workloadStarted: UInt64?
     public var firstOutput: UInt64?
     public var workloadExited: UInt64?
     public var stopped: UInt64
     public var exitStatus: Int?
+    /// Restored from the image's ready snapshot rather than booted.
+    public var restored: Bool
+    /// The guest ran on: the first VM exit (after a restore, the guest's first work).
+    public var firstExit: UInt64?
     /// The VMM process's CPU time (user + system, vCPU threads included).
     public var processCPUSeconds: Double
 
@@ -30,11 +36,14 @@ public struct RunPhases: Codable, Sendable, Equatable {
         firstInstruction = timeline.first(.firstInstruction)?.time
         initStarted = timeline.first(.initStarted)?.time
         containerReady = timeline.first(.containerReady)?.time
+        handoverTaken = timeline.first(.handoverTaken)?.time
         workloadStarted = timeline.first(.workloadStarted)?.time
         firstOutput = timeline.firstOutput
         workloadExited = timeline.first(.workloadExited)?.time
         stopped = timeline.stopped
         exitStatus = report.exitStatus
+        restored = report.start == .restored
+        firstExit = timeline.firstExit
         processCPUSeconds = report.machine.processCPUSeconds
     }
 }

@@ -63,7 +63,7 @@ public enum RunSnapshots {
         for line in text.split(separator: "\n") {
             if line.isEmpty { break }
             let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, wanted.contains(parts[0].trimmingCharacters(in: " \t")) { found.append(String(line)) }
+            if parts.count == 2, wanted.contains(parts[0].trimmed(" \t")) { found.append(String(line)) }
             if found.count == wanted.count { break }
         }
         return found.joined(separator: "\n")
@@ -77,7 +77,7 @@ public enum RunSnapshots {
 }
 
 extension Substring {
-    func trimmingCharacters(in set: String) -> String {
+    func trimmed(_ set: String) -> String {
         var text = self
         while let first = text.first, set.contains(first) { text = text.dropFirst() }
         while let last = text.last, set.contains(last) { text = text.dropLast() }

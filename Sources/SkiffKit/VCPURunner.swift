@@ -31,6 +31,7 @@ struct VCPURunner: @unchecked Sendable {
                 machine.requestStop(.vmmError("\(error)"))
                 return
             }
+            machine.noteExit()
             switch exit {
             case let .portIO(access):
                 for index in 0..<access.count {

@@ -16,9 +16,9 @@ enum X86CPUSetup {
     /// CPU features a machine can hide from its guest (`--hide-cpu-feature`),
     /// as (CPUID leaf, register, bit): RDRAND and RDSEED, so that a test can
     /// show the guest's randomness comes from what Skiff gives it.
-    static let hideableFeatures: [String: (leaf: UInt32, register: KeyPath<CPUIDEntry, UInt32> & Sendable, bit: UInt32)] = [
-        "rdrand": (1, \.ecx, 30),
-        "rdseed": (7, \.ebx, 18),
+    static let hideableFeatures: [String: (leaf: UInt32, inECX: Bool, bit: UInt32)] = [
+        "rdrand": (1, true, 30),   // CPUID.1:ECX.RDRAND
+        "rdseed": (7, false, 18),  // CPUID.(7,0):EBX.RDSEED
     ]
 
     /// CPUID for vCPU `id` of `count`: the host's supported leaves with this
@@ -30,7 +30,7 @@ enum X86CPUSetup {
             var entry = entry
             for name in hiddenFeatures {
                 guard let feature = hideableFeatures[name], feature.leaf == entry.function, entry.index == 0 else { continue }
-                if feature.register == \CPUIDEntry.ecx { entry.ecx &= ~(1 << feature.bit) } else { entry.ebx &= ~(1 << feature.bit) }
+                if feature.inECX { entry.ecx &= ~(1 << feature.bit) } else { entry.ebx &= ~(1 << feature.bit) }
             }
             switch entry.function {
             case 1:

@@ -8,7 +8,7 @@ import Testing
     func run(start: UInt64, phases: [UInt64?]) -> RunPhases {
         var json: [String: Any] = ["processStart": start, "imageOpened": start + 1, "diskReady": start + 2, "diskBuilt": false,
                                    "vmCreated": start + 3_000_000, "setupDone": start + 4_000_000, "stopped": start + 90_000_000,
-                                   "processCPUSeconds": 0.5, "exitStatus": 0]
+                                   "processCPUSeconds": 0.5, "exitStatus": 0, "restored": false]
         for (key, value) in zip(["firstInstruction", "initStarted", "containerReady", "workloadStarted", "firstOutput", "workloadExited"], phases) {
             if let value { json[key] = start + value }
         }
@@ -19,6 +19,12 @@ import Testing
         let runs = [run(start: 1_000, phases: [5_000_000, 50_000_000, 60_000_000, 61_000_000, 70_000_000, 80_000_000]),
                     run(start: 5_000, phases: [6_000_000, 40_000_000, 45_000_000, 46_000_000, nil, 47_000_000])]
         let exits: [UInt64] = [1_000 + 85_000_000, 5_000 + 48_000_000]
+        var restored = run(start: 9_000, phases: [nil, nil, 9_000_000, 9_500_000, 9_800_000, 9_900_000])
+        restored.restored = true
+        restored.firstExit = 9_000 + 4_500_000
+        restored.handoverTaken = 9_000 + 6_000_000
+        let restoredRuns = [restored]
+        let restoredExits: [UInt64] = [9_000 + 10_000_000]
         let containers = [ContainerRuntime.Phases(processStart: 0, created: 20_000_000, started: 25_000_000, firstOutput: 26_000_000, exited: 27_000_000, exitStatus: 0)]
         return BenchReport(
             date: "2026-11-21T00:00:00Z", host: .init(kind: "nested PVM (kvm_pvm)", representative: false, cpus: 2, kernel: "6.1", cpuModel: "x"),
@@ -26,8 +32,11 @@ import Testing
             runs: 2, runtime: "runc", runtimeRefusals: ["crun: refused"], vmRuns: runs, containerRuns: containers, vmExits: exits,
             vmPhases: BenchReport.vmPhaseSamples(runs, exits: exits).map { BenchReport.summarize($0, $1) },
             containerPhases: BenchReport.containerPhaseSamples(containers).map { BenchReport.summarize($0, $1) },
+            snapshotRuns: restoredRuns, snapshotExits: restoredExits,
+            snapshotPhases: BenchReport.snapshotPhaseSamples(restoredRuns, exits: restoredExits).map { BenchReport.summarize($0, $1) },
             cpu: .init(workload: "awk", nativeMs: 1000, containerMs: 1010, vmMs: 1100),
-            memory: .init(instances: 2, vmMemoryMiB: 128, vmPSSMiB: [50, 54], vmRSSMiB: [60, 64], containerPSSMiB: [0.5, 0.7], containerRSSMiB: [1, 1], budgetMiB: 1024),
+            memory: .init(instances: 2, vmMemoryMiB: 128, vmPSSMiB: [50, 54], vmRSSMiB: [60, 64], containerPSSMiB: [0.5, 0.7], containerRSSMiB: [1, 1], budgetMiB: 1024,
+                           snapshotPSSMiB: [8, 8], snapshotRSSMiB: [40, 40]),
             disk: .init(layerBytes: 1_000_000, treeBytes: 3_000_000, rootDiskBytes: 2_000_000, kernelBytes: 18_000_000, initrdBytes: 2_000_000),
             peer: .init(name: "qemu", outcome: "not installed", firstOutputMs: nil, skiffFirstInstructionMs: 5), classic: [])
     }
@@ -45,6 +54,9 @@ import Testing
         #expect(samples["first output"] == [70], "the second run never wrote output: one sample, not two")
         #expect(samples["exit"] == [85, 48])
         #expect(samples["VM created"] == [3, 3])
+        let fromSnapshot = Dictionary(uniqueKeysWithValues: BenchReport.snapshotPhaseSamples(report().snapshotRuns, exits: report().snapshotExits))
+        #expect(fromSnapshot["guest resumed"] == [4] && fromSnapshot["first VM exit"] == [4.5] && fromSnapshot["exit"] == [10])
+        #expect(fromSnapshot["container set up"] == [9], "a restored run's phases come from its own timestamps")
         let container = Dictionary(uniqueKeysWithValues: BenchReport.containerPhaseSamples(report().containerRuns))
         #expect(container["created"] == [20] && container["exit"] == [27])
     }
@@ -52,22 +64,27 @@ import Testing
     @Test func theTableTheJSONAndTheChartCarryEveryPart() throws {
         var report = report()
         report.classic = BenchRendering.classicRows(report)
-        #expect(report.classic.map(\.measure).count == 5)
-        #expect(report.classic[2].vm == "110 %" && report.classic[2].container == "101 %")
-        #expect(report.classic[4].vm == "19" && report.classic[4].container == "1706", "1024 MiB ÷ mean PSS")
+        #expect(report.classic.map(\.measure).count == 7)
+        #expect(report.classic[0].note.contains("3.15× the container"), "\(report.classic[0].note)") // 85 ms (the upper median) ÷ 27 ms
+        #expect(report.classic[1].vm == "10.0 ms" && report.classic[1].note.contains("0.118× the cold VM"), "\(report.classic[1].note)")
+        #expect(report.classic[3].vm == "110 %" && report.classic[3].container == "101 %")
+        #expect(report.classic[5].vm == "8.0 MiB")
+        #expect(report.classic[6].vm == "19 / 128" && report.classic[6].container == "1706", "1024 MiB ÷ mean PSS")
         let table = BenchRendering.table(report)
-        for needle in ["WARNING: not representative", "microVM (skiff run)", "container (runc create + start)", "kernel → init",
+        for needle in ["WARNING: not representative", "microVM (skiff run --no-snapshot: a cold boot)", "microVM from the ready snapshot",
+                       "guest resumed", "container (runc create + start)", "kernel → init",
                        "startup (median, process start → exit)", "disk footprint", "instances in 1024 MiB", "peer: qemu: not installed",
                        "nested PVM"] {
             #expect(table.contains(needle), "\(needle)")
         }
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
-        for key in ["host", "warnings", "vmRuns", "containerRuns", "vmExits", "vmPhases", "containerPhases", "cpu", "memory", "disk", "peer", "classic"] {
+        for key in ["host", "warnings", "vmRuns", "containerRuns", "vmExits", "vmPhases", "containerPhases", "snapshotRuns",
+                    "snapshotPhases", "cpu", "memory", "disk", "peer", "classic"] {
             #expect(json?[key] != nil, "\(key)")
         }
         let svg = BenchRendering.svg(report)
         #expect(svg.hasPrefix("<svg") && svg.contains("</svg>"))
-        #expect(svg.components(separatedBy: "<rect").count - 1 >= 1 + 7 + 4, "a background, a segment per VM and container phase")
+        #expect(svg.components(separatedBy: "<rect").count - 1 >= 1 + 7 + 4 + 4, "a background, a segment per VM and container phase")
         #expect(svg.contains("kernel → init") && svg.contains("not representative"))
     }
 }
@@ -107,12 +124,16 @@ struct EndToEndBenchTests {
                                      "--cpu-iterations", "300000", "--json", directory + "/bench.json", "--svg", directory + "/bench.svg"],
                                     environment: ["SKIFF_IMAGE_DIR": directory + "/images"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("microVM (skiff run)") && result.stdout.contains("startup (median"), "\(result.stdout)")
+        #expect(result.stdout.contains("microVM from the ready snapshot") && result.stdout.contains("startup (median"), "\(result.stdout)")
         if HostKind.detect() == .pvm { #expect(result.stdout.contains("WARNING: nested PVM host")) }
 
         let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/bench.json"))
-        let report = try JSONDecoder().decode(BenchReport.self, from: data)
-        #expect(report.vmRuns.count == 1 && report.containerRuns.count == 1)
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let report = try decoder.decode(BenchReport.self, from: data)
+        #expect(report.vmRuns.count == 1 && report.containerRuns.count == 1 && report.snapshotRuns.count == 1)
+        #expect(report.snapshotRuns.allSatisfy(\.restored) && !report.vmRuns.contains(where: \.restored))
+        #expect(report.memory.snapshotPSSMiB.count == 1)
         let vm = try #require(report.vmRuns.first), container = try #require(report.containerRuns.first)
         // Measured, in order: each phase after the one before it.
         let vmTimes: [UInt64?] = [vm.processStart, vm.vmCreated, vm.firstInstruction, vm.initStarted, vm.containerReady, vm.workloadStarted,

@@ -62,7 +62,7 @@ struct EndToEndBootTests {
         #expect(console.contains("skiff-init: /bin/sh exited with status 3"))
         #expect(report.workloadExitStatus == 3)
         let phases = report.timeline.markers.compactMap(\.phase)
-        #expect(phases == [.firstInstruction, .initStarted, .guestReady, .workloadStarted, .workloadExited, .shutdownRequested])
+        #expect(phases == [.firstInstruction, .initStarted, .guestReady, .handoverTaken, .workloadStarted, .workloadExited, .shutdownRequested])
         let times = report.timeline.markers.map(\.time)
         #expect(times == times.sorted())
         #expect(report.timeline.setupDone < times[0] && times.last! <= report.timeline.stopped)
@@ -78,7 +78,8 @@ struct EndToEndBootTests {
         #expect(restored.stdout.contains("skiff-init: /bin/sh exited with status 5"), "\(restored.stdout)")
         #expect(!restored.stdout.contains("hello from the guest"), "no second boot: \(restored.stdout)")
         let now = try #require(restored.stdout.split(separator: "\n").first { $0.hasPrefix("cpus=2 now=") }, "\(restored.stdout)")
-        let guestTime = try #require(Double(now.dropFirst("cpus=2 now=".count)))
+        // The console is a terminal line: "\r\n" ends it.
+        let guestTime = try #require(Double(now.dropFirst("cpus=2 now=".count).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(guestTime >= before.rounded(.down) - 2 && guestTime <= after + 2, "the guest's clock is this run's")
         #expect(restored.stderr.contains("workload exit status: 5"))
         #expect(!restored.stderr.contains("init started"), "the restore starts after init: \(restored.stderr)")

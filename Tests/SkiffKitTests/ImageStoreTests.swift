@@ -67,7 +67,18 @@ struct ImageStoreTests {
         let holder = open(disk.path, O_RDONLY)
         #expect(flock(holder, LOCK_SH) == 0)
         #expect(throws: MachineError.self) { try store.remove(disk.entry.shortID) }
-        #expect(try store.prune().removed.isEmpty)
+        // Its snapshots stay, but one a dead skiff half-wrote is reclaimed.
+        let snapshots = String(disk.path.dropLast("rootfs.ext4".count)) + "snapshots"
+        var deadPID: pid_t = 4_194_000
+        while kill(deadPID, 0) == 0 || errno != ESRCH { deadPID += 1 }
+        for name in ["0123abcd", "0123abcd.tmp-\(deadPID)", "4567.tmp-\(getpid())"] {
+            try FileManager.default.createDirectory(atPath: snapshots + "/" + name, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: snapshots + "/" + name + "/memory", contents: Data([1]))
+        }
+        let pruned = try store.prune()
+        #expect(pruned.removed.isEmpty)
+        #expect(pruned.leftovers.contains { $0.hasSuffix("snapshots/0123abcd.tmp-\(deadPID)") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).sorted() == ["0123abcd", "4567.tmp-\(getpid())"])
         close(holder)
 
         #expect(throws: MachineError.self) { try store.remove("zz-not-hex") }

@@ -114,3 +114,34 @@ import Testing
         }
     }
 }
+
+@Suite struct RunSnapshotKeyTests {
+    @Test func theKeyChangesWithEverythingThatShapesTheSavedGuest() {
+        let base = MachineConfiguration(kernelPath: "/nonexistent/vmlinux", initrdPath: "/nonexistent/initrd", commandLine: "quiet")
+        let key = RunSnapshots.key(for: base, imageID: "sha256:a")
+        #expect(key == RunSnapshots.key(for: base, imageID: "sha256:a"), "stable")
+        var variants: [MachineConfiguration] = []
+        func vary(_ change: (inout MachineConfiguration) -> Void) { var copy = base; change(&copy); variants.append(copy) }
+        vary { $0.kernelPath = "/nonexistent/other" }
+        vary { $0.initrdPath = nil }
+        vary { $0.initrdAppendix = [1] }
+        vary { $0.commandLine = "quiet loglevel=8" }
+        vary { $0.compatibility = .pvm }
+        vary { $0.memoryMiB = 256 }
+        vary { $0.cpus = 2 }
+        vary { $0.entropyDevice = false }
+        vary { $0.hiddenCPUFeatures = ["rdrand"] }
+        vary { $0.host = .pvm }
+        vary { $0.disks = [DiskConfiguration(path: "/x.img", readOnly: true)] }
+        vary { $0.networks = [NetworkConfiguration(tap: "tap0")] }
+        let keys = variants.map { RunSnapshots.key(for: $0, imageID: "sha256:a") } + [RunSnapshots.key(for: base, imageID: "sha256:b")]
+        #expect(Set(keys + [key]).count == keys.count + 1, "every change is another snapshot")
+        #expect(RunSnapshots.hostCPUSignature().contains("vendor_id"))
+        // What the run-time spec carries (argv, env, ...) is not in the key: one snapshot serves every run.
+        var run = base
+        run.handoverPayload = [1, 2, 3]
+        run.timeout = 5
+        run.console = .none
+        #expect(RunSnapshots.key(for: run, imageID: "sha256:a") == key)
+    }
+}

@@ -17,6 +17,7 @@ enum skiff_marker {
 	SKIFF_MARKER_CONTAINER_READY = 0x05,  /* skiff run: the container's lines are set up, stdin may flow */
 	SKIFF_MARKER_GUEST_READY = 0x06,      /* waiting for the hand-over (handover.h): snapshots are taken here */
 	SKIFF_MARKER_HANDOVER_MORE = 0x07,    /* hand-over chunk read: the next one, please */
+	SKIFF_MARKER_HANDOVER_TAKEN = 0x08,   /* hand-over read; randomness reseeded, clock set */
 };
 
 /* Writes a marker through /dev/port (works from user mode on any host). */

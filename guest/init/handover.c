@@ -126,6 +126,7 @@ char *handover_receive(size_t *size, char *error, size_t error_size)
 	close(fd);
 	payload[got] = '\0';
 	*size = got;
+	skiff_marker(SKIFF_MARKER_HANDOVER_TAKEN);
 	return payload;
 #undef FAIL
 }
