@@ -3,6 +3,7 @@
 // skiff → SkiffCLI → SkiffKit → {Hypervisor, Devices, Boot, Images} → Memory → Host; SkiffKit opens KVM,
 // which implements Hypervisor over CKVM; Devices → CSystem; Images → CArchiveLazy (dlopen).
 // skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
+// skiff-oci → OCIRuntime → SkiffKit: the OCI runtime (runc's command line) and its monitor process.
 import PackageDescription
 
 let package = Package(
@@ -11,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "skiff", targets: ["skiff"]),
         .executable(name: "skiff-bench", targets: ["skiff-bench"]),
+        .executable(name: "skiff-oci", targets: ["skiff-oci"]),
         .library(name: "SkiffKit", targets: ["SkiffKit"]),
     ],
     dependencies: [
@@ -70,6 +72,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
+        .target(name: "OCIRuntime", dependencies: [
+            "SkiffKit", "Images", "Host", "CSystem",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
+
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
@@ -80,6 +90,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
         .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Images"]),
     ],
     swiftLanguageModes: [.v6]
 )

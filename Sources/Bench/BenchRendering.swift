@@ -31,7 +31,7 @@ public enum BenchRendering {
                   note: "native \(ms(cpu.nativeMs)) (chroot into the image); VM \(ms(cpu.vmMs)), container \(ms(cpu.containerMs))"),
             .init(measure: "memory per idle instance (PSS)", vm: String(format: "%.1f MiB", vmPSS), container: String(format: "%.2f MiB", containerPSS),
                   note: "\(memory.instances) at once, each verified alive; VM guest RAM \(memory.vmMemoryMiB) MiB"),
-            .init(measure: "memory per idle instance from the snapshot (PSS)", vm: String(format: "%.1f MiB", snapshotPSS),
+            .init(measure: "memory per idle restored instance (PSS)", vm: String(format: "%.1f MiB", snapshotPSS),
                   container: String(format: "%.2f MiB", containerPSS),
                   note: "\(memory.instances) restores of one snapshot at once: its memory file is shared copy-on-write"),
             .init(measure: "instances in \(memory.budgetMiB) MiB", vm: "\(density(vmPSS)) / \(density(snapshotPSS))", container: density(containerPSS),

@@ -11,6 +11,12 @@ public struct ContainerSpec: Sendable, Equatable {
     public var terminal: Bool
     public var interactive: Bool
 
+    public init(arguments: [String], environment: [String], workingDirectory: String, identity: UserDatabase.Identity,
+                hostname: String, terminal: Bool, interactive: Bool) {
+        self.arguments = arguments; self.environment = environment; self.workingDirectory = workingDirectory
+        self.identity = identity; self.hostname = hostname; self.terminal = terminal; self.interactive = interactive
+    }
+
     /// What the user asked for on the command line.
     public struct Options: Sendable, Equatable {
         /// `--entrypoint`: replaces the image's Entrypoint and drops its Cmd; "" clears it.

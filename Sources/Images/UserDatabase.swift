@@ -34,6 +34,9 @@ public struct UserDatabase: Sendable, Equatable, Codable {
         /// Supplementary groups (the primary one included, as login does).
         public var groups: [UInt32]
         public var home: String
+        public init(uid: UInt32, gid: UInt32, groups: [UInt32], home: String) {
+            self.uid = uid; self.gid = gid; self.groups = groups; self.home = home
+        }
     }
 
     /// Resolves `user[:group]` (names or numbers; empty means root).

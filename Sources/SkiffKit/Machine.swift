@@ -44,6 +44,10 @@ public struct MachineConfiguration: Sendable {
     public var snapshot: SnapshotRequest?
     /// Start from this snapshot instead of booting a kernel.
     public var restore: SnapshotFiles.Loaded?
+    /// Hold the guest at `ready`, every vCPU parked, until
+    /// `Machine.release(handover:)`: an OCI runtime's `create` boots to there
+    /// and its `start` hands the process over. Called once it waits there.
+    public var holdAtReady: (@Sendable () -> Void)?
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
         self.kernelPath = kernelPath
@@ -197,6 +201,10 @@ public final class Machine: Sendable {
     private let snapshotOutcome = Mutex<SnapshotOutcome?>(nil)
     /// Where the next hand-over chunk starts.
     private let handoverOffset = Mutex<Int>(0)
+    /// What the hand-over carries (`release(handover:)` may replace it).
+    private let handoverPayload: Mutex<[UInt8]>
+    /// Signalled by `release(handover:)` and by a stop: a held guest goes on.
+    private let heldRelease: EventFD
 
     /// The parts of a running machine a snapshot reads.
     private struct Running: @unchecked Sendable {
@@ -218,6 +226,8 @@ public final class Machine: Sendable {
         self.logger = logger
         self.openHypervisor = hypervisor
         self.pause = try PauseGate()
+        self.handoverPayload = Mutex(configuration.handoverPayload)
+        self.heldRelease = try EventFD(blocking: true)
         self.markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
             logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
         }
@@ -238,6 +248,7 @@ public final class Machine: Sendable {
             return true
         }
         guard first else { return }
+        heldRelease.signal()
         logger.debug("stopping", metadata: ["reason": "\(reason)"])
         for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
     }
@@ -249,6 +260,12 @@ public final class Machine: Sendable {
 
     /// Why the machine stopped, once it has.
     public var stopReason: StopReason? { stop.withLock { $0 } }
+
+    /// Lets a guest held at `ready` (`holdAtReady`) go on, with `payload` as its hand-over.
+    public func release(handover payload: [UInt8]) {
+        handoverPayload.withLock { $0 = payload }
+        heldRelease.signal()
+    }
 
     /// Builds the machine (booting its kernel, or restoring its snapshot),
     /// runs it until it stops, and reports. Throws only for what prevents the
@@ -500,18 +517,18 @@ public final class Machine: Sendable {
 
     /// On the vCPU thread that wrote the marker, before its port write completes.
     private func markerArrived(_ event: BootMarkerDevice.Event) {
-        if let request = configuration.snapshot, event.code == request.marker,
-           !snapshotStarted.exchange(true, ordering: .acquiringAndReleasing) {
+        let snapshot = configuration.snapshot.flatMap { $0.marker == event.code ? $0 : nil }
+        let hold = event.phase == .guestReady ? configuration.holdAtReady : nil
+        if snapshot != nil || hold != nil, !snapshotStarted.exchange(true, ordering: .acquiringAndReleasing) {
             // This vCPU must not run on (the guest would read the mailbox
             // before it is written): ask for the pause before returning.
             pause.request()
             for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
-            let handOverAfter = event.phase == .guestReady
             do {
-                let thread = try NativeThread { [self] in takeSnapshot(request, handOverAfter: handOverAfter) }
+                let thread = try NativeThread { [self] in pauseAtMarker(event, snapshot: snapshot, hold: hold) }
                 snapshotThread.withLock { $0 = thread }
             } catch {
-                requestStop(.vmmError("cannot start the snapshot thread: \(error)"))
+                requestStop(.vmmError("cannot start the pause thread: \(error)"))
                 pause.resume()
             }
             return
@@ -521,6 +538,27 @@ public final class Machine: Sendable {
         case .handoverMore?: handOver(restart: false)
         default: break
         }
+    }
+
+    /// On a thread of its own, with every vCPU asked to park: saves the
+    /// snapshot asked for, holds the guest until released, hands over (if the
+    /// guest waits for it), and lets the vCPUs run on.
+    private func pauseAtMarker(_ event: BootMarkerDevice.Event, snapshot request: SnapshotRequest?,
+                               hold: (@Sendable () -> Void)?) {
+        let requested = MonotonicClock.now()
+        let (states, complete) = pause.waitForAll(configuration.cpus)
+        let paused = MonotonicClock.now()
+        guard complete, !stopped, let running = running.withLock({ $0 }) else {
+            pause.resume()
+            return
+        }
+        if let request { saveSnapshot(request, states: states, running: running, requested: requested, paused: paused) }
+        if let hold, !stopped {
+            hold()
+            heldRelease.wait()
+        }
+        if event.phase == .guestReady && !stopped { handOver(restart: true) }
+        pause.resume()
     }
 
     /// Writes the next chunk of the hand-over (the first if `restart`) with
@@ -534,7 +572,7 @@ public final class Machine: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let delivery = HandoverMailbox.Delivery(realtimeSeconds: Int64(now.tv_sec), realtimeNanoseconds: UInt32(now.tv_nsec), seed: seed)
-        let payload = configuration.handoverPayload
+        let payload = handoverPayload.withLock { $0 }
         handoverOffset.withLock { offset in
             do { offset = try HandoverMailbox.write(payload, from: restart ? 0 : offset, delivery, into: memory) } catch {
                 logger.error("cannot write the hand-over mailbox: \(error)")
@@ -542,16 +580,9 @@ public final class Machine: Sendable {
         }
     }
 
-    /// On a thread of its own: parks every vCPU, holds the device loop,
-    /// saves, then carries on (handing over, if the guest waits for it) or stops.
-    private func takeSnapshot(_ request: SnapshotRequest, handOverAfter: Bool) {
-        let requested = MonotonicClock.now()
-        let (states, complete) = pause.waitForAll(configuration.cpus)
-        let paused = MonotonicClock.now()
-        guard complete, !stopped, let running = running.withLock({ $0 }) else {
-            pause.resume()
-            return
-        }
+    /// Holds the device loop, saves the parked machine, then stops it or lets it carry on.
+    private func saveSnapshot(_ request: SnapshotRequest, states: [Int: Result<[UInt8], HypervisorError>],
+                              running: Running, requested: UInt64, paused: UInt64) {
         running.loop.pause()
         var failure: String?
         var written = false
@@ -590,8 +621,6 @@ public final class Machine: Sendable {
         } else if request.thenStop {
             requestStop(.snapshotSaved(request.directory))
         }
-        if handOverAfter && !stopped { handOver(restart: true) }
-        pause.resume()
         snapshotOutcome.withLock {
             $0 = SnapshotOutcome(directory: request.directory, written: written && failure == nil, requested: requested,
                                  paused: paused, saved: saved, resumed: MonotonicClock.now(), memoryBytes: memoryBytes)

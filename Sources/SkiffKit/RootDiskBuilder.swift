@@ -9,7 +9,7 @@ import Images
 ///
 /// No journal (the guest mounts it read-only; a run's writes go to a tmpfs
 /// overlay) and no reserved blocks, so the disk is the tree plus metadata.
-struct RootDiskBuilder {
+public struct RootDiskBuilder {
     struct Result {
         var users: UserDatabase
         var treeBytes: Int64
@@ -30,10 +30,19 @@ struct RootDiskBuilder {
         let unpackSeconds = Double(MonotonicClock.now() - unpackStart) / 1e9
 
         let diskStart = MonotonicClock.now()
+        let (treeBytes, inodes, diskBytes) = try makeDisk(fromTree: rootPath, at: diskPath)
+        return Result(users: users, treeBytes: treeBytes, inodes: inodes, diskBytes: diskBytes,
+                      unpackSeconds: unpackSeconds, diskSeconds: Double(MonotonicClock.now() - diskStart) / 1e9,
+                      layerStatistics: statistics)
+    }
+
+    /// Copies the tree at `rootPath` into a new ext4 image at `diskPath`
+    /// (an OCI bundle's rootfs, or an unpacked image); returns the tree's
+    /// bytes and inodes and the disk's size.
+    public static func makeDisk(fromTree rootPath: String, at diskPath: String) throws(MachineError) -> (treeBytes: Int64, inodes: Int, diskBytes: Int64) {
         let tree = try measure(rootPath)
-        let (treeBytes, inodes) = (tree.bytes, tree.inodes)
-        let diskBytes = size(forTree: treeBytes, inodes: inodes)
-        let inodeCount = inodes + inodes / 4 + 256
+        let diskBytes = size(forTree: tree.bytes, inodes: tree.inodes)
+        let inodeCount = tree.inodes + tree.inodes / 4 + 256
         let mkfs = try HostCommand.run([
             mkfsPath(), "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-b", "4096", "-I", "256",
             "-N", "\(inodeCount)", "-L", "skiff-root", "-d", rootPath, diskPath, "\(diskBytes / 1024)k",
@@ -41,9 +50,7 @@ struct RootDiskBuilder {
         guard mkfs.status == 0 else {
             throw .image(.unreadable(path: diskPath, reason: "mkfs.ext4 -d failed with status \(mkfs.status): \(mkfs.output)"))
         }
-        return Result(users: users, treeBytes: treeBytes, inodes: inodes, diskBytes: diskBytes,
-                      unpackSeconds: unpackSeconds, diskSeconds: Double(MonotonicClock.now() - diskStart) / 1e9,
-                      layerStatistics: statistics)
+        return (tree.bytes, tree.inodes, diskBytes)
     }
 
     /// Applies `source`'s layers, in order, into a new tree at `rootPath`

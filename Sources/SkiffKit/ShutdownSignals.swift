@@ -73,6 +73,21 @@ public enum ShutdownSignals {
         }
     }
 
+    /// Ends the process by `signal` itself, as a process killed by it would
+    /// end (a waiting parent reads WIFSIGNALED): the OCI runtime's monitor
+    /// stands for a container whose process died so. Exits 128+N if the
+    /// signal does not end it.
+    public static func die(by signal: Int32) -> Never {
+        TerminalMode.restore()
+        Glibc.signal(signal, SIG_DFL)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        raise(signal)
+        _exit(128 + signal)
+    }
+
     private static func exitNow(_ signal: Int32) -> Never {
         TerminalMode.restore()
         _exit(128 + signal)

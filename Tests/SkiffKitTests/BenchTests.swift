@@ -68,7 +68,7 @@ import Testing
         #expect(report.classic[0].note.contains("3.15× the container"), "\(report.classic[0].note)") // 85 ms (the upper median) ÷ 27 ms
         #expect(report.classic[1].vm == "10.0 ms" && report.classic[1].note.contains("0.118× the cold VM"), "\(report.classic[1].note)")
         #expect(report.classic[3].vm == "110 %" && report.classic[3].container == "101 %")
-        #expect(report.classic[5].vm == "8.0 MiB")
+        #expect(report.classic[5].vm == "8.0 MiB" && report.classic[5].measure.count <= 46, "fits the column")
         #expect(report.classic[6].vm == "19 / 128" && report.classic[6].container == "1706", "1024 MiB ÷ mean PSS")
         let table = BenchRendering.table(report)
         for needle in ["WARNING: not representative", "microVM (skiff run --no-snapshot: a cold boot)", "microVM from the ready snapshot",

@@ -1,0 +1,115 @@
+import Glibc
+import Host
+import Images
+import Logging
+import SkiffKit
+import Synchronization
+
+/// The process whose PID is the container's (`skiff-oci monitor ID`, started
+/// by `create`): it boots the guest with the bundle's disk until init waits
+/// at `ready`, tells `create` on fd 3, hands the run spec over when `start`
+/// asks on the control socket, and ends as the container's process ended:
+/// its exit status, or killed by the same signal. The container's standard
+/// streams are the monitor's (conmon's pipes): output relayed from the
+/// guest's lines, input framed into it.
+enum ContainerMonitor {
+    static let readyFD: Int32 = 3
+    /// Whether fd 3 was used up: once closed, its number may be reused by anything.
+    static let told = Atomic<Bool>(false)
+
+    static func run(id: String, store: ContainerStore, log: RuntimeLog) -> Never {
+        ShutdownSignals.install()
+        let directory = store.directory(id)
+        func fail(_ message: String) -> Never {
+            tell("error: " + message)
+            log.error(message)
+            exit(1)
+        }
+        guard chdir(directory) == 0 else { fail("\(directory): \(String(cString: strerror(errno)))") }
+        var record: ContainerRecord
+        let spec: [UInt8]
+        do {
+            record = try store.load(id)
+            spec = try RuntimeCommands.readSmallFile(directory + "/spec", limit: 64 << 20)
+        } catch {
+            fail("\(error)")
+        }
+        let listener: Int32
+        do { listener = try ControlSocket.listen() } catch { fail("\(error)") }
+
+        let configuration: MachineConfiguration
+        do { configuration = try machineConfiguration(directory: directory) } catch { fail("\(error)") }
+        var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
+        logger.logLevel = .warning
+        let machine: Machine
+        do { machine = try Machine(configuration, logger: logger) } catch { fail("\(error)") }
+
+        // `start`: once, while the guest waits at ready.
+        let started = Atomic<Bool>(false)
+        let recordBox = Mutex(record)
+        _ = try? NativeThread {
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { if errno == EINTR { continue }; return }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                let request = ControlSocket.readLine(client)
+                var reply = "error: unknown request '\(request)'"
+                if request == "start" {
+                    if started.exchange(true, ordering: .acquiringAndReleasing) {
+                        reply = "error: the container was started already"
+                    } else {
+                        let updated = recordBox.withLock { record -> ContainerRecord in record.status = "running"; return record }
+                        try? store.save(updated)
+                        machine.release(handover: spec)
+                        reply = "ok"
+                    }
+                }
+                _ = Array((reply + "\n").utf8).withUnsafeBytes { writeAll(client, $0) }
+                close(client)
+            }
+        }.detach()
+
+        let report: MachineReport
+        do { report = try machine.run() } catch { fail("\(error)") }
+        close(listener)
+        unlink(ControlSocket.name)
+        record = recordBox.withLock { $0 }
+        record.status = "stopped"
+        try? store.save(record)
+        // Before ready: `create` is still waiting on fd 3 for the reason.
+        tell("error: the guest stopped before it was ready: \(report.stopReason)")
+
+        if case let .signal(number) = report.stopReason { ShutdownSignals.die(by: number) }
+        if let status = report.workloadExitStatus {
+            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: Int32(status - 128)) }
+            exit(Int32(status))
+        }
+        let console = String(decoding: report.consoleOutput, as: UTF8.self).split(separator: "\n").suffix(20).joined(separator: "\n")
+        log.error("the container's process did not report an exit status: \(report.stopReason)\(console.isEmpty ? "" : "; guest console:\n" + console)")
+        exit(report.stopReason.exitStatus == 0 ? 125 : report.stopReason.exitStatus)
+    }
+
+    /// Says one line to `create` on fd 3 (once; later lines find it closed).
+    static func tell(_ line: String) {
+        guard !told.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        _ = Array((line + "\n").utf8).withUnsafeBytes { writeAll(readyFD, $0) }
+        close(readyFD)
+    }
+
+    /// Skiff's guest on the container's disk, held at ready.
+    static func machineConfiguration(directory: String) throws(MachineError) -> MachineConfiguration {
+        let guest = try GuestArtifacts.ensureBuilt()
+        let host = HostKind.detect()
+        let profile = CompatibilityProfile.resolve(.auto, host: host)
+        var configuration = MachineConfiguration(kernelPath: guest.kernel, initrdPath: guest.initrd,
+                                                 commandLine: KernelCommandLine.compose(base: nil, append: nil, profile: profile))
+        configuration.host = host
+        configuration.compatibility = profile
+        configuration.disks = [DiskConfiguration(path: directory + "/rootfs.ext4", readOnly: true)]
+        configuration.console = .capture
+        configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
+        configuration.containerLines = ContainerLines(input: .framed)
+        configuration.holdAtReady = { tell("ready") }
+        return configuration
+    }
+}

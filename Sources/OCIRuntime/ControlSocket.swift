@@ -1,0 +1,60 @@
+import Glibc
+import Host
+
+/// The monitor's control socket: `start` connects, sends one line, reads one
+/// line back. Bound and reached by a path relative to the container's
+/// directory (the caller's working directory), since `--root/ID/...` can be
+/// longer than a socket address holds (108 bytes).
+enum ControlSocket {
+    static let name = "control.sock"
+
+    static func address(_ path: String) -> (sockaddr_un, socklen_t)? {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &address.sun_path) { space in
+            for (index, byte) in bytes.enumerated() { space[index] = byte }
+        }
+        return (address, socklen_t(MemoryLayout<sockaddr_un>.size))
+    }
+
+    /// A listening socket at `name` in the working directory.
+    static func listen() throws(RuntimeError) -> Int32 {
+        unlink(name)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, let (initial, length) = address(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
+        var address = initial
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, Glibc.listen(fd, 4) == 0 else {
+            let error = errno
+            close(fd)
+            throw .system("binding \(name): \(String(cString: strerror(error)))")
+        }
+        return fd
+    }
+
+    /// Sends `line` to the socket in `directory` and returns the reply line.
+    static func request(_ line: String, in directory: String) throws(RuntimeError) -> String {
+        guard chdir(directory) == 0 else { throw .container("\(directory): \(String(cString: strerror(errno)))") }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, let (initial, length) = address(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = initial
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in retryingInterrupts { connect(fd, socketAddress, length) } }
+        }
+        guard connected == 0 else { throw .container("the container's monitor does not answer (\(String(cString: strerror(errno))))") }
+        let bytes = Array((line + "\n").utf8)
+        guard bytes.withUnsafeBytes({ writeAll(fd, $0) }) == nil else { throw .container("the container's monitor hung up") }
+        return readLine(fd)
+    }
+
+    /// One line (without its newline) or what came before EOF; at most 4 KiB.
+    static func readLine(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 4096, retryingInterrupts({ read(fd, &byte, 1) }) == 1, byte != 0x0A { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

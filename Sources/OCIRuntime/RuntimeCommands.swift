@@ -1,0 +1,262 @@
+import CSystem
+import FoundationEssentials
+import Glibc
+import Host
+import Images
+import SkiffKit
+
+/// `skiff-oci`: an OCI runtime with runc's command line whose containers are
+/// microVMs. `create` builds the root disk from the bundle's rootfs and
+/// starts the monitor (this executable again, `monitor ID`): it boots the
+/// guest to `ready` and holds it there; the monitor's PID is the container's
+/// and it exits as the container's process does. `start` releases the guest
+/// with the run spec; `kill` signals the monitor; `delete` removes it all.
+public enum RuntimeCommands {
+    public static let version = "0.1.0"
+    public static let specVersion = "1.1.0"
+    /// Where state lives without `--root` (runc uses /run/runc).
+    public static let defaultRoot = "/run/skiff-oci"
+
+    /// Runs `line`; returns the exit status.
+    public static func run(_ line: RuntimeCommandLine, executable: String) -> Int32 {
+        let log = RuntimeLog(path: line.log, format: line.logFormat)
+        let store = ContainerStore(root: line.root ?? defaultRoot)
+        if line.flags.contains("version") {
+            print("skiff-oci version \(version)\nspec: \(specVersion)")
+            return 0
+        }
+        guard let command = line.command, !line.flags.contains("help") else {
+            print(usage)
+            return line.command == nil && !line.flags.contains("help") ? 1 : 0
+        }
+        do {
+            switch command {
+            case "create": try create(line, store: store, executable: executable, log: log)
+            case "start": try start(line, store: store)
+            case "state": try state(line, store: store)
+            case "kill": try signal(line, store: store)
+            case "delete": try delete(line, store: store)
+            case "features": print(features)
+            case "ps": try processes(line, store: store)
+            case "list": try list(store: store)
+            case "monitor": ContainerMonitor.run(id: try id(line), store: store, log: log)
+            case "run": throw RuntimeError.usage("run: use create and start (a VM's PID must outlive this command)")
+            case "exec": throw RuntimeError.usage("exec is not supported yet: it needs the guest control channel (virtio-vsock)")
+            default: throw RuntimeError.usage("unknown command '\(command)'")
+            }
+            return 0
+        } catch {
+            log.error("\(error)")
+            return 1
+        }
+    }
+
+    static let usage = """
+        usage: skiff-oci [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup] [--debug] COMMAND
+        commands: create --bundle DIR [--pid-file FILE] ID | start ID | state ID | kill [--all] ID [SIGNAL]
+                  delete [--force] ID | features | ps [--format json] ID | list
+        """
+
+    static let features = """
+        {
+          "ociVersionMin": "1.0.0",
+          "ociVersionMax": "\(specVersion)",
+          "hooks": [],
+          "mountOptions": [],
+          "linux": {
+            "namespaces": ["mount", "pid", "ipc", "uts", "network"],
+            "capabilities": [],
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false}
+          },
+          "annotations": {"org.skiff.vm": "true", "org.skiff.isolation": "microVM (KVM)"}
+        }
+        """
+
+    static func id(_ line: RuntimeCommandLine) throws(RuntimeError) -> String {
+        guard let id = line.arguments.first else { throw .usage("\(line.command ?? ""): a container ID is required") }
+        try ContainerStore.checkID(id)
+        return id
+    }
+
+    // MARK: create
+
+    static func create(_ line: RuntimeCommandLine, store: ContainerStore, executable: String, log: RuntimeLog) throws(RuntimeError) {
+        let id = try id(line)
+        guard line.arguments.count == 1 else { throw .usage("create: one container ID, not \(line.arguments.count) arguments") }
+        var bundle = line.options["bundle"] ?? "."
+        if !bundle.hasPrefix("/") { bundle = currentDirectory() + "/" + bundle }
+        let bytes = try readSmallFile(bundle + "/config.json", limit: BundleConfiguration.maximumSize)
+        let config = try BundleConfiguration.decode(bytes)
+        var spec = try config.containerSpec(defaultHostname: String(id.prefix(12)))
+        if spec.terminal {
+            throw .container("process.terminal is not supported yet (no --console-socket pseudo-terminal); run without -t")
+        }
+        guard let root = config.root else { throw .invalidBundle("config.json has no root") }
+        let rootfs = root.path.hasPrefix("/") ? root.path : bundle + "/" + root.path
+        var info = stat()
+        guard stat(rootfs, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { throw .invalidBundle("root.path \(rootfs) is not a directory") }
+        for warning in config.warnings { log.warning(warning) }
+        if spec.environment.isEmpty { spec.environment = ["PATH=\(ContainerSpec.defaultPath)"] }
+
+        let directory = try store.create(id)
+        do throws(RuntimeError) {
+            do { _ = try RootDiskBuilder.makeDisk(fromTree: rootfs, at: directory + "/rootfs.ext4") } catch {
+                throw RuntimeError.container("building the root disk from \(rootfs): \(error)")
+            }
+            try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda"))
+            var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
+                                         created: Date().formatted(.iso8601), annotations: config.annotations)
+            try store.save(record)
+            let (pid, message) = try spawnMonitor(executable: executable, root: store.root, id: id, log: line)
+            guard message == "ready" else {
+                kill(pid, SIGKILL)
+                throw RuntimeError.container(message.isEmpty ? "the monitor ended before the guest was ready" : message)
+            }
+            record.pid = pid
+            record.monitorStartTime = ContainerRecord.processStartTime(pid)
+            record.status = "created"
+            try store.save(record)
+            if let pidFile = line.options["pid-file"] {
+                try ContainerStore.replace(pidFile.hasPrefix("/") ? pidFile : currentDirectory() + "/" + pidFile, with: Array("\(pid)".utf8))
+            }
+        } catch {
+            store.remove(id)
+            throw error
+        }
+    }
+
+    /// Starts `executable monitor ID` with this process's standard streams
+    /// (the container's) and a pipe on fd 3 on which it says "ready" once the
+    /// guest waits for `start`, or why not. Returns its PID and that line.
+    static func spawnMonitor(executable: String, root: String, id: String, log: RuntimeCommandLine) throws(RuntimeError) -> (pid_t, String) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        if fds[1] == 3 { // dup2 onto itself would keep close-on-exec
+            let moved = fcntl(fds[1], F_DUPFD_CLOEXEC, 4)
+            close(fds[1])
+            fds[1] = moved
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var arguments = [executable, "--root", root]
+        if let path = log.log { arguments += ["--log", path, "--log-format", log.logFormat] }
+        arguments += ["monitor", id]
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard spawned == 0 else { throw .system("starting the monitor \(executable): \(String(cString: strerror(spawned)))") }
+        return (pid, ControlSocket.readLine(fds[0]))
+    }
+
+    // MARK: start, state, kill, delete, ps, list
+
+    static func start(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {
+        let id = try id(line)
+        let record = try store.load(id).current()
+        guard record.status == "created" else { throw .container("cannot start a container that is \(record.status)") }
+        let reply = try ControlSocket.request("start", in: store.directory(id))
+        guard reply == "ok" else { throw .container(reply.isEmpty ? "the container's monitor ended" : reply) }
+    }
+
+    static func state(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {
+        let record = try store.load(try id(line)).current()
+        print(stateJSON(record))
+    }
+
+    /// The runtime-spec state, as runc prints it (the monitor's start time is ours alone).
+    static func stateJSON(_ record: ContainerRecord) -> String {
+        var fields = [
+            "\"ociVersion\": \(RuntimeLog.quoted(record.ociVersion))", "\"id\": \(RuntimeLog.quoted(record.id))",
+            "\"pid\": \(record.status == "stopped" ? 0 : record.pid)", "\"status\": \(RuntimeLog.quoted(record.status))",
+            "\"bundle\": \(RuntimeLog.quoted(record.bundle))", "\"rootfs\": \(RuntimeLog.quoted(record.rootfs))",
+            "\"created\": \(RuntimeLog.quoted(record.created))", "\"owner\": \(RuntimeLog.quoted(record.owner))",
+        ]
+        if let annotations = record.annotations, !annotations.isEmpty {
+            let items = annotations.keys.sorted().map { "    \(RuntimeLog.quoted($0)): \(RuntimeLog.quoted(annotations[$0]!))" }
+            fields.append("\"annotations\": {\n" + items.joined(separator: ",\n") + "\n  }")
+        }
+        return "{\n  " + fields.joined(separator: ",\n  ") + "\n}"
+    }
+
+    static func signal(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {
+        let id = try id(line)
+        let name = line.arguments.count > 1 ? line.arguments[1] : "TERM"
+        guard let number = SignalName.parse(name) else { throw .usage("kill: unknown signal '\(name)'") }
+        let record = try store.load(id).current()
+        guard record.status == "created" || record.status == "running" else { throw .container("container \(id) is not running") }
+        guard kill(record.pid, number) == 0 else { throw .system("kill \(record.pid): \(String(cString: strerror(errno)))") }
+    }
+
+    static func delete(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {
+        let id = try id(line)
+        let force = line.flags.contains("force")
+        let record: ContainerRecord
+        do { record = try store.load(id).current() } catch {
+            if force, (try? ContainerStore.checkID(id)) != nil { return } // nothing to delete
+            throw error
+        }
+        if record.status == "running" && !force {
+            throw .container("cannot delete container \(id) that is running; stop it first or use --force")
+        }
+        if record.status != "stopped" && ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) {
+            kill(record.pid, SIGKILL)
+            for _ in 0..<1000 where ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) { usleep(10_000) }
+        }
+        store.remove(id)
+    }
+
+    static func processes(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {
+        let record = try store.load(try id(line)).current()
+        let pids = record.status == "stopped" ? [] : [record.pid]
+        if line.options["format"] == "json" {
+            print("[" + pids.map(String.init).joined(separator: ",") + "]")
+        } else {
+            print("PID\n" + pids.map(String.init).joined(separator: "\n"))
+        }
+    }
+
+    static func list(store: ContainerStore) throws(RuntimeError) {
+        print("ID\tPID\tSTATUS\tBUNDLE")
+        for name in (listDirectory(atPath: store.root) ?? []).sorted() {
+            guard let record = try? store.load(name).current() else { continue }
+            print("\(record.id)\t\(record.pid)\t\(record.status)\t\(record.bundle)")
+        }
+    }
+
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "/"
+    }
+
+    static func readSmallFile(_ path: String, limit: Int) throws(RuntimeError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .invalidBundle("\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .invalidBundle("\(path) is not a regular file") }
+        guard info.st_size <= limit else { throw .invalidBundle("\(path) has \(info.st_size) bytes; at most \(limit)") }
+        return readToEnd(fd)
+    }
+}
+
+extension RuntimeCommands {
+    /// This executable's path, for starting the monitor.
+    public static func ownExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    }
+}

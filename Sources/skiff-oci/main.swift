@@ -1,0 +1,13 @@
+import Glibc
+import OCIRuntime
+
+/// `skiff-oci`: Skiff as an OCI runtime (runc's command line), for podman
+/// (`--runtime`), containerd's runc shim, or by hand.
+let line: RuntimeCommandLine
+do {
+    line = try RuntimeCommandLine(parsing: Array(CommandLine.arguments.dropFirst()))
+} catch {
+    RuntimeLog(path: nil, format: "text").error("\(error)")
+    exit(1)
+}
+exit(RuntimeCommands.run(line, executable: RuntimeCommands.ownExecutable()))

@@ -1,0 +1,170 @@
+import CSystem
+import Foundation
+import Images
+import Testing
+@testable import OCIRuntime
+@testable import SkiffKit
+
+let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm")
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// The built `skiff-oci` beside the test bundle.
+let runtimeExecutable: String = {
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
+    if directory.lastPathComponent.hasSuffix(".xctest") { directory = directory.deletingLastPathComponent() }
+    return directory.appendingPathComponent("skiff-oci").path
+}()
+
+/// Spawns `argv` with `input` on stdin and stdout/stderr into files, as
+/// conmon does with its pipes; returns the PID.
+func spawn(_ argv: [String], input: String, stdout: String, stderr: String) throws -> pid_t {
+    var fds: [Int32] = [0, 0]
+    try #require(pipe(&fds) == 0)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+    posix_spawn_file_actions_addclose(&actions, fds[1])
+    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let cArguments = argv.map { strdup($0) } + [nil]
+    defer { cArguments.forEach { free($0) } }
+    var pid: pid_t = 0
+    try #require(posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ) == 0)
+    close(fds[0])
+    _ = input.withCString { write(fds[1], $0, strlen($0)) }
+    close(fds[1])
+    return pid
+}
+
+func waitStatus(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return status
+}
+
+/// runc's lifecycle, driven as conmon drives it, on the real guest: the
+/// monitor's PID is the container's, its exit status is the process's, and
+/// a signal ends it as it would end the process.
+@Suite(.enabled(if: kvmUsable && getuid() == 0, "needs /dev/kvm and root"), .serialized, .timeLimit(.minutes(10)))
+struct RuntimeLifecycleTests {
+    let work = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-oci-\(UUID())").path
+
+    func runtime(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let out = work + "/cli.out", err = work + "/cli.err"
+        let pid = try spawn([runtimeExecutable, "--root", work + "/state", "--log", work + "/log.json", "--log-format", "json"] + arguments,
+                            input: "", stdout: out, stderr: err)
+        let status = waitStatus(pid)
+        return ((status >> 8) & 0xFF, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    func state(_ id: String) throws -> [String: Any] {
+        let result = try runtime(["state", id])
+        try #require(result.status == 0, "\(result.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    }
+
+    /// A bundle whose rootfs is the test image's tree.
+    func makeBundle(_ name: String, args: [String]) throws -> String {
+        let image = try #require(try runProgram(["/bin/bash", repositoryRoot + "/scripts/make-test-image.sh"]).stdout
+            .split(separator: "\n").first { $0.hasPrefix("image=") }.map { String($0.dropFirst(6)) })
+        let store = ImageStore(directory: work + "/images")
+        let tree = try store.unpackedTree(for: try ImageSource.open(try ImageReference(parsing: image)))
+        let bundle = work + "/" + name
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        let config: [String: Any] = [
+            "ociVersion": "1.1.0", "hostname": "oci-box",
+            "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "cwd": "/",
+                        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]],
+            "root": ["path": tree, "readonly": true],
+            "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
+            "annotations": ["org.example": "yes"],
+        ]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        return bundle
+    }
+
+    @Test func createStartStateWaitDeleteAndKillAsRunc() throws {
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        // conmon is the monitor's subreaper; so is this test.
+        try #require(csystem_become_subreaper() == 0)
+
+        let bundle = try makeBundle("one", args: ["/bin/sh", "-c", "echo out; echo err >&2; read line; echo \"got $line\"; hostname; exit 7"])
+        let create = try spawn([runtimeExecutable, "--root", work + "/state", "--log", work + "/log.json", "--log-format", "json",
+                                "create", "--bundle", bundle, "--pid-file", work + "/one.pid", "one"],
+                               input: "hello\n", stdout: work + "/one.out", stderr: work + "/one.err")
+        let created = waitStatus(create)
+        #expect(created == 0, "\((try? String(contentsOfFile: work + "/one.err", encoding: .utf8)) ?? "")")
+        let pid = try #require(pid_t(try String(contentsOfFile: work + "/one.pid", encoding: .utf8)))
+        var one = try state("one")
+        #expect(one["status"] as? String == "created" && one["pid"] as? Int == Int(pid) && one["id"] as? String == "one")
+        #expect(one["bundle"] as? String == bundle && (one["annotations"] as? [String: String]) == ["org.example": "yes"])
+        #expect(try runtime(["create", "--bundle", bundle, "one"]).status == 1, "an ID is taken once")
+
+        #expect(try runtime(["start", "one"]).status == 0)
+        one = try state("one")
+        #expect(["running", "stopped"].contains(one["status"] as? String ?? ""))
+        #expect(try runtime(["start", "one"]).status == 1, "started once")
+        let status = waitStatus(pid)
+        #expect(status >> 8 & 0xFF == 7 && status & 0x7F == 0, "the monitor exits with the process's status (\(status))")
+        let out = try String(contentsOfFile: work + "/one.out", encoding: .utf8)
+        #expect(out == "out\ngot hello\noci-box\n", "stdout relayed, stdin forwarded: \(out)")
+        #expect(try String(contentsOfFile: work + "/one.err", encoding: .utf8).contains("err\n"))
+        #expect(try state("one")["status"] as? String == "stopped")
+        #expect(try runtime(["delete", "one"]).status == 0)
+        let gone = try runtime(["state", "one"])
+        #expect(gone.status == 1 && gone.stderr.contains("does not exist"))
+        let log = try String(contentsOfFile: work + "/log.json", encoding: .utf8)
+        let last = try #require(log.split(separator: "\n").last)
+        let entry = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: String]
+        #expect(entry?["level"] == "error" && entry?["msg"]?.contains("does not exist") == true, "conmon reads the last error: \(log)")
+        #expect(try runtime(["delete", "--force", "one"]).status == 0, "deleting what is gone, forced, is no error")
+
+        // A created container killed with TERM: the monitor dies by SIGTERM, as the process would have.
+        let two = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle", try makeBundle("two", args: ["/bin/true"]),
+                             "--pid-file", work + "/two.pid", "two"], input: "", stdout: work + "/two.out", stderr: work + "/two.err")
+        #expect(waitStatus(two) == 0)
+        let twoPID = try #require(pid_t(try String(contentsOfFile: work + "/two.pid", encoding: .utf8)))
+        #expect(try runtime(["ps", "--format", "json", "two"]).stdout == "[\(twoPID)]\n")
+        #expect(try runtime(["kill", "two", "SIGTERM"]).status == 0)
+        let killed = waitStatus(twoPID)
+        #expect(killed & 0x7F == SIGTERM, "killed by SIGTERM (\(killed))")
+        #expect(try state("two")["status"] as? String == "stopped")
+        #expect(try runtime(["kill", "two", "KILL"]).status == 1, "nothing left to kill")
+        #expect(try runtime(["delete", "two"]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/state").isEmpty, "delete removes everything")
+    }
+
+    @Test func badBundlesAndArgumentsFailBeforeAnythingBoots() throws {
+        try FileManager.default.createDirectory(atPath: work + "/bad", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        try Data("{\"ociVersion\": \"1\", \"process\": {\"user\": {\"uid\": 0, \"gid\": 0}, \"cwd\": \"/\", \"args\": []}}".utf8)
+            .write(to: URL(fileURLWithPath: work + "/bad/config.json"))
+        let bad = try runtime(["create", "--bundle", work + "/bad", "x"])
+        #expect(bad.status == 1 && bad.stderr.contains("process.args is empty"))
+        #expect(try runtime(["create", "--bundle", work + "/missing", "x"]).stderr.contains("config.json"))
+        #expect(try runtime(["state", "../etc"]).stderr.contains("invalid container ID"))
+        #expect(try runtime(["kill", "x", "NOPE"]).stderr.contains("unknown signal"))
+        #expect(!FileManager.default.fileExists(atPath: work + "/state/x"), "a failed create leaves nothing")
+        let features = try runtime(["features"])
+        #expect(features.status == 0)
+        #expect((try JSONSerialization.jsonObject(with: Data(features.stdout.utf8)) as? [String: Any])?["ociVersionMax"] as? String == "1.1.0")
+        #expect(try runtime(["--version"]).stdout.hasPrefix("skiff-oci version"))
+    }
+}
+
+func runProgram(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: arguments[0])
+    process.arguments = Array(arguments.dropFirst())
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
