@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
         .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
-        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Images"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Images", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,20 +2,12 @@ import CSystem
 import Foundation
 import Images
 import Testing
+import TestSupport
 @testable import OCIRuntime
 @testable import SkiffKit
 
-let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm")
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
 /// The built `skiff-oci` beside the test bundle.
-let runtimeExecutable: String = {
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-    if directory.lastPathComponent.hasSuffix(".xctest") { directory = directory.deletingLastPathComponent() }
-    return directory.appendingPathComponent("skiff-oci").path
-}()
+let runtimeExecutable = builtExecutable("skiff-oci")
 
 /// Spawns `argv` with `input` on stdin and stdout/stderr into files, as
 /// conmon does with its pipes; returns the PID.
@@ -69,8 +61,7 @@ struct RuntimeLifecycleTests {
 
     /// A bundle whose rootfs is the test image's tree.
     func makeBundle(_ name: String, args: [String]) throws -> String {
-        let image = try #require(try runProgram(["/bin/bash", repositoryRoot + "/scripts/make-test-image.sh"]).stdout
-            .split(separator: "\n").first { $0.hasPrefix("image=") }.map { String($0.dropFirst(6)) })
+        let image = try #require(testImage, "scripts/make-test-image.sh failed")
         let store = ImageStore(directory: work + "/images")
         let tree = try store.unpackedTree(for: try ImageSource.open(try ImageReference(parsing: image)))
         let bundle = work + "/" + name
@@ -155,16 +146,4 @@ struct RuntimeLifecycleTests {
         #expect((try JSONSerialization.jsonObject(with: Data(features.stdout.utf8)) as? [String: Any])?["ociVersionMax"] as? String == "1.1.0")
         #expect(try runtime(["--version"]).stdout.hasPrefix("skiff-oci version"))
     }
-}
-
-func runProgram(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0])
-    process.arguments = Array(arguments.dropFirst())
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }

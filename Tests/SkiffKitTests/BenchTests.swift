@@ -1,6 +1,7 @@
 import Foundation
 @testable import Images
 import Testing
+import TestSupport
 @testable import Bench
 @testable import SkiffKit
 

@@ -1,9 +1,8 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 @testable import SkiffKit
-
-let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm")
 
 /// Boots the real guest kernel. Each boot takes tens of seconds on a PVM host
 /// (milliseconds on hardware KVM), so each checks as much as it can.
@@ -77,8 +76,8 @@ struct EndToEndBootTests {
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(restored.stdout.contains("skiff-init: /bin/sh exited with status 5"), "\(restored.stdout)")
         #expect(!restored.stdout.contains("hello from the guest"), "no second boot: \(restored.stdout)")
-        let now = try #require(restored.stdout.split(separator: "\n").first { $0.hasPrefix("cpus=2 now=") }, "\(restored.stdout)")
-        // The console is a terminal line: "\r\n" ends it.
+        let now = try #require(restored.stdout.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cpus=2 now=") }, "\(restored.stdout)")
+        // The console is a terminal: "\r\n" ends a line (one Character in Swift, so split on isNewline).
         let guestTime = try #require(Double(now.dropFirst("cpus=2 now=".count).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(guestTime >= before.rounded(.down) - 2 && guestTime <= after + 2, "the guest's clock is this run's")
         #expect(restored.stderr.contains("workload exit status: 5"))

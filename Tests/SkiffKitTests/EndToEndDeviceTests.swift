@@ -1,40 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import SkiffKit
 
-/// Runs a program to completion; stdin, stdout and stderr go through files (no pipe can fill up).
-func runProgram(_ arguments: [String], input: Data? = nil, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let directory = FileManager.default.temporaryDirectory
-    let out = directory.appendingPathComponent("skiff-out-\(UUID())"), err = directory.appendingPathComponent("skiff-err-\(UUID())")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
-    process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
-    process.standardInput = FileHandle.nullDevice
-    if let input {
-        let file = directory.appendingPathComponent("skiff-in-\(UUID())")
-        try input.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
-        process.standardInput = try FileHandle(forReadingFrom: file)
-    }
-    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    try process.run()
-    process.waitUntilExit()
-    return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
-}
-
 /// The `skiff` executable built next to this test binary.
-let skiffExecutable: String = {
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
-    // On Linux the test binary is <build>/debug/SkiffPackageTests.xctest.
-    if directory.lastPathComponent.hasSuffix(".xctest") { directory = directory.deletingLastPathComponent() }
-    return directory.appendingPathComponent("skiff").path
-}()
+let skiffExecutable = builtExecutable("skiff")
 
 let canMakeNetworkNamespaces = getuid() == 0 && FileManager.default.fileExists(atPath: "/dev/net/tun")
     && ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].contains { FileManager.default.isExecutableFile(atPath: $0) }

@@ -4,18 +4,6 @@ import Testing
 import TestSupport
 @testable import SkiffKit
 
-/// The repository's root directory.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
-/// The test image (scripts/make-test-image.sh): two layers with a whiteout, an
-/// opaque directory, links, a non-root user, Entrypoint + Cmd, Env, WorkingDir.
-let testImage: String? = {
-    let script = repositoryRoot + "/scripts/make-test-image.sh"
-    guard let result = try? runProgram(["/bin/bash", script]), result.status == 0 else { return nil }
-    return result.stdout.split(separator: "\n").first { $0.hasPrefix("image=") }.map { String($0.dropFirst(6)) }
-}()
-
 /// A value several threads write.
 final class ThreadSafeBox<Value>: @unchecked Sendable {
     private let lock = NSLock()

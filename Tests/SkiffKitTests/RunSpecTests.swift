@@ -3,6 +3,7 @@ import Devices
 import Foundation
 @testable import Images
 import Testing
+import TestSupport
 @testable import SkiffKit
 
 @Suite struct GuestRunSpecTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestSupport
 @testable import SkiffKit
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT stop a running VM the same way: one

@@ -2,6 +2,7 @@ import Devices
 import Glibc
 import Hypervisor
 import Testing
+import TestSupport
 @testable import SkiffKit
 
 /// The state file: every field round-trips; anything damaged, truncated,
