@@ -38,6 +38,8 @@ command -v cpio >/dev/null || need_pkgs+=(cpio)   # the tests pack a foreign ini
 # refuses the host's cgroup layout).
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v crun >/dev/null || need_pkgs+=(crun)
+# The OCI-runtime tests drive skiff-oci through podman (and its conmon).
+command -v podman >/dev/null || need_pkgs+=(podman)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing packages: ${need_pkgs[*]} (run as root, or: sudo apt-get install ${need_pkgs[*]})"
   say "installing ${need_pkgs[*]}"

@@ -146,4 +146,33 @@ struct RuntimeLifecycleTests {
         #expect((try JSONSerialization.jsonObject(with: Data(features.stdout.utf8)) as? [String: Any])?["ociVersionMax"] as? String == "1.1.0")
         #expect(try runtime(["--version"]).stdout.hasPrefix("skiff-oci version"))
     }
+
+    /// podman drives it as it drives runc (conmon: create, start, wait, delete):
+    /// `podman --runtime skiff-oci run` of the test image in a private store.
+    @Test(.enabled(if: podman != nil, "needs podman (scripts/build-guest.sh installs it as root)"))
+    func podmanRunsAContainerInASkiffMicroVM() throws {
+        let podman = try #require(podman)
+        // podman names an oci: image after its path, which must be a valid
+        // reference: lower case, no component starting with "." (as in ~/.cache).
+        let work = "/tmp/skiff-podman-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { _ = try? TestSupport.runProgram(["/bin/rm", "-rf", work]) }
+        let image = try #require(testImage)
+        let layout = String(image[..<image.lastIndex(of: ":")!])
+        #expect(try TestSupport.runProgram(["/bin/cp", "-r", layout, work + "/image"]).status == 0)
+        let base = [podman, "--root", work + "/storage", "--runroot", work + "/run", "--storage-driver", "vfs",
+                    "--cgroup-manager", "cgroupfs", "--runtime", runtimeExecutable]
+        let pulled = try TestSupport.runProgram(base + ["pull", "-q", "oci:" + work + "/image:test"])
+        try #require(pulled.status == 0, "\(pulled.stderr)")
+        let imageID = try #require(pulled.stdout.split(whereSeparator: \.isNewline).last.map(String.init))
+        let run = try TestSupport.runProgram(base + ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", imageID,
+                                                     "-c", "echo hi from the VM; uname -r; id -u; exit 3"])
+        #expect(run.status == 3, "the container's status through conmon and podman: \(run.stderr)")
+        let lines = run.stdout.split(whereSeparator: \.isNewline).map(String.init)
+        #expect(lines.first == "hi from the VM" && lines.count == 3 && lines[2] == "1000", "\(run.stdout)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("6.1."), "the guest's kernel, not the host's: \(run.stdout)")
+    }
 }
+
+/// podman, where installed.
+let podman: String? = ["/usr/bin/podman", "/usr/local/bin/podman"].first { FileManager.default.isExecutableFile(atPath: $0) }
