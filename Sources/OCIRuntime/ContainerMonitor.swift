@@ -26,13 +26,18 @@ enum ContainerMonitor {
             exit(1)
         }
         guard chdir(directory) == 0 else { fail("\(directory): \(String(cString: strerror(errno)))") }
-        var record: ContainerRecord
         let spec: [UInt8]
         do {
-            record = try store.load(id)
+            _ = try store.load(id)
             spec = try RuntimeCommands.readSmallFile(directory + "/spec", limit: 64 << 20)
         } catch {
             fail("\(error)")
+        }
+        /// state.json as `create` last wrote it (with this monitor's PID), changed.
+        @Sendable func updateStatus(_ status: String) {
+            guard var record = try? store.load(id) else { return }
+            record.status = status
+            try? store.save(record)
         }
         let listener: Int32
         do { listener = try ControlSocket.listen() } catch { fail("\(error)") }
@@ -46,7 +51,6 @@ enum ContainerMonitor {
 
         // `start`: once, while the guest waits at ready.
         let started = Atomic<Bool>(false)
-        let recordBox = Mutex(record)
         _ = try? NativeThread {
             while true {
                 let client = accept(listener, nil, nil)
@@ -54,12 +58,17 @@ enum ContainerMonitor {
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 let request = ControlSocket.readLine(client)
                 var reply = "error: unknown request '\(request)'"
-                if request == "start" {
+                let words = request.split(separator: " ")
+                if words.count == 2, words[0] == "signal" || words[0] == "signal-all", let number = Int32(words[1]) {
+                    // Into the guest: the process (or every process) gets it, and may handle it.
+                    reply = !started.load(ordering: .acquiring) ? "error: the container was not started"
+                        : machine.sendContainerControl(ContainerControl.signal(number, all: words[0] == "signal-all")) ? "ok"
+                        : "error: the container's control line is full or gone"
+                } else if request == "start" {
                     if started.exchange(true, ordering: .acquiringAndReleasing) {
                         reply = "error: the container was started already"
                     } else {
-                        let updated = recordBox.withLock { record -> ContainerRecord in record.status = "running"; return record }
-                        try? store.save(updated)
+                        updateStatus("running")
                         machine.release(handover: spec)
                         reply = "ok"
                     }
@@ -73,9 +82,7 @@ enum ContainerMonitor {
         do { report = try machine.run() } catch { fail("\(error)") }
         close(listener)
         unlink(ControlSocket.name)
-        record = recordBox.withLock { $0 }
-        record.status = "stopped"
-        try? store.save(record)
+        updateStatus("stopped")
         // Before ready: `create` is still waiting on fd 3 for the reason.
         tell("error: the guest stopped before it was ready: \(report.stopReason)")
 

@@ -197,6 +197,13 @@ public enum RuntimeCommands {
         guard let number = SignalName.parse(name) else { throw .usage("kill: unknown signal '\(name)'") }
         let record = try store.load(id).current()
         guard record.status == "created" || record.status == "running" else { throw .container("container \(id) is not running") }
+        if record.status == "running" && number != SIGKILL {
+            // Into the guest, to the process, which may handle it as it would under runc.
+            let reply = try ControlSocket.request("\(line.flags.contains("all") ? "signal-all" : "signal") \(number)", in: store.directory(id))
+            guard reply == "ok" else { throw .container(reply.isEmpty ? "container \(id) is not running" : reply) }
+            return
+        }
+        // Not started yet, or KILL: the VM ends, and the monitor dies by the signal.
         guard kill(record.pid, number) == 0 else { throw .system("kill \(record.pid): \(String(cString: strerror(errno)))") }
     }
 

@@ -43,3 +43,14 @@ public enum StandardInputFraming {
         return out
     }
 }
+
+/// Control messages to the guest init on ttyS2's receive side, which carries
+/// nothing else (guest/init/container.h, SKIFF_CONTROL_*): three bytes each.
+public enum ContainerControl {
+    static let escape: UInt8 = 0xFF
+
+    /// Deliver `signal` to the container's process, or (`all`) to every process in the guest but init.
+    public static func signal(_ signal: Int32, all: Bool = false) -> [UInt8] {
+        [escape, all ? UInt8(ascii: "A") : UInt8(ascii: "S"), UInt8(truncatingIfNeeded: signal)]
+    }
+}

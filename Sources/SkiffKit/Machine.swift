@@ -214,6 +214,8 @@ public final class Machine: Sendable {
         let devices: [(name: String, device: any SnapshotDevice)]
         let cpuids: [[CPUIDEntry]]
         let provenance: [String: String]
+        /// ttyS2, whose receive side carries `ContainerControl` messages.
+        let errorLine: Serial16550
     }
 
     /// Where the machine's hypervisor comes from: /dev/kvm unless a test
@@ -260,6 +262,13 @@ public final class Machine: Sendable {
 
     /// Why the machine stopped, once it has.
     public var stopReason: StopReason? { stop.withLock { $0 } }
+
+    /// Queues a `ContainerControl` message for the guest init; false if the
+    /// machine is not running or the line's buffer is full.
+    public func sendContainerControl(_ message: [UInt8]) -> Bool {
+        guard let line = running.withLock({ $0?.errorLine }) else { return false }
+        return line.receive(message) == message.count
+    }
 
     /// Lets a guest held at `ready` (`holdAtReady`) go on, with `payload` as its hand-over.
     public func release(handover payload: [UInt8]) {
@@ -377,7 +386,7 @@ public final class Machine: Sendable {
             $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids, provenance: [
                 "kernel": config.restore?.state.provenance["kernel"] ?? config.kernelPath,
                 "cmdline": config.restore?.state.provenance["cmdline"] ?? commandLine,
-            ])
+            ], errorLine: errorLine)
         }
         defer { running.withLock { $0 = nil } }
         // A guest saved while it waited for its hand-over gets this run's now.

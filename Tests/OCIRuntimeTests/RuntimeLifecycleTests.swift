@@ -31,9 +31,17 @@ func spawn(_ argv: [String], input: String, stdout: String, stderr: String) thro
     return pid
 }
 
-func waitStatus(_ pid: pid_t) -> Int32 {
+/// The wait status of child `pid`; after `seconds` it is killed (SIGKILL) and the hang recorded.
+func waitStatus(_ pid: pid_t, seconds: Int = 300) -> Int32 {
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    for _ in 0..<seconds * 10 {
+        let done = waitpid(pid, &status, WNOHANG)
+        if done == pid || (done < 0 && errno != EINTR) { return status }
+        usleep(100_000)
+    }
+    Issue.record("process \(pid) did not end within \(seconds) s")
+    kill(pid, SIGKILL)
+    waitpid(pid, &status, 0)
     return status
 }
 
@@ -99,6 +107,7 @@ struct RuntimeLifecycleTests {
         #expect(try runtime(["start", "one"]).status == 0)
         one = try state("one")
         #expect(["running", "stopped"].contains(one["status"] as? String ?? ""))
+        #expect(one["status"] as? String == "stopped" || one["pid"] as? Int == Int(pid), "start keeps the monitor's PID: \(one)")
         #expect(try runtime(["start", "one"]).status == 1, "started once")
         let status = waitStatus(pid)
         #expect(status >> 8 & 0xFF == 7 && status & 0x7F == 0, "the monitor exits with the process's status (\(status))")
@@ -127,6 +136,22 @@ struct RuntimeLifecycleTests {
         #expect(try state("two")["status"] as? String == "stopped")
         #expect(try runtime(["kill", "two", "KILL"]).status == 1, "nothing left to kill")
         #expect(try runtime(["delete", "two"]).status == 0)
+
+        // A started container: kill delivers the signal to the process inside the guest, which handles it.
+        let script = "trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
+        let three = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle", try makeBundle("three", args: ["/bin/sh", "-c", script]),
+                               "--pid-file", work + "/three.pid", "three"], input: "", stdout: work + "/three.out", stderr: work + "/three.err")
+        #expect(waitStatus(three) == 0)
+        let threePID = try #require(pid_t(try String(contentsOfFile: work + "/three.pid", encoding: .utf8)))
+        #expect(try runtime(["start", "three"]).status == 0)
+        for _ in 0..<600 where !((try? String(contentsOfFile: work + "/three.out", encoding: .utf8)) ?? "").contains("waiting") {
+            usleep(100_000)
+        }
+        #expect(try runtime(["kill", "three", "TERM"]).status == 0)
+        let handled = waitStatus(threePID)
+        #expect(handled >> 8 & 0xFF == 9 && handled & 0x7F == 0, "the process's TERM handler ran and chose its status (\(handled))")
+        #expect(try String(contentsOfFile: work + "/three.out", encoding: .utf8) == "waiting\ngot TERM\n")
+        #expect(try runtime(["delete", "three"]).status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/state").isEmpty, "delete removes everything")
     }
 

@@ -257,15 +257,47 @@ static void relay_pipe(int *pipe_fd, int line)
 
 static int out_line = -1, err_line = -1;
 
+/* Control messages from the host on the stderr line: SKIFF_CONTROL_ESCAPE,
+ * a command byte, an argument byte. Bytes outside a message are dropped. */
+struct control_decoder {
+	int have;
+	unsigned char message[3];
+};
+
+static void control_input(struct control_decoder *decoder, pid_t process)
+{
+	unsigned char raw[256];
+	ssize_t n = read(err_line, raw, sizeof(raw));
+
+	for (ssize_t i = 0; i < n; i++) {
+		if (decoder->have == 0 && raw[i] != SKIFF_CONTROL_ESCAPE)
+			continue;
+		decoder->message[decoder->have++] = raw[i];
+		if (decoder->have < 3)
+			continue;
+		decoder->have = 0;
+		int signal_number = decoder->message[2];
+		if (signal_number < 1 || signal_number > 64)
+			continue;
+		if (decoder->message[1] == SKIFF_CONTROL_SIGNAL)
+			kill(process, signal_number);
+		else if (decoder->message[1] == SKIFF_CONTROL_SIGNAL_ALL)
+			kill(-1, signal_number); /* every process but init */
+	}
+}
+
 int container_prepare(const char *root)
 {
 	out_line = open(SKIFF_STDOUT_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	err_line = open(SKIFF_STDERR_TTY, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	/* Read too: the host's control messages arrive there (SKIFF_CONTROL_ESCAPE). */
+	err_line = open(SKIFF_STDERR_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (out_line < 0 || err_line < 0) {
 		container_complain("skiff-init: cannot open the output lines %s and %s: %s",
 				   SKIFF_STDOUT_TTY, SKIFF_STDERR_TTY, strerror(errno));
 		return -1;
 	}
+	/* Raw before anything can arrive: a control message must not be echoed. */
+	configure_line(err_line, 0, NULL);
 	diagnostics_fd = err_line;
 	return switch_to_image_root(root);
 }
@@ -273,7 +305,6 @@ int container_prepare(const char *root)
 int container_run(const struct run_spec *spec)
 {
 	configure_line(out_line, spec->tty, spec);
-	configure_line(err_line, 0, spec);
 	set_hostname(spec->hostname);
 	if (mkdir_p(spec->cwd, 0755) != 0)
 		container_complain("skiff-init: cannot create the working directory %s: %s", spec->cwd, strerror(errno));
@@ -324,11 +355,12 @@ int container_run(const struct run_spec *spec)
 	unsigned char pending[4096];
 	size_t pending_count = 0;
 	int status = -1;
+	struct control_decoder control = { 0, { 0 } };
 
 	/* Until the process has exited and both pipes are drained. */
 	while (status < 0 || out_read >= 0 || err_read >= 0) {
-		struct pollfd polls[4];
-		int count = 0, at_out = -1, at_err = -1, at_in = -1, at_signals;
+		struct pollfd polls[5];
+		int count = 0, at_out = -1, at_err = -1, at_in = -1, at_signals, at_control = -1;
 
 		if (out_read >= 0) { at_out = count; polls[count++] = (struct pollfd){ out_read, POLLIN, 0 }; }
 		if (err_read >= 0) { at_err = count; polls[count++] = (struct pollfd){ err_read, POLLIN, 0 }; }
@@ -339,6 +371,10 @@ int container_run(const struct run_spec *spec)
 		}
 		at_signals = count;
 		polls[count++] = (struct pollfd){ signals, POLLIN, 0 };
+		if (status < 0) {
+			at_control = count;
+			polls[count++] = (struct pollfd){ err_line, POLLIN, 0 };
+		}
 
 		if (poll(polls, (nfds_t)count, -1) < 0) {
 			if (errno == EINTR)
@@ -350,6 +386,8 @@ int container_run(const struct run_spec *spec)
 			relay_pipe(&out_read, out_line);
 		if (at_err >= 0 && polls[at_err].revents)
 			relay_pipe(&err_read, err_line);
+		if (at_control >= 0 && polls[at_control].revents)
+			control_input(&control, pid);
 		if (at_in >= 0 && polls[at_in].revents) {
 			if (pending_count > 0) {
 				ssize_t n = write(in_write, pending, pending_count);

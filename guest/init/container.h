@@ -22,6 +22,16 @@
 #define SKIFF_STDIN_EOF 0x00
 
 /*
+ * The host's control messages arrive on ttyS2 (the stderr line's unused
+ * receive side), three bytes each: SKIFF_CONTROL_ESCAPE, a command, a signal
+ * number: deliver it to the container's process, or to every process (the
+ * OCI runtime's `kill --all`). Sources/SkiffKit/ContainerLines.swift writes them.
+ */
+#define SKIFF_CONTROL_ESCAPE 0xFF
+#define SKIFF_CONTROL_SIGNAL 'S'
+#define SKIFF_CONTROL_SIGNAL_ALL 'A'
+
+/*
  * Opens the output lines and makes the image's disk at `root` (read-only
  * ext4, a tmpfs overlay above it) the root. Returns 0, or -1 having said why
  * on the stderr line. Nothing here depends on the run: it happens before the
