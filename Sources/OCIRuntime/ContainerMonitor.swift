@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 import Host
 import Images
@@ -17,13 +18,17 @@ enum ContainerMonitor {
     /// Whether fd 3 was used up: once closed, its number may be reused by anything.
     static let told = Atomic<Bool>(false)
 
-    static func run(id: String, store: ContainerStore, log: RuntimeLog) -> Never {
+    static func run(id: String, store: ContainerStore, log: RuntimeLog, consoleSocket: String?) -> Never {
         ShutdownSignals.install()
         let directory = store.directory(id)
         func fail(_ message: String) -> Never {
             tell("error: " + message)
             log.error(message)
             exit(1)
+        }
+        // A terminal: the master goes to the console socket, the slave becomes our stdio.
+        if let consoleSocket {
+            do { try attachTerminal(consoleSocket) } catch { fail("\(error)") }
         }
         guard chdir(directory) == 0 else { fail("\(directory): \(String(cString: strerror(errno)))") }
         let spec: [UInt8]
@@ -43,7 +48,7 @@ enum ContainerMonitor {
         do { listener = try ControlSocket.listen() } catch { fail("\(error)") }
 
         let configuration: MachineConfiguration
-        do { configuration = try machineConfiguration(directory: directory) } catch { fail("\(error)") }
+        do { configuration = try machineConfiguration(directory: directory, terminal: consoleSocket != nil) } catch { fail("\(error)") }
         var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
         let machine: Machine
@@ -69,7 +74,7 @@ enum ContainerMonitor {
                         reply = "error: the container was started already"
                     } else {
                         updateStatus("running")
-                        machine.release(handover: spec)
+                        machine.release(handover: spec + terminalSize(consoleSocket != nil))
                         reply = "ok"
                     }
                 }
@@ -104,7 +109,7 @@ enum ContainerMonitor {
     }
 
     /// Skiff's guest on the container's disk, held at ready.
-    static func machineConfiguration(directory: String) throws(MachineError) -> MachineConfiguration {
+    static func machineConfiguration(directory: String, terminal: Bool) throws(MachineError) -> MachineConfiguration {
         let guest = try GuestArtifacts.ensureBuilt()
         let host = HostKind.detect()
         let profile = CompatibilityProfile.resolve(.auto, host: host)
@@ -115,8 +120,40 @@ enum ContainerMonitor {
         configuration.disks = [DiskConfiguration(path: directory + "/rootfs.ext4", readOnly: true)]
         configuration.console = .capture
         configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
-        configuration.containerLines = ContainerLines(input: .framed)
+        var lines = ContainerLines(input: terminal ? .terminal : .framed)
+        lines.detachEscape = false
+        configuration.containerLines = lines
         configuration.holdAtReady = { tell("ready") }
         return configuration
+    }
+
+    /// A new pseudo-terminal: its master sent to `socketPath` (SCM_RIGHTS, as
+    /// runc does; conmon or the shim relays it), its slave, raw (the guest's
+    /// line discipline does the cooking), made this process's stdin, stdout and stderr.
+    static func attachTerminal(_ socketPath: String) throws(RuntimeError) {
+        var master: Int32 = -1, slave: Int32 = -1
+        guard csystem_open_pty(&master, &slave) == 0 else { throw .system("openpty: \(String(cString: strerror(errno)))") }
+        var mode = termios()
+        if tcgetattr(slave, &mode) == 0 {
+            cfmakeraw(&mode)
+            tcsetattr(slave, TCSANOW, &mode)
+        }
+        let directory = socketPath.contains("/") ? String(socketPath[..<socketPath.lastIndex(of: "/")!]) : "."
+        let name = String(socketPath[(socketPath.lastIndex(of: "/").map { socketPath.index(after: $0) } ?? socketPath.startIndex)...])
+        let socketFD = try ControlSocket.connect(name, in: directory.isEmpty ? "/" : directory)
+        defer { close(socketFD) }
+        guard csystem_send_fd(socketFD, master, "/dev/ptmx") == 0 else {
+            throw .system("sending the terminal to \(socketPath): \(String(cString: strerror(errno)))")
+        }
+        close(master)
+        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] { dup2(slave, fd) }
+        close(slave)
+    }
+
+    /// The terminal's size as run-spec records (they override create's), when there is one and it is set.
+    static func terminalSize(_ terminal: Bool) -> [UInt8] {
+        var size = winsize()
+        guard terminal, ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return [] }
+        return ["rows=\(size.ws_row)", "columns=\(size.ws_col)"].flatMap { Array($0.utf8) + [0] }
     }
 }

@@ -36,18 +36,32 @@ enum ControlSocket {
 
     /// Sends `line` to the socket in `directory` and returns the reply line.
     static func request(_ line: String, in directory: String) throws(RuntimeError) -> String {
-        guard chdir(directory) == 0 else { throw .container("\(directory): \(String(cString: strerror(errno)))") }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, let (initial, length) = address(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = initial
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in retryingInterrupts { connect(fd, socketAddress, length) } }
+        let fd: Int32
+        do { fd = try connect(name, in: directory) } catch {
+            throw .container("the container's monitor does not answer (\(error))")
         }
-        guard connected == 0 else { throw .container("the container's monitor does not answer (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
         let bytes = Array((line + "\n").utf8)
         guard bytes.withUnsafeBytes({ writeAll(fd, $0) }) == nil else { throw .container("the container's monitor hung up") }
         return readLine(fd)
+    }
+
+    /// A stream socket connected to `socketName` in `directory` (changing
+    /// the working directory there, so that long paths fit the address).
+    static func connect(_ socketName: String, in directory: String) throws(RuntimeError) -> Int32 {
+        guard chdir(directory) == 0 else { throw .container("\(directory): \(String(cString: strerror(errno)))") }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, let (initial, length) = address(socketName) else { throw .system("socket \(socketName): \(String(cString: strerror(errno)))") }
+        var address = initial
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in retryingInterrupts { Glibc.connect(fd, socketAddress, length) } }
+        }
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw .container("connecting to \(directory)/\(socketName): \(String(cString: strerror(error)))")
+        }
+        return fd
     }
 
     /// One line (without its newline) or what came before EOF; at most 4 KiB.

@@ -39,7 +39,7 @@ public struct RuntimeCommandLine: Equatable, Sendable {
                  ["p": "process", "d": "detach", "t": "tty", "u": "user", "e": "env"]),
         "list": (["format"], ["quiet"], ["f": "format", "q": "quiet"]),
         // Internal: the process `create` starts, whose PID is the container's.
-        "monitor": ([], [], [:]),
+        "monitor": (["console-socket"], [], [:]),
     ]
 
     public init(parsing argv: [String]) throws(Problem) {

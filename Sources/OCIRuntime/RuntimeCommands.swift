@@ -39,7 +39,7 @@ public enum RuntimeCommands {
             case "features": print(features)
             case "ps": try processes(line, store: store)
             case "list": try list(store: store)
-            case "monitor": ContainerMonitor.run(id: try id(line), store: store, log: log)
+            case "monitor": ContainerMonitor.run(id: try id(line), store: store, log: log, consoleSocket: line.options["console-socket"])
             case "run": throw RuntimeError.usage("run: use create and start (a VM's PID must outlive this command)")
             case "exec": throw RuntimeError.usage("exec is not supported yet: it needs the guest control channel (virtio-vsock)")
             default: throw RuntimeError.usage("unknown command '\(command)'")
@@ -88,9 +88,12 @@ public enum RuntimeCommands {
         let bytes = try readSmallFile(bundle + "/config.json", limit: BundleConfiguration.maximumSize)
         let config = try BundleConfiguration.decode(bytes)
         var spec = try config.containerSpec(defaultHostname: String(id.prefix(12)))
-        if spec.terminal {
-            throw .container("process.terminal is not supported yet (no --console-socket pseudo-terminal); run without -t")
+        var consoleSocket = line.options["console-socket"]
+        if let path = consoleSocket, !path.hasPrefix("/") { consoleSocket = currentDirectory() + "/" + path }
+        if spec.terminal && consoleSocket == nil {
+            throw .usage("process.terminal is set: --console-socket is required (the pseudo-terminal's master goes there)")
         }
+        if !spec.terminal { consoleSocket = nil }
         guard let root = config.root else { throw .invalidBundle("config.json has no root") }
         let rootfs = root.path.hasPrefix("/") ? root.path : bundle + "/" + root.path
         var info = stat()
@@ -107,7 +110,8 @@ public enum RuntimeCommands {
             var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
                                          created: Date().formatted(.iso8601), annotations: config.annotations)
             try store.save(record)
-            let (pid, message) = try spawnMonitor(executable: executable, root: store.root, id: id, log: line)
+            let (pid, message) = try spawnMonitor(executable: executable, root: store.root, id: id, log: line,
+                                                  consoleSocket: consoleSocket)
             guard message == "ready" else {
                 kill(pid, SIGKILL)
                 throw RuntimeError.container(message.isEmpty ? "the monitor ended before the guest was ready" : message)
@@ -128,7 +132,8 @@ public enum RuntimeCommands {
     /// Starts `executable monitor ID` with this process's standard streams
     /// (the container's) and a pipe on fd 3 on which it says "ready" once the
     /// guest waits for `start`, or why not. Returns its PID and that line.
-    static func spawnMonitor(executable: String, root: String, id: String, log: RuntimeCommandLine) throws(RuntimeError) -> (pid_t, String) {
+    static func spawnMonitor(executable: String, root: String, id: String, log: RuntimeCommandLine,
+                             consoleSocket: String?) throws(RuntimeError) -> (pid_t, String) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -151,6 +156,7 @@ public enum RuntimeCommands {
         var arguments = [executable, "--root", root]
         if let path = log.log { arguments += ["--log", path, "--log-format", log.logFormat] }
         arguments += ["monitor", id]
+        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0

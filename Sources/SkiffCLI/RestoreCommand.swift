@@ -27,6 +27,9 @@ extension Skiff {
         @Option(help: "Stop the VM after this many seconds (exit status 124).")
         var timeout: Double?
 
+        @Option(help: "This clone's hostname (a guest saved at ready sets it before running the command).")
+        var hostname: String?
+
         @Flag(help: "Print the restore time and time to each boot marker.")
         var timings = false
 
@@ -37,6 +40,11 @@ extension Skiff {
         var command: [String] = []
 
         func validate() throws {
+            if let hostname {
+                guard (1...64).contains(hostname.utf8.count), !hostname.utf8.contains(0) else {
+                    throw ValidationError("--hostname must be 1 to 64 bytes")
+                }
+            }
             guard ConsoleMode(argument: console) != nil else {
                 throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
@@ -48,7 +56,7 @@ extension Skiff {
             var configuration = try MachineConfiguration.restoring(snapshot, overrides: override)
             configuration.console = ConsoleMode(argument: console)!
             configuration.timeout = timeout
-            if !command.isEmpty { configuration.handoverPayload = GuestHandover.command(command) }
+            configuration.handoverPayload = GuestHandover.command(command, hostname: hostname)
             do { try configuration.validate() } catch { throw ValidationError("\(error)") }
             let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)
             if timings { printTimings(report) }

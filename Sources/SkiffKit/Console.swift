@@ -91,14 +91,15 @@ final class Console: Sendable {
     /// starting once `ready` says the guest is listening (a UART's FIFO is
     /// cleared when the guest opens it, so earlier bytes would be lost).
     static func forwardInput(to serial: Serial16550, style: InputStyle,
-                             ready: @escaping @Sendable () -> Bool = { true },
+                             ready: @escaping @Sendable () -> Bool = { true }, escape: Bool = true,
                              detach: @escaping @Sendable () -> Void) throws(MachineError) {
         let isTerminal = style == .interactive && isatty(STDIN_FILENO) == 1
+        let escapes = isTerminal && escape
         if isTerminal { TerminalMode.enterRaw() }
         let thread = try NativeThread {
             while !ready() { usleep(2000) }
             var buffer = [UInt8](repeating: 0, count: 4096)
-            var escape = false
+            var escaped = false
             func send(_ bytes: [UInt8]) {
                 var pending = bytes[...]
                 while !pending.isEmpty {
@@ -119,12 +120,12 @@ final class Console: Sendable {
                 }
                 var bytes: [UInt8] = []
                 for byte in buffer[0..<count] {
-                    if isTerminal && escape {
-                        escape = false
+                    if escapes && escaped {
+                        escaped = false
                         if byte == UInt8(ascii: "x") { detach(); return }
                         bytes.append(byte)
-                    } else if isTerminal && byte == 0x01 {
-                        escape = true
+                    } else if escapes && byte == 0x01 {
+                        escaped = true
                     } else {
                         bytes.append(byte)
                     }

@@ -19,6 +19,9 @@ public struct ContainerLines: Sendable {
     public var standardOutput: Int32 = STDOUT_FILENO
     public var standardError: Int32 = STDERR_FILENO
     public var input: Input = .none
+    /// With `.terminal`, Ctrl-a x detaches (`skiff run -t`); an OCI runtime's
+    /// pseudo-terminal passes every byte through.
+    public var detachEscape = true
 
     public init(input: Input = .none) { self.input = input }
 

@@ -44,9 +44,12 @@ public enum GuestRunSpec {
 /// Hand-over payloads (`HandoverMailbox`) as guest/init/handover.c reads them:
 /// NUL-terminated `key=value` records like the run spec's.
 public enum GuestHandover {
-    /// `skiff restore DIR -- COMMAND...`: the command Skiff's init runs in
-    /// place of the one on the kernel command line.
-    public static func command(_ arguments: [String]) -> [UInt8] {
-        (["skiff-command=1"] + arguments.map { "arg=\($0)" }).flatMap { Array($0.utf8) + [0] }
+    /// `skiff restore DIR [--hostname NAME] -- COMMAND...`: the command Skiff's
+    /// init runs in place of the one on the kernel command line, and the
+    /// clone's own hostname. Empty when there is neither.
+    public static func command(_ arguments: [String], hostname: String? = nil) -> [UInt8] {
+        guard !arguments.isEmpty || hostname != nil else { return [] }
+        let records = ["skiff-command=1"] + arguments.map { "arg=\($0)" } + (hostname.map { ["hostname=\($0)"] } ?? [])
+        return records.flatMap { Array($0.utf8) + [0] }
     }
 }

@@ -405,7 +405,7 @@ public final class Machine: Sendable {
         case let input?:
             let ready: @Sendable () -> Bool = { markers.firstTime(of: .containerReady) != nil }
             try Console.forwardInput(to: outputLine, style: input == .terminal ? .interactive : .framed,
-                                     ready: ready, detach: detach)
+                                     ready: ready, escape: lines?.detachEscape ?? true, detach: detach)
         }
         // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in

@@ -68,7 +68,7 @@ struct RuntimeLifecycleTests {
     }
 
     /// A bundle whose rootfs is the test image's tree.
-    func makeBundle(_ name: String, args: [String]) throws -> String {
+    func makeBundle(_ name: String, args: [String], terminal: Bool = false) throws -> String {
         let image = try #require(testImage, "scripts/make-test-image.sh failed")
         let store = ImageStore(directory: work + "/images")
         let tree = try store.unpackedTree(for: try ImageSource.open(try ImageReference(parsing: image)))
@@ -76,7 +76,7 @@ struct RuntimeLifecycleTests {
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
         let config: [String: Any] = [
             "ociVersion": "1.1.0", "hostname": "oci-box",
-            "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "cwd": "/",
+            "process": ["terminal": terminal, "user": ["uid": 0, "gid": 0], "args": args, "cwd": "/",
                         "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]],
             "root": ["path": tree, "readonly": true],
             "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
@@ -137,20 +137,32 @@ struct RuntimeLifecycleTests {
         #expect(try runtime(["kill", "two", "KILL"]).status == 1, "nothing left to kill")
         #expect(try runtime(["delete", "two"]).status == 0)
 
-        // A started container: kill delivers the signal to the process inside the guest, which handles it.
-        let script = "trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
-        let three = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle", try makeBundle("three", args: ["/bin/sh", "-c", script]),
-                               "--pid-file", work + "/three.pid", "three"], input: "", stdout: work + "/three.out", stderr: work + "/three.err")
-        #expect(waitStatus(three) == 0)
+        // A started container with a terminal (the master comes to our console
+        // socket, sized 33x77): what we type reaches the process, and kill
+        // delivers the signal to the process inside the guest, which handles it.
+        let script = "stty size; read line; echo \"typed $line\"; trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
+        let console = try ConsoleSocket(path: work + "/console.sock")
+        let three = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle",
+                               try makeBundle("three", args: ["/bin/sh", "-c", script], terminal: true),
+                               "--console-socket", console.path, "--pid-file", work + "/three.pid", "three"],
+                              input: "", stdout: work + "/three.out", stderr: work + "/three.err")
+        let master = try #require(console.receiveTerminal(), "no terminal on the console socket")
+        defer { close(master) }
+        var size = winsize(ws_row: 33, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0)
+        #expect(ioctl(master, UInt(TIOCSWINSZ), &size) == 0)
+        #expect(waitStatus(three) == 0, "\((try? String(contentsOfFile: work + "/three.err", encoding: .utf8)) ?? "")")
         let threePID = try #require(pid_t(try String(contentsOfFile: work + "/three.pid", encoding: .utf8)))
         #expect(try runtime(["start", "three"]).status == 0)
-        for _ in 0..<600 where !((try? String(contentsOfFile: work + "/three.out", encoding: .utf8)) ?? "").contains("waiting") {
-            usleep(100_000)
-        }
+        var screen = read(master, until: "33 77", seconds: 120)
+        #expect(screen.contains("33 77"), "the terminal's size reached the guest: \(screen)")
+        _ = "hello\n".withCString { write(master, $0, 6) }
+        screen += read(master, until: "waiting", seconds: 120)
+        #expect(screen.contains("typed hello") && screen.contains("waiting"), "\(screen)")
         #expect(try runtime(["kill", "three", "TERM"]).status == 0)
+        screen += read(master, until: "got TERM", seconds: 120)
         let handled = waitStatus(threePID)
         #expect(handled >> 8 & 0xFF == 9 && handled & 0x7F == 0, "the process's TERM handler ran and chose its status (\(handled))")
-        #expect(try String(contentsOfFile: work + "/three.out", encoding: .utf8) == "waiting\ngot TERM\n")
+        #expect(screen.contains("got TERM"), "\(screen)")
         #expect(try runtime(["delete", "three"]).status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/state").isEmpty, "delete removes everything")
     }
@@ -201,3 +213,47 @@ struct RuntimeLifecycleTests {
 
 /// podman, where installed.
 let podman: String? = ["/usr/bin/podman", "/usr/local/bin/podman"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+/// A listening Unix socket that receives a pseudo-terminal master, as conmon's console socket does.
+final class ConsoleSocket {
+    let path: String
+    let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { space in
+            for (index, byte) in path.utf8.enumerated() where index < space.count - 1 { space[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        try #require(bound == 0 && listen(fd, 1) == 0, "console socket at \(path)")
+    }
+
+    deinit { close(fd) }
+
+    /// Accepts the runtime's connection and takes the descriptor it sends.
+    func receiveTerminal() -> Int32? {
+        let client = accept(fd, nil, nil)
+        guard client >= 0 else { return nil }
+        defer { close(client) }
+        let received = csystem_receive_fd(client)
+        return received >= 0 ? received : nil
+    }
+}
+
+/// What `fd` yields until the text holds `needle` or `seconds` pass.
+func read(_ fd: Int32, until needle: String, seconds: Int) -> String {
+    var bytes: [UInt8] = []
+    let deadline = Date().addingTimeInterval(Double(seconds))
+    while Date() < deadline, !String(decoding: bytes, as: UTF8.self).contains(needle) {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 200) > 0 else { continue }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = Glibc.read(fd, &buffer, buffer.count)
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

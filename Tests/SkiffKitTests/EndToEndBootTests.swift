@@ -70,8 +70,8 @@ struct EndToEndBootTests {
         #expect(saved.written && saved.directory == directory)
 
         let before = Date().timeIntervalSince1970
-        let restored = try runProgram([skiffExecutable, "restore", "--timings", directory, "--",
-                                       "/bin/sh", "-c", "echo cpus=$(grep -c ^processor /proc/cpuinfo) now=$(date +%s); exit 5"])
+        let restored = try runProgram([skiffExecutable, "restore", "--timings", "--hostname", "clone-1", directory, "--",
+                                       "/bin/sh", "-c", "echo cpus=$(grep -c ^processor /proc/cpuinfo) now=$(date +%s); hostname; exit 5"])
         let after = Date().timeIntervalSince1970
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(restored.stdout.contains("skiff-init: /bin/sh exited with status 5"), "\(restored.stdout)")
@@ -81,6 +81,7 @@ struct EndToEndBootTests {
         let guestTime = try #require(Double(now.dropFirst("cpus=2 now=".count).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(guestTime >= before.rounded(.down) - 2 && guestTime <= after + 2, "the guest's clock is this run's")
         #expect(restored.stderr.contains("workload exit status: 5"))
+        #expect(restored.stdout.split(whereSeparator: \.isNewline).contains("clone-1"), "the clone's own hostname: \(restored.stdout)")
         #expect(!restored.stderr.contains("init started"), "the restore starts after init: \(restored.stderr)")
 
         // Damaged: one line, exit 1, nothing run.

@@ -89,6 +89,12 @@ import TestSupport
         #expect(try parse(Array("skiff-run-spec=1\0noequals\0".utf8)).contains("without '='"))
     }
 
+    @Test func aRestoresHandOverCarriesItsCommandAndHostname() {
+        #expect(GuestHandover.command([]).isEmpty, "nothing to hand over: the guest runs what it booted with")
+        #expect(GuestHandover.command(["/bin/echo", "a b"], hostname: "clone") == Array("skiff-command=1\0arg=/bin/echo\0arg=a b\0hostname=clone\0".utf8))
+        #expect(GuestHandover.command([], hostname: "h") == Array("skiff-command=1\0hostname=h\0".utf8))
+    }
+
     @Test func theAppendixIsANewcArchiveWithThePreparation() {
         let archive = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
         let text = String(decoding: archive, as: UTF8.self)

@@ -193,17 +193,22 @@ static _Noreturn void shutdown_machine(void)
 	_exit(1);
 }
 
-/* The command a `skiff-command=1` hand-over brings ("arg=" records), or 0 words. */
+/*
+ * What a `skiff-command=1` hand-over brings: the command ("arg=" records;
+ * returns their number, 0 for none) and a hostname ("hostname=", set here).
+ */
 static int command_from_handover(char *payload, size_t size, char **words, int capacity)
 {
 	int count = 0;
 
 	if (size == 0 || strcmp(payload, "skiff-command=1") != 0)
 		return 0;
-	for (char *record = payload + strlen(payload) + 1; record < payload + size && count < capacity - 1;
-	     record += strlen(record) + 1)
-		if (!strncmp(record, "arg=", 4))
+	for (char *record = payload + strlen(payload) + 1; record < payload + size; record += strlen(record) + 1) {
+		if (!strncmp(record, "arg=", 4) && count < capacity - 1)
 			words[count++] = record + 4;
+		else if (!strncmp(record, "hostname=", 9) && sethostname(record + 9, strlen(record + 9)) != 0)
+			fprintf(stderr, "skiff-init: sethostname: %s\n", strerror(errno));
+	}
 	words[count] = NULL;
 	return count;
 }

@@ -23,4 +23,14 @@ int csystem_attach_tap(int fd, const char *name, char *actual_name);
 /// init once `runc create` exits) become its children, so it can wait for them.
 int csystem_become_subreaper(void);
 
+/// Sends `fd` over the Unix socket `socket_fd` (SCM_RIGHTS) with `name` as the
+/// message, as runc hands a pseudo-terminal master to `--console-socket`. 0 or -1.
+int csystem_send_fd(int socket_fd, int fd, const char *name);
+
+/// Receives a descriptor sent that way (close-on-exec); -1 on failure.
+int csystem_receive_fd(int socket_fd);
+
+/// A new pseudo-terminal: its master and its slave, both close-on-exec. 0 or -1.
+int csystem_open_pty(int *master, int *slave);
+
 #endif
