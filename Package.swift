@@ -52,7 +52,7 @@ let package = Package(
         ]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: [
-            "SkiffKit",
+            "SkiffKit", "Host",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -68,7 +68,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "skiff-bench", dependencies: [
-            "Bench", "SkiffCLI", "SkiffKit",
+            "Bench", "SkiffCLI", "SkiffKit", "Host",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

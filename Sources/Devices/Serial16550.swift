@@ -72,6 +72,10 @@ public final class Serial16550: BusDevice {
     private let state = Mutex(State())
     private let interrupt: any InterruptLine
     private let output: @Sendable (UInt8) -> Void
+    /// Called (on the reading vCPU's thread, outside the lock) when the guest
+    /// has read the last received byte: the host's input relay sends more
+    /// then, instead of polling for room.
+    private let receiveDrained = Mutex<(@Sendable () -> Void)?>(nil)
 
     public init(interrupt: any InterruptLine, output: @escaping @Sendable (UInt8) -> Void) {
         self.interrupt = interrupt
@@ -90,16 +94,23 @@ public final class Serial16550: BusDevice {
         }
     }
 
+    /// Sets the callback for "the guest read every received byte".
+    public func whenReceiveDrained(_ callback: (@Sendable () -> Void)?) {
+        receiveDrained.withLock { $0 = callback }
+    }
+
     /// Bytes received from the host that the guest has not read yet.
     public var pendingInput: Int { state.withLock { $0.receivedCount } }
 
     public func read(offset: UInt64, into data: UnsafeMutableRawBufferPointer) {
         guard !data.isEmpty else { return }
-        let value: UInt8 = state.withLock { state in
+        let (value, drained): (UInt8, Bool) = state.withLock { state in
+            let before = state.receivedCount
             let value = readRegister(offset, &state)
             updateLine(&state)
-            return value
+            return (value, before > 0 && state.receivedCount == 0)
         }
+        if drained, let callback = receiveDrained.withLock({ $0 }) { callback() }
         data[0] = value
         for index in data.indices.dropFirst() { data[index] = 0 }
     }

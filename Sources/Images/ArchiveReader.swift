@@ -1,5 +1,6 @@
 import CArchiveLazy
 import Glibc
+import Host
 
 /// One tar archive (plain, gzip, zstd, ...: libarchive detects it from the
 /// content), read member by member. libarchive is loaded on first use, so
@@ -58,15 +59,3 @@ func archiveError(_ archive: OpaquePointer) -> String {
     skiff_archive_error_string(archive).map { String(cString: $0) } ?? "unreadable archive"
 }
 
-/// What kind of file `mode` describes, for messages.
-public func fileKind(_ mode: mode_t) -> String {
-    switch mode & S_IFMT {
-    case S_IFDIR: return "a directory"
-    case S_IFIFO: return "a FIFO"
-    case S_IFCHR: return "a character device"
-    case S_IFBLK: return "a block device"
-    case S_IFSOCK: return "a socket"
-    case S_IFLNK: return "a symbolic link"
-    default: return "a regular file"
-    }
-}

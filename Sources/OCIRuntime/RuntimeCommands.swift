@@ -255,21 +255,19 @@ public enum RuntimeCommands {
     }
 
     static func readSmallFile(_ path: String, limit: Int) throws(RuntimeError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw .invalidBundle("\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .invalidBundle("\(path) is not a regular file") }
-        guard info.st_size <= limit else { throw .invalidBundle("\(path) has \(info.st_size) bytes; at most \(limit)") }
-        return readToEnd(fd)
+        do { return try readRegularFile(path, limit: limit) } catch {
+            switch error {
+            case let .unreadable(errno): throw .invalidBundle("\(path): \(String(cString: strerror(errno)))")
+            case let .notRegularFile(kind): throw .invalidBundle("\(path) is not a regular file (\(kind))")
+            case let .tooLarge(size): throw .invalidBundle("\(path) has \(size) bytes; at most \(limit)")
+            }
+        }
     }
 }
 
 extension RuntimeCommands {
     /// This executable's path, for starting the monitor.
     public static func ownExecutable() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        return length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        executablePath() ?? CommandLine.arguments[0]
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Host
 import SkiffKit
 
 /// `skiff`: the command-line front of SkiffKit. It parses, calls, prints.
@@ -36,12 +37,3 @@ extension Skiff {
     }
 }
 
-/// An executable installed in the same directory as the running `skiff`.
-func siblingExecutable(_ name: String) -> String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard length > 0 else { return name }
-    let own = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    guard let slash = own.lastIndex(of: "/") else { return name }
-    return String(own[...slash]) + name
-}

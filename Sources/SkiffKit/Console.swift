@@ -23,8 +23,7 @@ public enum ConsoleMode: Sendable, Equatable {
     }
 }
 
-/// The host end of the serial console: an output file descriptor and, for
-/// stdio, standard input forwarded into the UART.
+/// The host end of the serial console's output (its input: `InputRelay`).
 final class Console: Sendable {
     let outputFD: Int32
     private let ownsOutput: Bool
@@ -76,64 +75,6 @@ final class Console: Sendable {
             return
         }
         relay?.append(byte)
-    }
-
-    /// How `forwardInput` treats what it reads.
-    enum InputStyle {
-        /// A terminal the user types into: raw mode, and Ctrl-a x detaches
-        /// (Ctrl-a Ctrl-a sends one Ctrl-a). `skiff boot`, and `skiff run -t`.
-        case interactive
-        /// A byte stream with an end: `StandardInputFraming`, end of input sent. `skiff run -i`.
-        case framed
-    }
-
-    /// Forwards standard input to `serial` on a thread of its own until EOF,
-    /// starting once `ready` says the guest is listening (a UART's FIFO is
-    /// cleared when the guest opens it, so earlier bytes would be lost).
-    static func forwardInput(to serial: Serial16550, style: InputStyle,
-                             ready: @escaping @Sendable () -> Bool = { true }, escape: Bool = true,
-                             detach: @escaping @Sendable () -> Void) throws(MachineError) {
-        let isTerminal = style == .interactive && isatty(STDIN_FILENO) == 1
-        let escapes = isTerminal && escape
-        if isTerminal { TerminalMode.enterRaw() }
-        let thread = try NativeThread {
-            while !ready() { usleep(2000) }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var escaped = false
-            func send(_ bytes: [UInt8]) {
-                var pending = bytes[...]
-                while !pending.isEmpty {
-                    let accepted = serial.receive(pending)
-                    pending = pending.dropFirst(accepted)
-                    if !pending.isEmpty { usleep(1000) }
-                }
-            }
-            while true {
-                let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(STDIN_FILENO, space.baseAddress!, space.count) } }
-                guard count > 0 else {
-                    if style == .framed { send(StandardInputFraming.endOfInput) }
-                    return
-                }
-                if style == .framed {
-                    send(StandardInputFraming.encode(buffer[0..<count]))
-                    continue
-                }
-                var bytes: [UInt8] = []
-                for byte in buffer[0..<count] {
-                    if escapes && escaped {
-                        escaped = false
-                        if byte == UInt8(ascii: "x") { detach(); return }
-                        bytes.append(byte)
-                    } else if escapes && byte == 0x01 {
-                        escaped = true
-                    } else {
-                        bytes.append(byte)
-                    }
-                }
-                send(bytes)
-            }
-        }
-        thread.detach()
     }
 }
 

@@ -45,11 +45,31 @@ final class EventLoop: Sendable {
 
     /// Calls `handler` on the loop thread whenever `fd` is readable.
     /// `edgeTriggered`: only when new data arrives (the handler drains what it can).
+    /// Throws `.system("epoll_ctl", EPERM)` for a file epoll cannot watch
+    /// (a regular file, /dev/null): such a file is always readable.
     func register(_ fd: Int32, edgeTriggered: Bool = false, _ handler: @escaping Handler) throws(MachineError) {
         handlers.withLock { $0[fd] = handler }
         var events = UInt32(EPOLLIN.rawValue)
         if edgeTriggered { events |= UInt32(EPOLLET.rawValue) }
-        try add(fd, events: events)
+        do { try add(fd, events: events) } catch {
+            handlers.withLock { _ = $0.removeValue(forKey: fd) }
+            throw error
+        }
+    }
+
+    /// Stops or resumes watching a registered `fd` (level-triggered), e.g.
+    /// while its reader cannot take more.
+    func watch(_ fd: Int32, _ enabled: Bool) {
+        var event = epoll_event()
+        event.events = enabled ? UInt32(EPOLLIN.rawValue) : 0
+        event.data.fd = fd
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    /// Forgets `fd` and its handler.
+    func unregister(_ fd: Int32) {
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
+        handlers.withLock { _ = $0.removeValue(forKey: fd) }
     }
 
     private func add(_ fd: Int32, events: UInt32) throws(MachineError) {

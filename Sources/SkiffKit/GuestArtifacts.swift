@@ -87,9 +87,7 @@ public struct GuestArtifacts: Sendable, Equatable {
     static func locateBuildScript() -> String? {
         var starts: [String] = []
         if let source = getenv("SKIFF_SOURCE_DIR") { starts.append(String(cString: source)) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 { starts.append(String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+        if let own = executablePath() { starts.append(own) }
         if let cwd = getcwd(nil, 0) { starts.append(String(cString: cwd)); free(cwd) }
         for start in starts {
             var directory = start

@@ -198,6 +198,8 @@ public final class Machine: Sendable {
     private let running = Mutex<Running?>(nil)
     private let snapshotStarted = Atomic<Bool>(false)
     private let snapshotThread = Mutex<NativeThread?>(nil)
+    /// `skiff run -i`/`-t`: the stdin relay, until the guest says the container is ready.
+    private let containerInput = Mutex<InputRelay?>(nil)
     private let snapshotOutcome = Mutex<SnapshotOutcome?>(nil)
     /// Where the next hand-over chunk starts.
     private let handoverOffset = Mutex<Int>(0)
@@ -398,14 +400,16 @@ public final class Machine: Sendable {
         switch lines?.input {
         case nil:
             if config.console == .stdio && config.forwardInput {
-                try Console.forwardInput(to: serial, style: .interactive, detach: detach)
+                try InputRelay(to: serial, style: .interactive, loop: loop, detach: detach).start()
             }
         case .none?:
             break
         case let input?:
-            let ready: @Sendable () -> Bool = { markers.firstTime(of: .containerReady) != nil }
-            try Console.forwardInput(to: outputLine, style: input == .terminal ? .interactive : .framed,
-                                     ready: ready, escape: lines?.detachEscape ?? true, detach: detach)
+            // Started by the guest's "container ready" marker (markerArrived).
+            let relay = try InputRelay(to: outputLine, style: input == .terminal ? .interactive : .framed,
+                                       escape: lines?.detachEscape ?? true, loop: loop, detach: detach)
+            containerInput.withLock { $0 = relay }
+            if markers.firstTime(of: .containerReady) != nil { startContainerInput() }
         }
         // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
@@ -545,8 +549,15 @@ public final class Machine: Sendable {
         switch event.phase {
         case .guestReady?: handOver(restart: true)
         case .handoverMore?: handOver(restart: false)
+        case .containerReady?: startContainerInput()
         default: break
         }
+    }
+
+    /// The container's stdin starts once its line is open in the guest.
+    private func startContainerInput() {
+        guard let relay = containerInput.withLock({ $0.take() }) else { return }
+        do { try relay.start() } catch { requestStop(.vmmError("cannot relay standard input: \(error)")) }
     }
 
     /// On a thread of its own, with every vCPU asked to park: saves the

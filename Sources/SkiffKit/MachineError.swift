@@ -42,22 +42,13 @@ public enum MachineError: Error, CustomStringConvertible {
     }
 }
 
-/// Reads a whole regular file of at most `limit` bytes, or says which file
-/// and why not. Opened without blocking (a FIFO cannot hang the open) and
-/// sized by fstat before a byte is read, so a huge or endless input costs
-/// nothing but the error.
+/// `readRegularFile` (Host) with the path and the caller's wording in the error.
 func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-    guard fd >= 0 else { throw .unreadable(path: path, errno: errno) }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, errno: errno) }
-    guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path, kind: fileKind(info.st_mode)) }
-    guard info.st_size <= limit else { throw .tooLarge(path: path, size: Int64(info.st_size), limit: limit, what: what) }
-    var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-    let failure = bytes.withUnsafeMutableBytes { space in
-        transferAll(space.count) { done in read(fd, space.baseAddress! + done, space.count - done) }
+    do { return try readRegularFile(path, limit: limit) } catch {
+        switch error {
+        case let .unreadable(errno): throw .unreadable(path: path, errno: errno)
+        case let .notRegularFile(kind): throw .notRegularFile(path: path, kind: kind)
+        case let .tooLarge(size): throw .tooLarge(path: path, size: size, limit: limit, what: what)
+        }
     }
-    if let failure { throw .unreadable(path: path, errno: failure) }
-    return bytes
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Bench
 import Foundation
 import Glibc
+import Host
 import SkiffCLI
 import SkiffKit
 
@@ -80,7 +81,6 @@ struct SkiffBench: ParsableCommand {
 
         /// The `skiff` beside this executable: the one whose runs are measured.
         static func skiffExecutable() -> String {
-            let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            return URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("skiff").path
+            siblingExecutable("skiff")
         }
 }
