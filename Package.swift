@@ -27,6 +27,9 @@ let package = Package(
         // System calls as Skiff uses them: the one EINTR retry, transfers of
         // exact lengths, reading to the end, waiting for a child.
         .target(name: "Host"),
+        // seccomp-BPF: allow lists compiled to BPF, installed per thread, and
+        // the SIGSYS reporter. The VMM's lists live in SkiffKit (VMMSeccompPolicy).
+        .target(name: "Seccomp", dependencies: ["CSystem"]),
         // Guest physical memory: mmap'd regions, bounds-checked access. No KVM.
         .target(name: "Memory", dependencies: ["Host"]),
         // The hypervisor seam: VM, vCPU, exits and register shapes as protocols
@@ -47,12 +50,12 @@ let package = Package(
         .target(name: "Boot", dependencies: ["Memory"]),
         // Assembles a machine, runs it, times it.
         .target(name: "SkiffKit", dependencies: [
-            "KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images",
+            "KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: [
-            "SkiffKit", "Host",
+            "SkiffKit", "Host", "Seccomp",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -81,6 +84,7 @@ let package = Package(
                           linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.
@@ -94,3 +98,20 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Coverage-guided fuzz targets (libFuzzer), only when asked for: they are
+// built with `--sanitize fuzzer --sanitize address` by scripts/fuzz.sh,
+// which sets SKIFF_FUZZ=1 and a build directory of their own.
+if Context.environment["SKIFF_FUZZ"] == "1" {
+    let fuzzSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    package.targets += [
+        .target(name: "FuzzSupport", path: "Fuzz/Support"),
+        .executableTarget(name: "fuzz-image-layout", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/image-layout", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-docker-archive", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/docker-archive", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-layer", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/layer", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-kernel", dependencies: ["Boot", "Memory"], path: "Fuzz/kernel", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-snapshot", dependencies: ["SkiffKit", "Devices", "Images", "Memory"], path: "Fuzz/snapshot", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-virtio", dependencies: ["Devices", "Memory"], path: "Fuzz/virtio", swiftSettings: fuzzSettings),
+    ]
+}
+

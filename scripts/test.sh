@@ -18,4 +18,7 @@ swift build
 
 echo "== swift test"
 # One test at a time: a guest boot wants both cores of a small machine.
-exec swift test --no-parallel
+swift test --no-parallel
+
+echo "== fuzz targets, briefly (scripts/fuzz.sh; long runs are done by hand)"
+exec scripts/fuzz.sh --time "${SKIFF_FUZZ_SECONDS:-15}"

@@ -11,7 +11,7 @@ public struct ImageLayout: Sendable {
 
     public init(path: String) throws(ImageError) {
         let marker = path + "/oci-layout"
-        guard let data = FileManager.default.contents(atPath: marker) else {
+        guard let data = try? Data(readRegularFile(marker, limit: 1 << 16)) else {
             throw .unreadable(path: path, reason: "not an OCI image layout (no oci-layout file)")
         }
         struct Marker: Decodable { let imageLayoutVersion: String }
@@ -101,12 +101,23 @@ public struct ImageLayout: Sendable {
     }
 
     private func decode<T: Decodable>(blob descriptor: Descriptor, as type: T.Type) throws(ImageError) -> T {
-        guard descriptor.size <= 16 << 20 else { throw .invalidLayout("\(descriptor.digest): a \(descriptor.size)-byte JSON document") }
+        guard descriptor.size <= Self.documentLimit else { throw .invalidLayout("\(descriptor.digest): a \(descriptor.size)-byte JSON document") }
         return try decode(try verifiedBlobPath(descriptor), as: type)
     }
 
+    /// JSON documents are read whole but bounded (index.json has no
+    /// descriptor saying its size): a FIFO or a huge file is refused.
+    static let documentLimit = 16 << 20
+
     private func decode<T: Decodable>(_ file: String, as type: T.Type) throws(ImageError) -> T {
-        guard let data = FileManager.default.contents(atPath: file) else { throw .unreadable(path: file, reason: "cannot read") }
+        let data: Data
+        do { data = Data(try readRegularFile(file, limit: Self.documentLimit)) } catch {
+            switch error {
+            case let .unreadable(errno): throw .unreadable(path: file, reason: String(cString: strerror(errno)))
+            case let .notRegularFile(kind): throw .unreadable(path: file, reason: "not a regular file (\(kind))")
+            case let .tooLarge(size): throw .invalidLayout("\(file): \(size) bytes, more than a JSON document may have (\(Self.documentLimit))")
+            }
+        }
         do { return try JSONDecoder().decode(type, from: data) } catch {
             throw .invalidLayout("\(file): \(error)")
         }

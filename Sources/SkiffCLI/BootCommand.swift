@@ -103,6 +103,7 @@ extension Skiff {
         var snapshotThen: String = "stop"
 
         @OptionGroup var vm: VMOptions
+        @OptionGroup var confinement: ConfinementOptions
 
         func validate() throws {
             guard ConsoleMode(argument: console) != nil else {
@@ -138,6 +139,7 @@ extension Skiff {
                 kernelPath: kernelPath!, initrdPath: initrdPath,
                 commandLine: KernelCommandLine.compose(base: cmdline, append: append, profile: profile))
             try vm.apply(to: &configuration)
+            confinement.apply(to: &configuration)
             configuration.console = ConsoleMode(argument: console)!
             configuration.compatibility = profile
             configuration.host = host

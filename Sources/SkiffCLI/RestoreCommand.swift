@@ -36,6 +36,8 @@ extension Skiff {
         @Flag(name: .shortAndLong, help: "Log VMM details.")
         var verbose: Int
 
+        @OptionGroup var confinement: ConfinementOptions
+
         @Argument(parsing: .postTerminator, help: ArgumentHelp("The command the guest's init runs (after \"--\").", valueName: "COMMAND"))
         var command: [String] = []
 
@@ -56,6 +58,7 @@ extension Skiff {
             var configuration = try MachineConfiguration.restoring(snapshot, overrides: override)
             configuration.console = ConsoleMode(argument: console)!
             configuration.timeout = timeout
+            confinement.apply(to: &configuration)
             configuration.handoverPayload = GuestHandover.command(command, hostname: hostname)
             do { try configuration.validate() } catch { throw ValidationError("\(error)") }
             let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Glibc
+import Host
 import Images
 import SkiffKit
 
@@ -55,6 +56,7 @@ extension Skiff {
         var report: String?
 
         @OptionGroup var vm: VMOptions
+        @OptionGroup var confinement: ConfinementOptions
 
         @Argument(help: "The image.")
         var image: String
@@ -95,19 +97,28 @@ extension Skiff {
             var base = MachineConfiguration(kernelPath: guest.kernel, initrdPath: guest.initrd,
                                             commandLine: KernelCommandLine.compose(base: nil, append: nil, profile: profile))
             try vm.apply(to: &base)
+            confinement.apply(to: &base)
             base.compatibility = profile
             base.host = host
 
+            // Opened now: once the machine runs, the main thread may not open files (seccomp).
+            let reportFD: Int32? = try self.report.map { path in
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw MachineError.unreadable(path: path, errno: errno) }
+                return fd
+            }
+            defer { if let reportFD { close(reportFD) } }
             var store = ImageStore.standard()
             if let limit = maxImageSize.flatMap(UnpackBudget.parseSize) { store.maxImageSize = limit }
             let report = try ContainerRunner.run(image: image, options: containerOptions, base: base, store: store,
                                                  logger: logger, snapshots: !noSnapshot, startedAt: skiffStartTime)
             let machine = report.machine
             if vm.timings { printRunTimings(report) }
-            if let path = self.report {
+            if let reportFD {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                try encoder.encode(RunPhases(report)).write(to: URL(fileURLWithPath: path))
+                let bytes = Array(try encoder.encode(RunPhases(report)))
+                _ = bytes.withUnsafeBytes { writeAll(reportFD, $0) }
             }
             let started = machine.timeline.first(.workloadStarted) != nil
             if let status = report.exitStatus, started || status != 125 { throw ExitCode(Int32(status)) }

@@ -2,6 +2,7 @@ import Devices
 import Glibc
 import Synchronization
 import Host
+import Seccomp
 
 /// Where the guest's serial console goes: `--console stdio|none|file:PATH`.
 public enum ConsoleMode: Sendable, Equatable {
@@ -90,6 +91,7 @@ public enum TerminalMode {
             var original = termios()
             guard tcgetattr(STDIN_FILENO, &original) == 0 else { return }
             saved = original
+            Seccomp.rememberTerminal(original) // the seccomp reporter puts it back too
             var raw = original
             cfmakeraw(&raw)
             // Output stays raw too: the guest's tty layer already turns "\n" into "\r\n".
@@ -107,5 +109,6 @@ public enum TerminalMode {
         guard var original = saved else { return }
         tcsetattr(STDIN_FILENO, TCSANOW, &original)
         saved = nil
+        Seccomp.rememberTerminal(nil)
     }
 }

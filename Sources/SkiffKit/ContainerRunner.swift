@@ -79,6 +79,8 @@ public enum ContainerRunner {
                 restoring.containerLines = configuration.containerLines
                 restoring.handoverPayload = configuration.handoverPayload
                 restoring.timeout = configuration.timeout
+                restoring.seccomp = configuration.seccomp
+                restoring.seccompProbe = configuration.seccompProbe
                 return report(try Machine(restoring, logger: logger).run(startedAt: start), .restored)
             } catch .snapshot(let problem) {
                 // Refused before anything ran: replace it with a fresh boot's.

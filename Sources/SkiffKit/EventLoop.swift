@@ -79,8 +79,12 @@ final class EventLoop: Sendable {
         guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw .system("epoll_ctl", errno) }
     }
 
-    func start() throws(MachineError) {
-        let started = try NativeThread { [self] in run() }
+    /// Starts the loop thread; `prepare` runs on it first (the seccomp list).
+    func start(prepare: @escaping @Sendable () -> Void = {}) throws(MachineError) {
+        let started = try NativeThread { [self] in
+            prepare()
+            run()
+        }
         thread.withLock { $0 = started }
     }
 

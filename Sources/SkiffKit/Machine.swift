@@ -7,6 +7,7 @@ import Hypervisor
 import KVM
 import Logging
 import Memory
+import Seccomp
 import Synchronization
 
 /// What to boot and how: everything `skiff boot` takes.
@@ -48,6 +49,13 @@ public struct MachineConfiguration: Sendable {
     /// `Machine.release(handover:)`: an OCI runtime's `create` boots to there
     /// and its `start` hands the process over. Called once it waits there.
     public var holdAtReady: (@Sendable () -> Void)?
+    /// seccomp allow lists on every VMM thread (`VMMSeccompPolicy`). Off
+    /// unless asked for: tests run machines inside the test process, whose
+    /// other threads must stay free. The CLI's default is `.kill`.
+    public var seccomp: SeccompMode = .off
+    /// Tests of the filters: the named thread makes a forbidden call once
+    /// its filter is in place ("vcpu:execve", "devices:socket", ...).
+    public var seccompProbe: SeccompProbe?
 
     public init(kernelPath: String, initrdPath: String? = nil, commandLine: String) {
         self.kernelPath = kernelPath
@@ -198,6 +206,10 @@ public final class Machine: Sendable {
     private let running = Mutex<Running?>(nil)
     private let snapshotStarted = Atomic<Bool>(false)
     private let snapshotThread = Mutex<NativeThread?>(nil)
+    /// What the coordinator thread is told: the marker to pause at, or the end.
+    private enum CoordinatorEvent { case waiting, marker(BootMarkerDevice.Event), finished }
+    private let coordinatorEvent = Mutex<CoordinatorEvent>(.waiting)
+    private let coordinatorWake: EventFD
     /// `skiff run -i`/`-t`: the stdin relay, until the guest says the container is ready.
     private let containerInput = Mutex<InputRelay?>(nil)
     private let snapshotOutcome = Mutex<SnapshotOutcome?>(nil)
@@ -232,6 +244,7 @@ public final class Machine: Sendable {
         self.pause = try PauseGate()
         self.handoverPayload = Mutex(configuration.handoverPayload)
         self.heldRelease = try EventFD(blocking: true)
+        self.coordinatorWake = try EventFD(blocking: true)
         self.markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
             logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
         }
@@ -421,7 +434,11 @@ public final class Machine: Sendable {
             return timer
         }
 
-        try loop.start()
+        if config.seccomp != .off {
+            if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
+            tzset() // the log's time zone is read now, not by a confined thread
+        }
+        try loop.start { [self] in confine(.deviceLoop) }
         // A signal stops the machine like any other stop: run returns, the
         // terminal is restored, the caller exits 128+N.
         let signals = ShutdownSignals.register { [weak self] signal in
@@ -429,19 +446,40 @@ public final class Machine: Sendable {
             return self != nil
         }
         defer { signals.cancel() }
+        if config.snapshot != nil || config.holdAtReady != nil {
+            let thread = try NativeThread { [self] in
+                confine(.coordinator)
+                coordinate()
+            }
+            snapshotThread.withLock { $0 = thread }
+        }
         timeline.setupDone = MonotonicClock.now()
+        // Each vCPU confines itself, then waits until the main thread is
+        // confined too; only then does the guest run its first instruction.
+        let startGate = try EventFD(blocking: true, semaphore: true)
         var threads: [NativeThread] = []
         for vcpu in created {
             let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
             do {
-                threads.append(try NativeThread { runner.run() })
+                threads.append(try NativeThread { [self] in
+                    confine(.vcpu)
+                    startGate.wait()
+                    runner.run()
+                })
             } catch {
                 requestStop(.vmmError("\(error)"))
                 for _ in threads.count..<created.count { pause.ended() }
                 break
             }
         }
+        if config.seccomp != .off {
+            ShutdownSignals.confine { [self] in confine(.signals) }
+            confine(.main)
+        }
+        startGate.signal(UInt64(threads.count))
         for thread in threads { thread.join() }
+        coordinatorEvent.withLock { $0 = .finished }
+        coordinatorWake.signal()
         snapshotThread.withLock { $0.take() }?.join()
         withExtendedLifetime(watchdog) {}
         let ioThreadCPU = loop.stop()
@@ -537,13 +575,8 @@ public final class Machine: Sendable {
             // before it is written): ask for the pause before returning.
             pause.request()
             for vcpu in vcpus.withLock({ $0 }) { vcpu.kick() }
-            do {
-                let thread = try NativeThread { [self] in pauseAtMarker(event, snapshot: snapshot, hold: hold) }
-                snapshotThread.withLock { $0 = thread }
-            } catch {
-                requestStop(.vmmError("cannot start the pause thread: \(error)"))
-                pause.resume()
-            }
+            coordinatorEvent.withLock { $0 = .marker(event) }
+            coordinatorWake.signal()
             return
         }
         switch event.phase {
@@ -558,6 +591,41 @@ public final class Machine: Sendable {
     private func startContainerInput() {
         guard let relay = containerInput.withLock({ $0.take() }) else { return }
         do { try relay.start() } catch { requestStop(.vmmError("cannot relay standard input: \(error)")) }
+    }
+
+    /// The coordinator thread (started with the machine when a snapshot or a
+    /// hold is asked for, so that it gets its own seccomp list): waits for
+    /// the marker, or for the machine's end.
+    private func coordinate() {
+        while true {
+            coordinatorWake.wait()
+            switch coordinatorEvent.withLock({ $0 }) {
+            case .waiting: continue
+            case .finished: return
+            case let .marker(event):
+                let snapshot = configuration.snapshot.flatMap { $0.marker == event.code ? $0 : nil }
+                let hold = event.phase == .guestReady ? configuration.holdAtReady : nil
+                pauseAtMarker(event, snapshot: snapshot, hold: hold)
+                return
+            }
+        }
+    }
+
+    /// Installs `thread`'s seccomp list on the calling thread, then makes
+    /// the test probe's call if it is this thread's. A list that cannot be
+    /// installed stops the machine before the guest runs.
+    private func confine(_ thread: VMMSeccompPolicy.Thread) {
+        guard configuration.seccomp != .off else { return }
+        Seccomp.label(thread.label, rename: thread != .main)
+        do {
+            try VMMSeccompPolicy.filter(for: thread).install(configuration.seccomp)
+        } catch {
+            requestStop(.vmmError("\(error) (\(thread.rawValue) thread)"))
+            return
+        }
+        if let probe = configuration.seccompProbe, probe.thread == thread {
+            _ = Seccomp.probe(probe.call)
+        }
     }
 
     /// On a thread of its own, with every vCPU asked to park: saves the
@@ -706,5 +774,20 @@ struct ChipInterruptLine: InterruptLine {
         do { try vm.setInterruptLine(line, high: high) } catch {
             logger.error("cannot drive IRQ \(line): \(error)")
         }
+    }
+}
+
+/// A forbidden call one VMM thread makes on purpose, to show its filter ends the VMM.
+public struct SeccompProbe: Sendable, Equatable {
+    public let thread: VMMSeccompPolicy.Thread
+    public let call: String
+    public static let calls = ["execve", "fork", "socket", "open"]
+
+    /// "THREAD:CALL", THREAD one of vcpu, devices, main, signals, coordinator.
+    public init?(_ argument: String) {
+        let parts = argument.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let thread = VMMSeccompPolicy.Thread(rawValue: parts[0]), Self.calls.contains(parts[1]) else { return nil }
+        self.thread = thread
+        self.call = parts[1]
     }
 }

@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 import Synchronization
 
@@ -19,7 +20,14 @@ public enum ShutdownSignals {
         var handlers: [Int: Handler] = [:]
         var next = 0
         var received: Int32?
+        /// The waiting thread, once started.
+        var thread: pthread_t?
+        /// What `confine` asked the waiting thread to run (its seccomp list).
+        var confinement: (@Sendable () -> Void)?
     }
+    /// Wakes the waiting thread to run `confinement`; blocked everywhere like the others.
+    static var confineSignal: Int32 { csystem_wake_signal() }
+    private static let confined = Mutex<Bool>(false)
     private static let state = Mutex(State())
 
     /// The first signal received, if any.
@@ -29,8 +37,25 @@ public enum ShutdownSignals {
     /// starts) and starts the thread that waits for them. Call once, first thing.
     public static func install() {
         var set = signalSet()
+        sigaddset(&set, confineSignal)
         pthread_sigmask(SIG_BLOCK, &set, nil)
-        _ = try? NativeThread { waitForSignals() }.detach()
+        _ = try? NativeThread {
+            state.withLock { $0.thread = pthread_self() }
+            waitForSignals()
+        }.detach()
+    }
+
+    /// Runs `install` on the waiting thread (it is asleep in sigwait, so it
+    /// is woken by a signal of its own) and returns once it ran. Without the
+    /// thread (`install()` never called) nothing happens.
+    public static func confine(_ install: @escaping @Sendable () -> Void) {
+        guard let thread = state.withLock({ state -> pthread_t? in
+            state.confinement = install
+            return state.thread
+        }) else { return }
+        confined.withLock { $0 = false }
+        pthread_kill(thread, confineSignal)
+        for _ in 0..<5000 where !confined.withLock({ $0 }) { usleep(200) }
     }
 
     /// Registers `handler` until the returned token's `cancel()`.
@@ -58,9 +83,15 @@ public enum ShutdownSignals {
 
     private static func waitForSignals() {
         var set = signalSet()
+        sigaddset(&set, confineSignal)
         while true {
             var signal: Int32 = 0
             guard sigwait(&set, &signal) == 0 else { continue }
+            if signal == confineSignal {
+                state.withLock { $0.confinement.take() }?()
+                confined.withLock { $0 = true }
+                continue
+            }
             let (first, handlers) = state.withLock { state -> (Bool, [Handler]) in
                 let first = state.received == nil
                 if first { state.received = signal }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "boot_marker.h"
@@ -85,6 +86,13 @@ char *handover_receive(size_t *size, char *error, size_t error_size)
 #define FAIL(...) do { snprintf(error, error_size, __VA_ARGS__); if (fd >= 0) close(fd); return NULL; } while (0)
 	if (fd < 0)
 		FAIL("hand-over: /dev/mem: %s", strerror(errno));
+	/* A snapshot is taken at this marker: console output still on its way
+	 * out (in stdio's buffer or the tty's transmit queue) would be sent again
+	 * by every restored clone, so it leaves first. */
+	fflush(stdout);
+	fflush(stderr);
+	tcdrain(STDOUT_FILENO);
+	tcdrain(STDERR_FILENO);
 	/* The VMM writes the first chunk before this port write returns. */
 	skiff_marker(SKIFF_MARKER_GUEST_READY);
 	if (read_header(fd, &header) != 0 || header.offset != 0)

@@ -3,12 +3,17 @@
 #ifndef CSYSTEM_H
 #define CSYSTEM_H
 
+#include <linux/filter.h>
 #include <linux/if_tun.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <termios.h>
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 
@@ -32,5 +37,39 @@ int csystem_receive_fd(int socket_fd);
 
 /// A new pseudo-terminal: its master and its slave, both close-on-exec. 0 or -1.
 int csystem_open_pty(int *master, int *slave);
+
+/// Sets no_new_privs and installs `filter` as a seccomp filter on the calling
+/// thread only (threads it starts later inherit it). 0 or -errno.
+int csystem_seccomp_install(const struct sock_filter *filter, unsigned short count);
+
+/// The calling thread's seccomp mode: 0 none, 2 filter.
+int csystem_seccomp_mode(void);
+
+/// The SIGSYS handler for SECCOMP_RET_TRAP: writes "skiff: seccomp: the
+/// LABEL thread made a forbidden system call, NAME (NR); the VMM stops",
+/// puts the terminal back if one was made raw, and ends the whole process
+/// with status 159 (128 + SIGSYS). 0 or -errno.
+int csystem_seccomp_install_reporter(void);
+
+/// The calling thread's label in that message (a string that lives for ever),
+/// also its name in /proc (comm, the first 15 bytes).
+void csystem_seccomp_label_thread(const char *label, bool rename);
+
+/// The terminal settings the reporter restores (NULL: none to restore).
+void csystem_seccomp_remember_terminal(const struct termios *original);
+
+/// x86_64 system-call number to name (syscall_names.c, generated), or NULL.
+const char *csystem_syscall_name(long number);
+
+/// For tests of the filters: makes the forbidden call `call` ("execve",
+/// "fork", "socket", "open") from the calling thread.
+int csystem_seccomp_probe(const char *call);
+
+/// The real-time signal that wakes Skiff's signal-waiting thread for work
+/// of its own (SIGRTMIN + 2; KVM's vCPU kick is SIGRTMIN + 1).
+static inline int csystem_wake_signal(void) { return SIGRTMIN + 2; }
+
+/// syscall(2) with three arguments, for tests that make one exact call.
+long csystem_syscall3(long number, long a, long b, long c);
 
 #endif

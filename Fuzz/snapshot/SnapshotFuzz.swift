@@ -1,0 +1,35 @@
+// libFuzzer target: snapshot state files, as `skiff restore` and `skiff run`
+// read them from disk. The input is a state file without its checksum; the
+// harness appends the right one (SHA-256), so the fuzzer reaches the
+// sections behind it: META, CONF, the vCPUs' CPUID and state, and each
+// device's saved state, which is then restored into a fresh device of its
+// kind. Any input must give an error or a state, never a trap.
+import Devices
+import Images
+import Memory
+import SkiffKit
+
+nonisolated(unsafe) let memory = try! GuestMemory(layout: [(0, 1 << 20)])
+
+struct NoInterrupt: InterruptTrigger { func trigger() {} }
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    var bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    var hasher = SHA256()
+    hasher.update(bytes)
+    let sum = Array(hasher.finalize().utf8)
+    bytes += Array("SUM ".utf8)
+    withUnsafeBytes(of: UInt64(sum.count).littleEndian) { bytes += $0 }
+    bytes += sum
+    for host in [HostKind.pvm, .hardware] {
+        guard let state = try? SnapshotState.decode(bytes, restoringOn: host) else { continue }
+        for (_, saved) in state.devices {
+            try? Serial16550(interrupt: DisconnectedInterruptLine()) { _ in }.restoreState(saved)
+            try? BootMarkerDevice(clock: { 0 }).restoreState(saved)
+            let transport = VirtioMMIOTransport(name: "fuzz", device: VirtioEntropy { _ in true }, memory: memory, interrupt: NoInterrupt())
+            if (try? transport.restoreState(saved)) != nil { transport.resumeAfterRestore() }
+        }
+    }
+    return 0
+}

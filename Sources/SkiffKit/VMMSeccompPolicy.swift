@@ -1,0 +1,170 @@
+import CKVM
+import CSystem
+import Glibc
+import Seccomp
+
+/// The VMM's seccomp allow lists, one per thread kind, in one place.
+///
+/// Each thread installs its own list before it does anything the guest can
+/// influence: vCPU threads before their first KVM_RUN, the device loop
+/// before its first epoll_wait, the main thread and the signal thread once
+/// the machine is built and before any vCPU is released. Every entry says
+/// why it is there; a call not listed ends the whole process (`--seccomp
+/// kill`, the CLI's default) with a line naming it. The lists were taken from
+/// strace of `skiff boot`, `skiff run` (cold, snapshotting, restored, with
+/// -i and -t) and `skiff restore`, then cut to what the code paths need.
+public enum VMMSeccompPolicy {
+    /// The threads of a running VMM.
+    public enum Thread: String, Sendable, CaseIterable {
+        case vcpu
+        case deviceLoop = "devices"
+        case main
+        case signals
+        /// Pauses the guest at a boot marker, writes a snapshot, hands over.
+        case coordinator
+
+        /// The thread's name in /proc and in the reporter's line.
+        public var label: StaticString {
+            switch self {
+            case .vcpu: return "skiff-vcpu"
+            case .deviceLoop: return "skiff-devices"
+            case .main: return "skiff-main"
+            case .signals: return "skiff-signals"
+            case .coordinator: return "skiff-snapshot"
+            }
+        }
+    }
+
+    public static func filter(for thread: Thread) -> SeccompFilter {
+        let rules: [SeccompRule]
+        switch thread {
+        case .vcpu: rules = runtime + vcpu
+        case .deviceLoop: rules = runtime + deviceLoop
+        case .main: rules = runtime + main
+        case .signals: rules = runtime + signals
+        case .coordinator: rules = runtime + coordinator
+        }
+        // glibc's pthread_create and posix_spawn try clone3 first; its flags
+        // sit in memory a filter cannot read. ENOSYS makes glibc use clone,
+        // whose flags `runtime` checks.
+        return SeccompFilter(rules: rules, failing: [(Int32(SYS_clone3), ENOSYS)])
+    }
+
+    // MARK: - What every thread needs
+
+    /// PROT_NONE, PROT_READ, PROT_READ|PROT_WRITE: never new executable memory.
+    static let dataProtections: [UInt32] = [UInt32(PROT_NONE), UInt32(PROT_READ), UInt32(PROT_READ | PROT_WRITE)]
+
+    static let terminalRequests: [UInt32] = [UInt32(TCGETS), UInt32(TCSETS), UInt32(TCSETSW), UInt32(TCSETSF)]
+
+    /// The Swift runtime, glibc's allocator and threads, and the way out.
+    static let runtime: [SeccompRule] = [
+        SeccompRule(Int(SYS_mmap), "the allocator's arenas and large blocks (data only)", when: .oneOf(argument: 2, dataProtections)),
+        SeccompRule(Int(SYS_mprotect), "the allocator commits arena pages (data only)", when: .oneOf(argument: 2, dataProtections)),
+        SeccompRule(Int(SYS_munmap), "the allocator returns memory"),
+        SeccompRule(Int(SYS_madvise), "the allocator and thread exit release pages (MADV_DONTNEED)"),
+        SeccompRule(Int(SYS_brk), "the allocator's main arena"),
+        SeccompRule(Int(SYS_mremap), "realloc of large blocks"),
+        SeccompRule(Int(SYS_futex), "mutexes, condition variables, thread joins"),
+        SeccompRule(Int(SYS_sched_yield), "spin-then-wait locks"),
+        SeccompRule(Int(SYS_gettid), "Swift's Mutex owner and glibc's thread id"),
+        SeccompRule(Int(SYS_getpid), "tgkill's first argument"),
+        SeccompRule(Int(SYS_tgkill), "kicking a vCPU out of KVM_RUN; abort() on a Swift runtime error",
+                    when: .oneOf(argument: 2, [UInt32(ckvm_kick_signal()), UInt32(SIGABRT)])),
+        SeccompRule(Int(SYS_rt_sigprocmask), "thread start and exit; abort()"),
+        SeccompRule(Int(SYS_rt_sigreturn), "return from the vCPU kick's empty handler"),
+        SeccompRule(Int(SYS_clock_gettime), "timelines and CPU time (the vDSO covers most)"),
+        SeccompRule(Int(SYS_clock_nanosleep), "the short waits of a vCPU pause"),
+        SeccompRule(Int(SYS_nanosleep), "usleep"),
+        SeccompRule(Int(SYS_write), "eventfd signals, the console and log lines, the seccomp reporter"),
+        SeccompRule(Int(SYS_newfstatat), "glibc's strftime checks /etc/localtime for a log line's time (stat only, no open)"),
+        SeccompRule(Int(SYS_ioctl), "terminal mode (raw and restored; the reporter restores it too)",
+                    when: .oneOf(argument: 1, terminalRequests)),
+        SeccompRule(Int(SYS_exit), "a thread ends"),
+        SeccompRule(Int(SYS_exit_group), "the process ends"),
+    ]
+
+    // MARK: - Per thread
+
+    /// KVM_RUN and what the exit handlers reach: device registers (memory and
+    /// locks only), interrupt lines, the pause's state capture, the boot
+    /// markers' hand-over, stdin's start.
+    static let vcpu: [SeccompRule] = [
+        SeccompRule(Int(SYS_ioctl), "KVM_RUN; registers for INT3/FWAIT fix-ups and the pause's capture; interrupt lines; terminal mode",
+                    when: .oneOf(argument: 1, vcpuRequests + terminalRequests)),
+        SeccompRule(Int(SYS_read), "the start gate (an eventfd) and the pause gate"),
+        SeccompRule(Int(SYS_getrandom), "the hand-over's seed, written when init says ready"),
+        SeccompRule(Int(SYS_epoll_ctl), "the container's stdin relay starts when init says the container is ready"),
+    ]
+
+    /// The KVM requests a vCPU thread makes.
+    static let vcpuRequests: [UInt32] = [
+        CKVM_RUN, CKVM_GET_REGS, CKVM_SET_REGS, CKVM_GET_SREGS, CKVM_SET_SREGS,
+        CKVM_GET_MSRS, CKVM_GET_LAPIC, CKVM_GET_VCPU_EVENTS, CKVM_SET_VCPU_EVENTS, CKVM_GET_FPU,
+        CKVM_GET_XSAVE, CKVM_GET_XCRS, CKVM_GET_DEBUGREGS, CKVM_GET_MP_STATE, CKVM_TRANSLATE,
+        CKVM_CHECK_EXTENSION, CKVM_GET_MSR_INDEX_LIST, // the capture asks which state the host has
+        CKVM_IRQ_LINE, // a UART register write raises or lowers its line
+    ].map { UInt32(truncatingIfNeeded: $0) }
+
+    /// Queue notifications, disk and network I/O, entropy, timers, interrupts.
+    static let deviceLoop: [SeccompRule] = [
+        SeccompRule(Int(SYS_epoll_wait), "the loop itself"),
+        SeccompRule(Int(SYS_epoll_pwait), "the loop itself (glibc may use it for epoll_wait)"),
+        SeccompRule(Int(SYS_epoll_ctl), "stdin watched or not as the guest takes it"),
+        SeccompRule(Int(SYS_read), "eventfds, timerfds, TAP frames, stdin"),
+        SeccompRule(Int(SYS_readv), "TAP frames"),
+        SeccompRule(Int(SYS_writev), "TAP frames"),
+        SeccompRule(Int(SYS_preadv), "virtio-blk reads, whole chains at once"),
+        SeccompRule(Int(SYS_pwritev), "virtio-blk writes, whole chains at once"),
+        SeccompRule(Int(SYS_pread64), "virtio-blk reads"),
+        SeccompRule(Int(SYS_pwrite64), "virtio-blk writes"),
+        SeccompRule(Int(SYS_fdatasync), "virtio-blk flush"),
+        SeccompRule(Int(SYS_getrandom), "virtio-rng"),
+        SeccompRule(Int(SYS_ioctl), "interrupt lines (KVM_IRQ_LINE); terminal mode",
+                    when: .oneOf(argument: 1, [UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)] + terminalRequests)),
+    ]
+
+    /// After the machine is built: wait for the vCPUs, tear down, report.
+    static let main: [SeccompRule] = [
+        SeccompRule(Int(SYS_read), "eventfds"),
+        SeccompRule(Int(SYS_close), "teardown"),
+        SeccompRule(Int(SYS_getrusage), "the report's CPU time"),
+        SeccompRule(Int(SYS_epoll_ctl), "stopping the stdin relay"),
+        SeccompRule(Int(SYS_fsync), "the --console file on the way out"),
+        SeccompRule(Int(SYS_rt_sigaction), "dying by a container's signal (the OCI monitor)"),
+        SeccompRule(Int(SYS_kill), "dying by a container's signal (the OCI monitor)"),
+    ]
+
+    /// sigwait for SIGINT/SIGTERM/SIGHUP/SIGQUIT, then stop the machine.
+    static let signals: [SeccompRule] = [
+        SeccompRule(Int(SYS_rt_sigtimedwait), "sigwait"),
+        SeccompRule(Int(SYS_read), "eventfds"),
+        SeccompRule(Int(SYS_rt_sigaction), "a second signal: die by it at once"),
+        SeccompRule(Int(SYS_kill), "a second signal: die by it at once"),
+    ]
+
+    /// Pause, snapshot (a new directory of files), hold, hand-over.
+    static let coordinator: [SeccompRule] = [
+        SeccompRule(Int(SYS_read), "eventfds; the pause gate"),
+        SeccompRule(Int(SYS_ioctl), "the machine-wide state of a snapshot",
+                    when: .oneOf(argument: 1, [CKVM_GET_CLOCK, CKVM_GET_IRQCHIP, CKVM_GET_PIT2, CKVM_CHECK_EXTENSION].map { UInt32(truncatingIfNeeded: $0) } + terminalRequests)),
+        SeccompRule(Int(SYS_openat), "the snapshot's files (a new temporary directory, then renamed)"),
+        SeccompRule(Int(SYS_mkdir), "the snapshot's temporary directory"),
+        SeccompRule(Int(SYS_mkdirat), "the snapshot's temporary directory"),
+        SeccompRule(Int(SYS_rename), "the snapshot's directory put in place"),
+        SeccompRule(Int(SYS_renameat), "the snapshot's directory put in place"),
+        SeccompRule(Int(SYS_renameat2), "the snapshot's directory put in place"),
+        SeccompRule(Int(SYS_unlink), "a failed snapshot's files removed"),
+        SeccompRule(Int(SYS_unlinkat), "a failed snapshot's files removed"),
+        SeccompRule(Int(SYS_rmdir), "a failed snapshot's directory removed"),
+        SeccompRule(Int(SYS_getdents64), "a failed snapshot's directory listed for removal"),
+        SeccompRule(Int(SYS_fstat), "sizes of what is written"),
+        SeccompRule(Int(SYS_lseek), "sparse memory files"),
+        SeccompRule(Int(SYS_pwrite64), "the memory file"),
+        SeccompRule(Int(SYS_pwritev), "the memory file"),
+        SeccompRule(Int(SYS_ftruncate), "the memory file's size"),
+        SeccompRule(Int(SYS_fsync), "the snapshot is durable before it is renamed into place"),
+        SeccompRule(Int(SYS_close), "the snapshot's files"),
+        SeccompRule(Int(SYS_getrandom), "the hand-over's seed"),
+    ]
+}
