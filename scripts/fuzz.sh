@@ -11,6 +11,8 @@
 # .build/fuzz/work/<name> unless --merge minimises them into the seed
 # directory. A crash, leak or failed check stops with its reproducer in
 # .build/fuzz/artifacts/ and a non-zero exit. CI runs every target briefly.
+# SKIFF_FUZZ_FLAGS adds libFuzzer flags (-print_coverage=1 lists the
+# functions each run reached, in .build/fuzz/logs/TARGET.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,7 +73,7 @@ for target in "${targets[@]}"; do
   log="$out/logs/$target.log"
   set +e
   "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$out/artifacts/$target-" "$work" "Fuzz/corpus/$target" > "$log" 2>&1
+    -artifact_prefix="$out/artifacts/$target-" ${SKIFF_FUZZ_FLAGS:-} "$work" "Fuzz/corpus/$target" > "$log" 2>&1
   status=$?
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
