@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Images", "TestSupport"]),
     ],

@@ -52,7 +52,11 @@ build() { # PRODUCT
     -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp --product "$1" 2>&1 \
     | { grep -E "error" || true; }
 }
-instrumented() { "$out/debug/$1" -runs=1 "Fuzz/corpus/${1#fuzz-}" 2>&1 | grep -q 'INITED cov:'; }
+instrumented() { # (the output is captured whole: grep -q would end the pipe early)
+  local output
+  output=$("$out/debug/$1" -runs=1 "Fuzz/corpus/${1#fuzz-}" 2>&1 || true)
+  grep -q 'INITED cov:' <<<"$output"
+}
 for product in "${products[@]}"; do
   [ "$product" = --product ] && continue
   build "$product"

@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import Images
 import Testing
@@ -89,11 +90,11 @@ struct EndToEndRunTests {
         #expect(warm.stderr.contains("root disk ready (cached)"))
         #expect(warm.stderr.contains("guest: restored") && !warm.stderr.contains("init started"), "no boot: \(warm.stderr)")
 
-        // Clones: at least 30 s after the snapshot, two restores at once with
+        // Clones: at least 30 s after the snapshot, four restores at once with
         // their own commands and statuses, their own randomness and this moment's clock.
         Thread.sleep(until: snapshotTaken.addingTimeInterval(30))
         let clones = ThreadSafeBox<[Int: (status: Int32, stdout: String, stderr: String, start: Double, end: Double)]>([:])
-        DispatchQueue.concurrentPerform(iterations: 2) { index in
+        DispatchQueue.concurrentPerform(iterations: 4) { index in
             let start = Date().timeIntervalSince1970
             let result = try? skiff(["run", "--timings"] + hidden + [image, "sh", "-c",
                                      "echo clone \(index); date +%s; head -c 16 /dev/urandom | od -An -tx1; exit \(20 + index)"])
@@ -101,7 +102,7 @@ struct EndToEndRunTests {
             if let result { clones.update { $0[index] = (result.status, result.stdout, result.stderr, start, end) } }
         }
         var randomness: [String] = []
-        for index in 0..<2 {
+        for index in 0..<4 {
             let clone = try #require(clones.value[index])
             #expect(clone.status == Int32(20 + index), "\(clone.stderr)")
             #expect(clone.stderr.contains("guest: restored"))
@@ -113,7 +114,19 @@ struct EndToEndRunTests {
                     "the guest's clock (\(guestTime)) is within 2 s of the host's (\(clone.start)...\(clone.end))")
             randomness.append(lines[3])
         }
-        #expect(randomness[0] != randomness[1], "each restore reseeds the guest's randomness: \(randomness)")
+        #expect(Set(randomness).count == 4, "each restore reseeds the guest's randomness: \(randomness)")
+
+        // SIGINT and SIGTERM to a running `skiff run -t -i` on a terminal: exit
+        // 130 / 143, the terminal's mode as it was, no process left behind,
+        // no half-written entry in the image store.
+        for (signal, status) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            let stopped = try runStoppedBySignal(image: image, signal: signal)
+            #expect(stopped.status == status, "\(stopped.output)")
+            #expect(stopped.modeRestored, "the terminal is back in the mode it had")
+            #expect(stopped.strays.isEmpty, "processes left behind: \(stopped.strays)")
+        }
+        let leftovers = try FileManager.default.subpathsOfDirectory(atPath: store).filter { $0.contains(".tmp-") || $0.contains("/.build-") || $0.contains("/.tree-") }
+        #expect(leftovers.isEmpty, "half-written cache entries: \(leftovers)")
 
         // The cache: one image, removed by its ID.
         #expect(try skiff(["image", "ls"]).stdout.split(separator: "\n").count == 2)
@@ -121,6 +134,67 @@ struct EndToEndRunTests {
         #expect(removed.status == 0 && removed.stdout.contains("removed \(imageID)"), "\(removed)")
         #expect(try skiff(["image", "ls"]).stdout.split(separator: "\n").count == 1)
         #expect(try skiff(["image", "rm", imageID]).status == 1)
+    }
+
+    /// Runs `skiff run -t -i IMAGE` with a new pseudo-terminal as its stdio,
+    /// waits until the container printed "started", sends `signal`, and
+    /// reports the exit status, whether the terminal's mode came back, and
+    /// which of skiff's processes (its children, their children) outlived it.
+    func runStoppedBySignal(image: String, signal: Int32) throws -> (status: Int32, output: String, modeRestored: Bool, strays: [Int32]) {
+        var master: Int32 = -1, slave: Int32 = -1
+        try #require(csystem_open_pty(&master, &slave) == 0)
+        defer { close(master); close(slave) }
+        var before = termios()
+        tcgetattr(slave, &before)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: skiffExecutable)
+        process.arguments = ["run", "-t", "-i", image, "sh", "-c", "echo started; sleep 100"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["SKIFF_IMAGE_DIR": store]) { $1 }
+        let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+        process.standardInput = terminal
+        process.standardOutput = terminal
+        process.standardError = terminal
+        try process.run()
+        var output = ""
+        let deadline = Date().addingTimeInterval(300)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+        while !output.contains("started") && Date() < deadline && process.isRunning {
+            let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
+            if count > 0 { output += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(20_000) }
+        }
+        var during = termios()
+        tcgetattr(slave, &during)
+        #expect(during.c_lflag & tcflag_t(ICANON) == 0, "skiff -t made the terminal raw while it ran")
+        let descendants = descendantsOf(process.processIdentifier)
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        var after = termios()
+        tcgetattr(slave, &after)
+        let restored = after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag
+        let strays = descendants.filter { kill($0, 0) == 0 }
+        let status = process.terminationReason == .exit ? process.terminationStatus : -process.terminationStatus
+        return (status, output, restored, strays)
+    }
+
+    /// Every process below `pid` now (children, their children, ...).
+    func descendantsOf(_ pid: Int32) -> [Int32] {
+        var parents: [Int32: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { parents[child] = parent }
+        }
+        var found: [Int32] = []
+        var frontier = [pid]
+        while let next = frontier.popLast() {
+            for (child, parent) in parents where parent == next {
+                found.append(child)
+                frontier.append(child)
+            }
+        }
+        return found
     }
 
     @Test func anUnknownExecutableIs127WithDockersMessage() throws {
