@@ -80,6 +80,7 @@ public enum ContainerRunner {
                 restoring.handoverPayload = configuration.handoverPayload
                 restoring.timeout = configuration.timeout
                 restoring.seccomp = configuration.seccomp
+                restoring.jail = configuration.jail
                 restoring.seccompProbe = configuration.seccompProbe
                 return report(try Machine(restoring, logger: logger).run(startedAt: start), .restored)
             } catch .snapshot(let problem) {
@@ -87,6 +88,11 @@ public enum ContainerRunner {
                 logger.warning("the image's ready snapshot cannot be used (\(problem)); booting and taking a new one")
                 SnapshotFiles.removeTree(directory)
             }
+        }
+        // A jailed VMM cannot write into the image store (its root is
+        // read-only): it boots without saving; an unjailed run saves one.
+        if configuration.jail != nil {
+            return report(try Machine(configuration, logger: logger).run(startedAt: start), .booted)
         }
         mkdir(entryDirectory + "/snapshots", 0o755)
         configuration.snapshot = SnapshotRequest(marker: BootMarkerDevice.Phase.guestReady.rawValue, directory: directory,

@@ -53,6 +53,8 @@ public struct MachineConfiguration: Sendable {
     /// unless asked for: tests run machines inside the test process, whose
     /// other threads must stay free. The CLI's default is `.kill`.
     public var seccomp: SeccompMode = .off
+    /// Run the VMM jailed (`Jail`): namespaces, its own root, a cgroup, no privileges.
+    public var jail: JailOptions?
     /// Tests of the filters: the named thread makes a forbidden call once
     /// its filter is in place ("vcpu:execve", "devices:socket", ...).
     public var seccompProbe: SeccompProbe?
@@ -314,6 +316,8 @@ public final class Machine: Sendable {
         }
 
         let system = try openHypervisor()
+        // /dev/kvm is open and the VM does not exist yet: from here on, the jail.
+        if let jail = config.jail { try Jail.enter(jail, configuration: config) }
         let vm: any VirtualMachineHandle
         let supportedCPUID: [CPUIDEntry]
         do {

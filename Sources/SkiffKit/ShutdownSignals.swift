@@ -45,6 +45,17 @@ public enum ShutdownSignals {
         }.detach()
     }
 
+    /// In a child made by fork (the jail): the waiting thread did not come
+    /// along, nor should the parent's handlers. The signals are still blocked
+    /// (fork keeps the mask); a new thread waits for them.
+    static func restartAfterFork() {
+        state.withLock { $0 = State() }
+        _ = try? NativeThread {
+            state.withLock { $0.thread = pthread_self() }
+            waitForSignals()
+        }.detach()
+    }
+
     /// Runs `install` on the waiting thread (it is asleep in sigwait, so it
     /// is woken by a signal of its own) and returns once it ran. Without the
     /// thread (`install()` never called) nothing happens.

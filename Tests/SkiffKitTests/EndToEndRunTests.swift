@@ -116,6 +116,15 @@ struct EndToEndRunTests {
         }
         #expect(Set(randomness).count == 4, "each restore reseeds the guest's randomness: \(randomness)")
 
+        // Jailed (as root): the same snapshot restored by a VMM in its own
+        // namespaces, root and cgroup, as nobody (JailTests looks inside).
+        if getuid() == 0 {
+            let jailed = try skiff(["run", "--jail", "--timings"] + hidden + [image, "sh", "-c", "echo jailed as $(id -u); exit 9"])
+            #expect(jailed.status == 9, "\(jailed.stderr)")
+            #expect(jailed.stdout.contains("jailed as 1000"), "\(jailed.stdout)")
+            #expect(jailed.stderr.contains("guest: restored"), "\(jailed.stderr)")
+        }
+
         // SIGINT and SIGTERM to a running `skiff run -t -i` on a terminal: exit
         // 130 / 143, the terminal's mode as it was, no process left behind,
         // no half-written entry in the image store.

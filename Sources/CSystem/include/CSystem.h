@@ -69,6 +69,23 @@ int csystem_seccomp_probe(const char *call);
 /// of its own (SIGRTMIN + 2; KVM's vCPU kick is SIGRTMIN + 1).
 static inline int csystem_wake_signal(void) { return SIGRTMIN + 2; }
 
+/// Namespace flags for csystem_unshare (sched.h keeps them behind _GNU_SOURCE).
+static const int CSYSTEM_NEWNS = 0x00020000;
+static const int CSYSTEM_NEWIPC = 0x08000000;
+static const int CSYSTEM_NEWNET = 0x40000000;
+static const int CSYSTEM_NEWPID = 0x20000000;
+
+/// unshare(2): 0 or -errno.
+int csystem_unshare(int flags);
+
+/// pivot_root(2): 0 or -errno.
+int csystem_pivot_root(const char *new_root, const char *put_old);
+
+/// Drops the capability bounding set, supplementary groups, then switches
+/// to `gid` and `uid` (which clears the remaining capabilities) and sets
+/// no_new_privs. 0 or -errno.
+int csystem_drop_privileges(unsigned int uid, unsigned int gid);
+
 /// syscall(2) with three arguments, for tests that make one exact call.
 long csystem_syscall3(long number, long a, long b, long c);
 

@@ -1,0 +1,241 @@
+import CSystem
+import Glibc
+import Host
+import Synchronization
+
+/// `--jail`: how the VMM confines itself beyond seccomp.
+public struct JailOptions: Sendable, Equatable {
+    /// Who the VMM runs as once /dev/kvm is open: nobody:nogroup unless told.
+    public var uid: UInt32 = 65534
+    public var gid: UInt32 = 65534
+    /// The cgroup's memory limit beyond guest memory: the VMM's own heap,
+    /// page tables, device buffers.
+    public static let memoryOverheadMiB = 256
+
+    public init() {}
+
+    /// "UID:GID", both numbers, neither 0 (root is what the jail leaves).
+    public init?(user: String) {
+        let parts = user.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]), uid != 0, gid != 0 else { return nil }
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// The jail, entered from `Machine.run` once /dev/kvm is open and before the
+/// VM exists (KVM ties a VM to the process that made it):
+///
+/// - a new PID namespace (the VMM is its PID 1), and new mount, IPC and
+///   network namespaces;
+/// - a root of its own: an empty tmpfs holding only the VM's disk images,
+///   bind-mounted at their paths, read-only where the disk is; the rest of
+///   the host's file system is unmounted from view (pivot_root), and the
+///   root itself is read-only;
+/// - a cgroup (v2, or v1's memory and cpu hierarchies) limiting memory to the
+///   guest's plus `JailOptions.memoryOverheadMiB` and CPU to one core per vCPU;
+/// - every capability dropped (bounding set too), no supplementary groups,
+///   the jail's uid and gid, no_new_privs.
+///
+/// The kernel and initrd were read and the guest memory mapped before; the
+/// /dev/kvm descriptor is inherited, so neither appears in the jail. The
+/// process that called `enter` stays outside as the jail's parent: it
+/// forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, waits, removes the cgroup and the
+/// mount point, and ends as the VMM ended. The child returns from `enter` and
+/// carries on as the VMM.
+enum Jail {
+    /// What can be jailed now; the rest is refused with the reason.
+    static func check(_ configuration: MachineConfiguration) throws(MachineError) {
+        guard getuid() == 0 else {
+            throw .invalidConfiguration("--jail needs root: it makes namespaces and a cgroup, then drops to the jail user")
+        }
+        guard configuration.networks.isEmpty else {
+            throw .invalidConfiguration("--jail with --net is not supported yet (the TAP would have to be opened before the network namespace)")
+        }
+        if case .file = configuration.console {
+            throw .invalidConfiguration("--jail with --console file: is not supported (the file is outside the jail); use stdio or none")
+        }
+        if configuration.snapshot != nil {
+            throw .invalidConfiguration("--jail with a snapshot to write is not supported yet (the jail's root is read-only)")
+        }
+    }
+
+    /// Returns in the jailed child; in the parent, waits and exits.
+    static func enter(_ options: JailOptions, configuration: MachineConfiguration) throws(MachineError) {
+        try check(configuration)
+        var disks: [(path: String, readOnly: Bool)] = []
+        // The log's clock: glibc looks at /etc/localtime for every line's
+        // time, and opens it (a seccomp kill) whenever it is missing.
+        if let zone = realpath("/etc/localtime", nil) {
+            disks.append((String(cString: zone), true))
+            free(zone)
+        }
+        for disk in configuration.disks {
+            guard let resolved = realpath(disk.path, nil) else { throw .unreadable(path: disk.path, errno: errno) }
+            disks.append((String(cString: resolved), disk.readOnly))
+            free(resolved)
+        }
+        var template = Array("/tmp/skiff-jail-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw .system("mkdtemp /tmp/skiff-jail-XXXXXX", errno) }
+        let root = String(cString: template)
+        let cgroup: JailCgroup
+        do {
+            cgroup = try JailCgroup(name: "skiff-jail-\(getpid())",
+                                    memoryBytes: (configuration.memoryMiB + JailOptions.memoryOverheadMiB) << 20,
+                                    cpus: configuration.cpus)
+        } catch {
+            rmdir(root)
+            throw error
+        }
+        var go: [Int32] = [0, 0]
+        guard pipe(&go) == 0 else { throw .system("pipe", errno) }
+        // The next child is PID 1 of a new PID namespace; this process stays where it is.
+        let unshared = csystem_unshare(CSYSTEM_NEWPID)
+        guard unshared == 0 else { cgroup.remove(); rmdir(root); throw .system("unshare(CLONE_NEWPID)", -unshared) }
+        let child = fork()
+        guard child >= 0 else { cgroup.remove(); rmdir(root); throw .system("fork", errno) }
+        if child == 0 {
+            close(go[1])
+            var byte: UInt8 = 0
+            guard read(go[0], &byte, 1) == 1, byte == 1 else { _exit(1) }
+            close(go[0])
+            confine(root: root, disks: disks, options: options)
+            ShutdownSignals.restartAfterFork()
+            return
+        }
+        close(go[0])
+        var placed: UInt8 = 1
+        if let failure = cgroup.add(child) {
+            FileHandleOutput.standardError("skiff: jail: cannot place the VMM in its cgroup: \(failure)\n")
+            placed = 0
+        }
+        _ = write(go[1], &placed, 1)
+        close(go[1])
+        // Signals go to the VMM, which stops its guest and ends; we follow.
+        let forwarding = ShutdownSignals.register { signal in
+            kill(child, signal)
+            return true
+        }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        forwarding.cancel()
+        cgroup.remove()
+        rmdir(root)
+        if status & 0x7F != 0 { ShutdownSignals.die(by: status & 0x7F) }
+        exit((status >> 8) & 0xFF)
+    }
+
+    /// In the child, single-threaded: namespaces, the new root, the drop.
+    /// A failure here ends the child with one line (exit 1): nothing else runs.
+    private static func confine(root: String, disks: [(path: String, readOnly: Bool)], options: JailOptions) {
+        func fail(_ what: String, _ error: Int32) -> Never {
+            FileHandleOutput.standardError("skiff: jail: \(what): \(String(cString: strerror(error)))\n")
+            _exit(1)
+        }
+        let unshared = csystem_unshare(CSYSTEM_NEWNS | CSYSTEM_NEWIPC | CSYSTEM_NEWNET)
+        if unshared != 0 { fail("unshare(mount, IPC, network)", -unshared) }
+        // Nothing mounted here propagates back to the host.
+        guard mount("", "/", nil, UInt(MS_REC | MS_PRIVATE), nil) == 0 else { fail("making / private", errno) }
+        guard mount("tmpfs", root, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=0755,size=1m") == 0 else {
+            fail("tmpfs on \(root)", errno)
+        }
+        for disk in disks {
+            let target = root + disk.path
+            if disk.path.hasPrefix("/usr/share/zoneinfo/") {
+                mkdir(root + "/etc", 0o755)
+                symlink(disk.path, root + "/etc/localtime")
+            }
+            var directory = ""
+            for part in disk.path.split(separator: "/").dropLast() {
+                directory += "/" + part
+                mkdir(root + directory, 0o755)
+            }
+            let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { fail("creating \(target)", errno) }
+            close(fd)
+            guard mount(disk.path, target, nil, UInt(MS_BIND), nil) == 0 else { fail("binding \(disk.path)", errno) }
+            if disk.readOnly {
+                guard mount("", target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+                    fail("making \(disk.path) read-only", errno)
+                }
+            }
+        }
+        mkdir(root + "/.old", 0o700)
+        let pivoted = csystem_pivot_root(root, root + "/.old")
+        if pivoted != 0 { fail("pivot_root", -pivoted) }
+        guard chdir("/") == 0 else { fail("chdir /", errno) }
+        guard umount2("/.old", Int32(MNT_DETACH)) == 0 else { fail("unmounting the host's root", errno) }
+        rmdir("/.old")
+        guard mount("", "/", nil, UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+            fail("making the jail's root read-only", errno)
+        }
+        let dropped = csystem_drop_privileges(options.uid, options.gid)
+        if dropped != 0 { fail("dropping to \(options.uid):\(options.gid)", -dropped) }
+    }
+}
+
+/// The jail's cgroup: v2 where the host has it, else v1's memory and cpu
+/// hierarchies. Limits are written before the VMM is placed in it.
+struct JailCgroup {
+    let directories: [String]
+    let procsFiles: [String]
+
+    init(name: String, memoryBytes: Int, cpus: Int) throws(MachineError) {
+        let period = 100_000
+        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 {
+            // v2: the controllers must be on for the root's children.
+            _ = Self.write("/sys/fs/cgroup/cgroup.subtree_control", "+memory +cpu")
+            let directory = "/sys/fs/cgroup/" + name
+            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw .system("mkdir \(directory)", errno) }
+            directories = [directory]
+            procsFiles = [directory + "/cgroup.procs"]
+            for (file, value) in [("memory.max", "\(memoryBytes)"), ("memory.swap.max", "0"), ("cpu.max", "\(cpus * period) \(period)")] {
+                if let error = Self.write(directory + "/" + file, value), file != "memory.swap.max" {
+                    remove()
+                    throw .system("writing \(directory)/\(file)", error)
+                }
+            }
+        } else {
+            let memory = "/sys/fs/cgroup/memory/" + name, cpu = "/sys/fs/cgroup/cpu/" + name
+            for directory in [memory, cpu] {
+                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw .system("mkdir \(directory) (cgroup v1)", errno) }
+            }
+            directories = [memory, cpu]
+            procsFiles = [memory + "/cgroup.procs", cpu + "/cgroup.procs"]
+            for (file, value) in [(memory + "/memory.limit_in_bytes", "\(memoryBytes)"),
+                                  (cpu + "/cpu.cfs_period_us", "\(period)"), (cpu + "/cpu.cfs_quota_us", "\(cpus * period)")] {
+                if let error = Self.write(file, value) {
+                    remove()
+                    throw .system("writing \(file)", error)
+                }
+            }
+        }
+    }
+
+    /// Moves `pid` into every hierarchy; nil, or what failed.
+    func add(_ pid: pid_t) -> String? {
+        for file in procsFiles {
+            if let error = Self.write(file, "\(pid)") { return "\(file): \(String(cString: strerror(error)))" }
+        }
+        return nil
+    }
+
+    /// Removes the (empty, once the VMM ended) cgroup directories.
+    func remove() { for directory in directories { rmdir(directory) } }
+
+    /// Writes `value` to a control file; nil or the errno.
+    static func write(_ path: String, _ value: String) -> Int32? {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        let failure = Array(value.utf8).withUnsafeBytes { writeAll(fd, $0) }
+        return failure
+    }
+}
+
+/// One line to stderr without Foundation or stdio buffering.
+enum FileHandleOutput {
+    static func standardError(_ line: String) {
+        _ = Array(line.utf8).withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
+    }
+}
