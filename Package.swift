@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → SkiffKit → {Hypervisor, Devices, Boot, Images} → Memory → Host; SkiffKit opens KVM,
-// which implements Hypervisor over CKVM; Devices → CSystem; Images → CArchiveLazy (dlopen).
+// skiff → SkiffCLI → Container → SkiffKit → {Hypervisor, Devices, Boot, Images, Seccomp} → Memory → Host;
+// SkiffKit opens KVM, which implements Hypervisor over CKVM; Devices, Seccomp → CSystem;
+// Images → CArchiveLazy (dlopen). Container is `skiff run`'s pipeline; SkiffKit the VMM.
 // skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
 // skiff-oci → OCIRuntime → SkiffKit: the OCI runtime (runc's command line) and its monitor process.
 import PackageDescription
@@ -53,9 +54,15 @@ let package = Package(
             "KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // `skiff run`: image → root disk (cached) → run spec → a machine,
+        // restored from the image's ready snapshot or booted and saved.
+        .target(name: "Container", dependencies: [
+            "SkiffKit", "Images", "Host", "Boot", "Devices",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: [
-            "SkiffKit", "Host", "Seccomp",
+            "SkiffKit", "Container", "Host", "Seccomp",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -67,7 +74,7 @@ let package = Package(
         // and SVG with Foundation, so it lives outside the `skiff` executable,
         // whose start it measures; `skiff bench` runs `skiff-bench`.
         .target(name: "Bench", dependencies: [
-            "SkiffKit", "Host", "Images",
+            "SkiffKit", "Container", "Host", "Images",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "skiff-bench", dependencies: [
@@ -77,7 +84,7 @@ let package = Package(
 
         // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
         .target(name: "OCIRuntime", dependencies: [
-            "SkiffKit", "Images", "Host", "CSystem",
+            "SkiffKit", "Container", "Images", "Host", "CSystem",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"],
@@ -92,9 +99,9 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
-        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Images", "TestSupport"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Container", "Images", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import Container
 import SkiffKit
 import Foundation
 

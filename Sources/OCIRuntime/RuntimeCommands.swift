@@ -1,3 +1,4 @@
+import Container
 import CSystem
 import FoundationEssentials
 import Glibc

@@ -1,3 +1,4 @@
+import Container
 import ArgumentParser
 import FoundationEssentials
 import Glibc

@@ -1,3 +1,4 @@
+import Container
 import ArgumentParser
 import Glibc
 import SkiffKit

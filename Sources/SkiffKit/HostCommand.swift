@@ -3,13 +3,13 @@ import Host
 
 /// Runs a host program (posix_spawn), with its standard output captured and
 /// standard error passed through so its progress stays visible.
-enum HostCommand {
-    struct Result {
-        let status: Int32
-        let output: String
+public enum HostCommand {
+    public struct Result {
+        public let status: Int32
+        public let output: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws(MachineError) -> Result {
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws(MachineError) -> Result {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw .system("pipe2", errno) }
         var actions = posix_spawn_file_actions_t()
@@ -55,7 +55,7 @@ enum HostCommand {
 }
 
 /// This process's environment as a dictionary (read from `environ`).
-func processEnvironment() -> [String: String] {
+public func processEnvironment() -> [String: String] {
     var result: [String: String] = [:]
     var index = 0
     while let entry = environ[index] {

@@ -4,6 +4,7 @@ import Images
 import Testing
 import TestSupport
 @testable import OCIRuntime
+@testable import Container
 @testable import SkiffKit
 
 /// The built `skiff-oci` beside the test bundle.

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TestSupport
 @testable import Bench
+@testable import Container
 @testable import SkiffKit
 
 @Suite struct BenchReportTests {

@@ -3,6 +3,7 @@ import Glibc
 @testable import Images
 import Testing
 import TestSupport
+@testable import Container
 @testable import SkiffKit
 
 let haveE2fsprogs = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].contains { FileManager.default.isExecutableFile(atPath: $0) }

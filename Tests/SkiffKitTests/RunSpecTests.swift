@@ -4,6 +4,7 @@ import Foundation
 @testable import Images
 import Testing
 import TestSupport
+@testable import Container
 @testable import SkiffKit
 
 @Suite struct GuestRunSpecTests {

@@ -3,6 +3,7 @@ import Glibc
 import Hypervisor
 import Testing
 import TestSupport
+@testable import Container
 @testable import SkiffKit
 
 /// The state file: every field round-trips; anything damaged, truncated,

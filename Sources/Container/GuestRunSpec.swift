@@ -1,3 +1,4 @@
+import SkiffKit
 import Boot
 import Images
 

@@ -1,3 +1,4 @@
+import SkiffKit
 import Glibc
 import Host
 import Images

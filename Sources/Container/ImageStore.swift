@@ -1,3 +1,4 @@
+import SkiffKit
 import FoundationEssentials
 import Glibc
 import Images

@@ -1,3 +1,4 @@
+import SkiffKit
 import Devices
 import Glibc
 import Images
