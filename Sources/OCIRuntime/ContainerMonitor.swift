@@ -149,6 +149,11 @@ enum ContainerMonitor {
         close(master)
         for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] { dup2(slave, fd) }
         close(slave)
+        // Our controlling terminal, as runc makes it the container's: when
+        // conmon or the shim resizes the master, SIGWINCH comes here and the
+        // new size goes on to the guest.
+        _ = setsid()
+        _ = ioctl(STDIN_FILENO, UInt(TIOCSCTTY), 0)
     }
 
     /// The terminal's size as run-spec records (they override create's), when there is one and it is set.

@@ -56,4 +56,9 @@ public enum ContainerControl {
     public static func signal(_ signal: Int32, all: Bool = false) -> [UInt8] {
         [escape, all ? UInt8(ascii: "A") : UInt8(ascii: "S"), UInt8(truncatingIfNeeded: signal)]
     }
+
+    /// The container's terminal takes this size (its foreground processes get SIGWINCH).
+    public static func windowSize(rows: UInt16, columns: UInt16) -> [UInt8] {
+        [escape, UInt8(ascii: "W"), UInt8(rows >> 8), UInt8(rows & 0xFF), UInt8(columns >> 8), UInt8(columns & 0xFF)]
+    }
 }

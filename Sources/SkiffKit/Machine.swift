@@ -428,6 +428,15 @@ public final class Machine: Sendable {
             containerInput.withLock { $0 = relay }
             if markers.firstTime(of: .containerReady) != nil { startContainerInput() }
         }
+        // -t on a terminal: its new size follows it into the guest (SIGWINCH).
+        let resizes = lines?.input == .terminal && isatty(STDIN_FILENO) == 1
+            ? ShutdownSignals.onWindowChange { [weak self] in
+                var size = winsize()
+                guard ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return }
+                _ = self?.sendContainerControl(ContainerControl.windowSize(rows: size.ws_row, columns: size.ws_col))
+            }
+            : nil
+        defer { resizes?.cancel() }
         // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
             let timer = try TimerFD(seconds: seconds)

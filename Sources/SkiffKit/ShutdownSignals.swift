@@ -24,6 +24,8 @@ public enum ShutdownSignals {
         var thread: pthread_t?
         /// What `confine` asked the waiting thread to run (its seccomp list).
         var confinement: (@Sendable () -> Void)?
+        /// SIGWINCH: the terminal's size changed (not a shutdown).
+        var windowChanged: [Int: @Sendable () -> Void] = [:]
     }
     /// Wakes the waiting thread to run `confinement`; blocked everywhere like the others.
     static var confineSignal: Int32 { csystem_wake_signal() }
@@ -38,6 +40,7 @@ public enum ShutdownSignals {
     public static func install() {
         var set = signalSet()
         sigaddset(&set, confineSignal)
+        sigaddset(&set, SIGWINCH)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         _ = try? NativeThread {
             state.withLock { $0.thread = pthread_self() }
@@ -69,6 +72,17 @@ public enum ShutdownSignals {
         for _ in 0..<5000 where !confined.withLock({ $0 }) { usleep(200) }
     }
 
+    /// Calls `handler` on every SIGWINCH (the terminal was resized) until
+    /// the returned token's `cancel()`.
+    public static func onWindowChange(_ handler: @escaping @Sendable () -> Void) -> Registration {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            state.windowChanged[state.next] = handler
+            return state.next
+        }
+        return Registration(id: id)
+    }
+
     /// Registers `handler` until the returned token's `cancel()`.
     public static func register(_ handler: @escaping Handler) -> Registration {
         let id = state.withLock { state -> Int in
@@ -81,7 +95,12 @@ public enum ShutdownSignals {
 
     public struct Registration: Sendable {
         let id: Int
-        public func cancel() { _ = ShutdownSignals.state.withLock { $0.handlers.removeValue(forKey: id) } }
+        public func cancel() {
+            ShutdownSignals.state.withLock {
+                $0.handlers.removeValue(forKey: id)
+                $0.windowChanged.removeValue(forKey: id)
+            }
+        }
     }
 
     /// The signals as a sigset_t.
@@ -95,9 +114,14 @@ public enum ShutdownSignals {
     private static func waitForSignals() {
         var set = signalSet()
         sigaddset(&set, confineSignal)
+        sigaddset(&set, SIGWINCH)
         while true {
             var signal: Int32 = 0
             guard sigwait(&set, &signal) == 0 else { continue }
+            if signal == SIGWINCH {
+                for handler in state.withLock({ Array($0.windowChanged.values) }) { handler() }
+                continue
+            }
             if signal == confineSignal {
                 state.withLock { $0.confinement.take() }?()
                 confined.withLock { $0 = true }

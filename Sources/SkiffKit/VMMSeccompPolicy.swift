@@ -141,6 +141,8 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_read), "eventfds"),
         SeccompRule(Int(SYS_rt_sigaction), "a second signal: die by it at once"),
         SeccompRule(Int(SYS_kill), "a second signal: die by it at once"),
+        SeccompRule(Int(SYS_ioctl), "SIGWINCH: the terminal's size (TIOCGWINSZ) sent to the guest's line (KVM_IRQ_LINE)",
+                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
     ]
 
     /// Pause, snapshot (a new directory of files), hold, hand-over.

@@ -141,7 +141,7 @@ struct RuntimeLifecycleTests {
         // A started container with a terminal (the master comes to our console
         // socket, sized 33x77): what we type reaches the process, and kill
         // delivers the signal to the process inside the guest, which handles it.
-        let script = "stty size; read line; echo \"typed $line\"; trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
+        let script = "stty size; trap 'echo resized $(stty size)' WINCH; read line; echo \"typed $line\"; trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
         let console = try ConsoleSocket(path: work + "/console.sock")
         let three = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle",
                                try makeBundle("three", args: ["/bin/sh", "-c", script], terminal: true),
@@ -159,6 +159,11 @@ struct RuntimeLifecycleTests {
         _ = "hello\n".withCString { write(master, $0, 6) }
         screen += read(master, until: "waiting", seconds: 120)
         #expect(screen.contains("typed hello") && screen.contains("waiting"), "\(screen)")
+        // conmon resizes the master: the process inside sees the new size (SIGWINCH).
+        var larger = winsize(ws_row: 40, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0)
+        #expect(ioctl(master, UInt(TIOCSWINSZ), &larger) == 0)
+        screen += read(master, until: "resized 40 100", seconds: 120)
+        #expect(screen.contains("resized 40 100"), "a resize after start reached the guest: \(screen)")
         #expect(try runtime(["kill", "three", "TERM"]).status == 0)
         screen += read(master, until: "got TERM", seconds: 120)
         let handled = waitStatus(threePID)

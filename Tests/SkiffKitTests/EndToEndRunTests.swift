@@ -157,7 +157,7 @@ struct EndToEndRunTests {
         tcgetattr(slave, &before)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: skiffExecutable)
-        process.arguments = ["run", "-t", "-i", image, "sh", "-c", "echo started; sleep 100"]
+        process.arguments = ["run", "-t", "-i", image, "sh", "-c", "trap 'echo resized $(stty size)' WINCH; echo started; while :; do sleep 1; done"]
         process.environment = ProcessInfo.processInfo.environment.merging(["SKIFF_IMAGE_DIR": store]) { $1 }
         let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
         process.standardInput = terminal
@@ -172,6 +172,16 @@ struct EndToEndRunTests {
             let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
             if count > 0 { output += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(20_000) }
         }
+        // The user's terminal is resized: the kernel would send skiff SIGWINCH
+        // (the pty is not its controlling terminal here, so the test does).
+        var size = winsize(ws_row: 41, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(master, UInt(TIOCSWINSZ), &size)
+        kill(process.processIdentifier, SIGWINCH)
+        while !output.contains("resized 41 101") && Date() < deadline && process.isRunning {
+            let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
+            if count > 0 { output += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(20_000) }
+        }
+        #expect(output.contains("resized 41 101"), "the new size reached the container: \(output)")
         var during = termios()
         tcgetattr(slave, &during)
         #expect(during.c_lflag & tcflag_t(ICANON) == 0, "skiff -t made the terminal raw while it ran")

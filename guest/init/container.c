@@ -258,13 +258,18 @@ static void relay_pipe(int *pipe_fd, int line)
 static int out_line = -1, err_line = -1;
 
 /* Control messages from the host on the stderr line: SKIFF_CONTROL_ESCAPE,
- * a command byte, an argument byte. Bytes outside a message are dropped. */
+ * a command byte, its arguments (container.h). Bytes outside a message are dropped. */
 struct control_decoder {
 	int have;
-	unsigned char message[3];
+	unsigned char message[6];
 };
 
-static void control_input(struct control_decoder *decoder, pid_t process)
+static int control_length(unsigned char command)
+{
+	return command == SKIFF_CONTROL_WINDOW ? 6 : 3;
+}
+
+static void control_input(struct control_decoder *decoder, pid_t process, int terminal)
 {
 	unsigned char raw[256];
 	ssize_t n = read(err_line, raw, sizeof(raw));
@@ -273,9 +278,19 @@ static void control_input(struct control_decoder *decoder, pid_t process)
 		if (decoder->have == 0 && raw[i] != SKIFF_CONTROL_ESCAPE)
 			continue;
 		decoder->message[decoder->have++] = raw[i];
-		if (decoder->have < 3)
+		if (decoder->have < 2 || decoder->have < control_length(decoder->message[1]))
 			continue;
 		decoder->have = 0;
+		if (decoder->message[1] == SKIFF_CONTROL_WINDOW) {
+			/* The terminal's new size: the kernel tells the foreground process group (SIGWINCH). */
+			struct winsize size = {
+				.ws_row = (unsigned short)(decoder->message[2] << 8 | decoder->message[3]),
+				.ws_col = (unsigned short)(decoder->message[4] << 8 | decoder->message[5]),
+			};
+			if (terminal && size.ws_row && size.ws_col)
+				ioctl(out_line, TIOCSWINSZ, &size);
+			continue;
+		}
 		int signal_number = decoder->message[2];
 		if (signal_number < 1 || signal_number > 64)
 			continue;
@@ -387,7 +402,7 @@ int container_run(const struct run_spec *spec)
 		if (at_err >= 0 && polls[at_err].revents)
 			relay_pipe(&err_read, err_line);
 		if (at_control >= 0 && polls[at_control].revents)
-			control_input(&control, pid);
+			control_input(&control, pid, spec->tty);
 		if (at_in >= 0 && polls[at_in].revents) {
 			if (pending_count > 0) {
 				ssize_t n = write(in_write, pending, pending_count);

@@ -23,13 +23,16 @@
 
 /*
  * The host's control messages arrive on ttyS2 (the stderr line's unused
- * receive side), three bytes each: SKIFF_CONTROL_ESCAPE, a command, a signal
- * number: deliver it to the container's process, or to every process (the
+ * receive side): SKIFF_CONTROL_ESCAPE, a command, a signal number (three
+ * bytes): deliver it to the container's process, or to every process (the
  * OCI runtime's `kill --all`). Sources/SkiffKit/ContainerLines.swift writes them.
  */
 #define SKIFF_CONTROL_ESCAPE 0xFF
 #define SKIFF_CONTROL_SIGNAL 'S'
 #define SKIFF_CONTROL_SIGNAL_ALL 'A'
+/* Six bytes: SKIFF_CONTROL_ESCAPE, 'W', rows and columns (16 bits each, big
+ * endian): the container's terminal takes this size (-t only). */
+#define SKIFF_CONTROL_WINDOW 'W'
 
 /*
  * Opens the output lines and makes the image's disk at `root` (read-only
