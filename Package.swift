@@ -84,7 +84,7 @@ let package = Package(
 
         // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
         .target(name: "OCIRuntime", dependencies: [
-            "SkiffKit", "Container", "Images", "Host", "CSystem",
+            "SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"],

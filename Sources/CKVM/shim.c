@@ -115,7 +115,8 @@ fail:
 int ckvm_vcpu_restore(int vcpu_fd, const uint8_t *state, size_t length, uint32_t *failed_tag) {
     *failed_tag = 0;
     // The order KVM needs: SREGS before REGS (the mode decides what REGS
-    // means), MSRS before LAPIC (the APIC base), events and MP state last.
+    // means), MSRS before LAPIC (the APIC base), the TSC deadline once more
+    // after it, events and MP state last.
     SET(vcpu_fd, KVM_SET_SREGS, TAG_SREGS, struct kvm_sregs);
     SET(vcpu_fd, KVM_SET_REGS, TAG_REGS, struct kvm_regs);
     if (find(state, length, TAG_XSAVE, sizeof(struct kvm_xsave), NULL)) {
@@ -134,9 +135,26 @@ int ckvm_vcpu_restore(int vcpu_fd, const uint8_t *state, size_t length, uint32_t
     if (!msrs) { errno = ENOMEM; return -1; }
     memcpy(msrs, section, size);
     int written = ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
+    if (written < 0 || (uint32_t)written != header.nmsrs) { free(msrs); *failed_tag = TAG_MSRS; if (written >= 0) errno = EINVAL; return -1; }
+    // KVM ignores a TSC deadline written while the LAPIC timer is not in
+    // TSC-deadline mode, and KVM_SET_LAPIC restarts the timer from the
+    // deadline it holds: without writing it again after the LAPIC, a restored
+    // guest's armed timer never fires (a `sleep 1` never returns).
+    struct kvm_msr_entry deadline = { 0 };
+    for (uint32_t i = 0; i < header.nmsrs; i++) {
+        if (msrs->entries[i].index == 0x6E0 /* IA32_TSC_DEADLINE */) deadline = msrs->entries[i];
+    }
     free(msrs);
-    if (written < 0 || (uint32_t)written != header.nmsrs) { *failed_tag = TAG_MSRS; if (written >= 0) errno = EINVAL; return -1; }
     SET(vcpu_fd, KVM_SET_LAPIC, TAG_LAPIC, struct kvm_lapic_state);
+    if (deadline.index == 0x6E0 && deadline.data != 0) {
+        struct kvm_msrs *one = calloc(1, sizeof *one + sizeof deadline);
+        if (!one) { errno = ENOMEM; return -1; }
+        one->nmsrs = 1;
+        one->entries[0] = deadline;
+        int set = ioctl(vcpu_fd, KVM_SET_MSRS, one);
+        free(one);
+        if (set != 1) { *failed_tag = TAG_MSRS; if (set >= 0) errno = EINVAL; return -1; }
+    }
     SET(vcpu_fd, KVM_SET_VCPU_EVENTS, TAG_EVENTS, struct kvm_vcpu_events);
     SET(vcpu_fd, KVM_SET_MP_STATE, TAG_MPSTATE, struct kvm_mp_state);
     SET(vcpu_fd, KVM_SET_DEBUGREGS, TAG_DEBUGREGS, struct kvm_debugregs);

@@ -4,6 +4,7 @@ import Glibc
 import Host
 import Images
 import Logging
+import Seccomp
 import SkiffKit
 import Synchronization
 
@@ -55,9 +56,21 @@ enum ContainerMonitor {
         let machine: Machine
         do { machine = try Machine(configuration, logger: logger) } catch { fail("\(error)") }
 
-        // `start`: once, while the guest waits at ready.
+        // `start`: once, while the guest waits at ready. The control thread
+        // confines itself first (seccomp, as every VMM thread is).
         let started = Atomic<Bool>(false)
+        let seccomp = configuration.seccomp
+        if seccomp == .kill {
+            do { try Seccomp.installReporter() } catch { fail("\(error)") }
+        }
         _ = try? NativeThread {
+            if seccomp != .off {
+                Seccomp.label(VMMSeccompPolicy.Thread.control.label)
+                do { try VMMSeccompPolicy.filter(for: .control).install(seccomp) } catch {
+                    machine.requestStop(.vmmError("\(error) (control thread)"))
+                    return
+                }
+            }
             while true {
                 let client = accept(listener, nil, nil)
                 guard client >= 0 else { if errno == EINTR { continue }; return }
@@ -125,6 +138,9 @@ enum ContainerMonitor {
         lines.detachEscape = false
         configuration.containerLines = lines
         configuration.holdAtReady = { tell("ready") }
+        // Every thread of the monitor confined; SKIFF_SECCOMP=log|off for diagnosis.
+        configuration.seccomp = getenv("SKIFF_SECCOMP").flatMap { SeccompMode(rawValue: String(cString: $0)) } ?? .kill
+        configuration.seccompStateFiles = true
         return configuration
     }
 

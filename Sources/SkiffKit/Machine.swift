@@ -53,6 +53,9 @@ public struct MachineConfiguration: Sendable {
     /// unless asked for: tests run machines inside the test process, whose
     /// other threads must stay free. The CLI's default is `.kill`.
     public var seccomp: SeccompMode = .off
+    /// The OCI monitor: its main thread's list lets it rewrite state.json
+    /// after the run (`VMMSeccompPolicy.monitorFiles`).
+    public var seccompStateFiles = false
     /// Run the VMM jailed (`Jail`): namespaces, its own root, a cgroup, no privileges.
     public var jail: JailOptions?
     /// Tests of the filters: the named thread makes a forbidden call once
@@ -631,7 +634,7 @@ public final class Machine: Sendable {
         guard configuration.seccomp != .off else { return }
         Seccomp.label(thread.label, rename: thread != .main)
         do {
-            try VMMSeccompPolicy.filter(for: thread).install(configuration.seccomp)
+            try VMMSeccompPolicy.filter(for: thread, stateFiles: configuration.seccompStateFiles).install(configuration.seccomp)
         } catch {
             requestStop(.vmmError("\(error) (\(thread.rawValue) thread)"))
             return

@@ -22,6 +22,8 @@ public enum VMMSeccompPolicy {
         case signals
         /// Pauses the guest at a boot marker, writes a snapshot, hands over.
         case coordinator
+        /// The OCI monitor's control socket: start, signals, state updates.
+        case control
 
         /// The thread's name in /proc and in the reporter's line.
         public var label: StaticString {
@@ -31,18 +33,22 @@ public enum VMMSeccompPolicy {
             case .main: return "skiff-main"
             case .signals: return "skiff-signals"
             case .coordinator: return "skiff-snapshot"
+            case .control: return "skiff-control"
             }
         }
     }
 
-    public static func filter(for thread: Thread) -> SeccompFilter {
+    /// `stateFiles`: the OCI monitor, whose main thread rewrites the
+    /// container's state.json and removes its socket once the guest stopped.
+    public static func filter(for thread: Thread, stateFiles: Bool = false) -> SeccompFilter {
         let rules: [SeccompRule]
         switch thread {
         case .vcpu: rules = runtime + vcpu
         case .deviceLoop: rules = runtime + deviceLoop
-        case .main: rules = runtime + main
+        case .main: rules = runtime + main + (stateFiles ? monitorFiles : [])
         case .signals: rules = runtime + signals
         case .coordinator: rules = runtime + coordinator
+        case .control: rules = runtime + control + monitorFiles
         }
         // glibc's pthread_create and posix_spawn try clone3 first; its flags
         // sit in memory a filter cannot read. ENOSYS makes glibc use clone,
@@ -142,6 +148,29 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_rt_sigaction), "a second signal: die by it at once"),
         SeccompRule(Int(SYS_kill), "a second signal: die by it at once"),
         SeccompRule(Int(SYS_ioctl), "SIGWINCH: the terminal's size (TIOCGWINSZ) sent to the guest's line (KVM_IRQ_LINE)",
+                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
+    ]
+
+    /// The OCI monitor (`skiff-oci`): state.json replaced atomically, the
+    /// --log file appended to, the control socket removed. Files only in the
+    /// container's own directory, by the code's choice; seccomp cannot see paths.
+    static let monitorFiles: [SeccompRule] = [
+        SeccompRule(Int(SYS_openat), "state.json (read, and its replacement written beside it); the --log file"),
+        SeccompRule(Int(SYS_read), "state.json"),
+        SeccompRule(Int(SYS_fstat), "state.json"),
+        SeccompRule(Int(SYS_lseek), "state.json"),
+        SeccompRule(Int(SYS_fsync), "state.json's replacement is durable before the rename"),
+        SeccompRule(Int(SYS_rename), "state.json replaced atomically"),
+        SeccompRule(Int(SYS_unlink), "a failed replacement; the control socket at the end"),
+        SeccompRule(Int(SYS_close), "those files"),
+    ]
+
+    /// The OCI monitor's control socket thread: one request per connection.
+    static let control: [SeccompRule] = [
+        SeccompRule(Int(SYS_accept), "the next request on the control socket (already listening)"),
+        SeccompRule(Int(SYS_accept4), "the next request on the control socket (glibc's accept)"),
+        SeccompRule(Int(SYS_fcntl), "close-on-exec for the connection", when: .oneOf(argument: 1, [UInt32(F_SETFD), UInt32(F_GETFD)])),
+        SeccompRule(Int(SYS_ioctl), "the terminal's size at start (TIOCGWINSZ); kill's control message raises the guest's line (KVM_IRQ_LINE)",
                     when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
     ]
 

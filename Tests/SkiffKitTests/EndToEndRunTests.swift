@@ -97,7 +97,7 @@ struct EndToEndRunTests {
         DispatchQueue.concurrentPerform(iterations: 4) { index in
             let start = Date().timeIntervalSince1970
             let result = try? skiff(["run", "--timings"] + hidden + [image, "sh", "-c",
-                                     "echo clone \(index); date +%s; head -c 16 /dev/urandom | od -An -tx1; exit \(20 + index)"])
+                                     "sleep 1; echo clone \(index); date +%s; head -c 16 /dev/urandom | od -An -tx1; exit \(20 + index)"])
             let end = Date().timeIntervalSince1970
             if let result { clones.update { $0[index] = (result.status, result.stdout, result.stderr, start, end) } }
         }
@@ -157,7 +157,7 @@ struct EndToEndRunTests {
         tcgetattr(slave, &before)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: skiffExecutable)
-        process.arguments = ["run", "-t", "-i", image, "sh", "-c", "trap 'echo resized $(stty size)' WINCH; echo started; while :; do sleep 1; done"]
+        process.arguments = ["run", "-t", "-i", image, "sh", "-c", "echo started; while :; do echo size $(stty size); sleep 1; done"]
         process.environment = ProcessInfo.processInfo.environment.merging(["SKIFF_IMAGE_DIR": store]) { $1 }
         let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
         process.standardInput = terminal
@@ -168,7 +168,7 @@ struct EndToEndRunTests {
         let deadline = Date().addingTimeInterval(300)
         var buffer = [UInt8](repeating: 0, count: 4096)
         _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
-        while !output.contains("started") && Date() < deadline && process.isRunning {
+        while !output.contains("\nstarted") && Date() < deadline && process.isRunning {
             let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
             if count > 0 { output += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(20_000) }
         }
@@ -177,11 +177,11 @@ struct EndToEndRunTests {
         var size = winsize(ws_row: 41, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
         _ = ioctl(master, UInt(TIOCSWINSZ), &size)
         kill(process.processIdentifier, SIGWINCH)
-        while !output.contains("resized 41 101") && Date() < deadline && process.isRunning {
+        while !output.contains("size 41 101") && Date() < deadline && process.isRunning {
             let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
             if count > 0 { output += String(decoding: buffer[0..<count], as: UTF8.self) } else { usleep(20_000) }
         }
-        #expect(output.contains("resized 41 101"), "the new size reached the container: \(output)")
+        #expect(output.contains("size 41 101"), "the new size reached the container's terminal: \(output)")
         var during = termios()
         tcgetattr(slave, &during)
         #expect(during.c_lflag & tcflag_t(ICANON) == 0, "skiff -t made the terminal raw while it ran")
