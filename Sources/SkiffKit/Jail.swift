@@ -28,17 +28,17 @@ public struct JailOptions: Sendable, Equatable {
 ///
 /// - a new PID namespace (the VMM is its PID 1), and new mount, IPC and
 ///   network namespaces;
-/// - a root of its own: an empty tmpfs holding only the VM's disk images,
-///   bind-mounted at their paths, read-only where the disk is; the rest of
-///   the host's file system is unmounted from view (pivot_root), and the
-///   root itself is read-only;
+/// - a root of its own: an empty, read-only tmpfs holding only the time
+///   zone file; the host's file system is unmounted from view (pivot_root);
 /// - a cgroup (v2, or v1's memory and cpu hierarchies) limiting memory to the
 ///   guest's plus `JailOptions.memoryOverheadMiB` and CPU to one core per vCPU;
 /// - every capability dropped (bounding set too), no supplementary groups,
 ///   the jail's uid and gid, no_new_privs.
 ///
-/// The kernel and initrd were read and the guest memory mapped before; the
-/// /dev/kvm descriptor is inherited, so neither appears in the jail. The
+/// The kernel and initrd were read, the guest memory mapped, the disk
+/// images, TAPs and /dev/kvm opened before; the jailed VMM keeps those
+/// descriptors (the TAPs stay in the host's network namespace) and sees
+/// none of their paths. The
 /// process that called `enter` stays outside as the jail's parent: it
 /// forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, waits, removes the cgroup and the
 /// mount point, and ends as the VMM ended. The child returns from `enter` and
@@ -48,9 +48,6 @@ enum Jail {
     static func check(_ configuration: MachineConfiguration) throws(MachineError) {
         guard getuid() == 0 else {
             throw .invalidConfiguration("--jail needs root: it makes namespaces and a cgroup, then drops to the jail user")
-        }
-        guard configuration.networks.isEmpty else {
-            throw .invalidConfiguration("--jail with --net is not supported yet (the TAP would have to be opened before the network namespace)")
         }
         if case .file = configuration.console {
             throw .invalidConfiguration("--jail with --console file: is not supported (the file is outside the jail); use stdio or none")
@@ -63,17 +60,13 @@ enum Jail {
     /// Returns in the jailed child; in the parent, waits and exits.
     static func enter(_ options: JailOptions, configuration: MachineConfiguration) throws(MachineError) {
         try check(configuration)
-        var disks: [(path: String, readOnly: Bool)] = []
-        // The log's clock: glibc looks at /etc/localtime for every line's
-        // time, and opens it (a seccomp kill) whenever it is missing.
+        // The one file the jail shows: the log's clock. glibc looks at
+        // /etc/localtime for every log line's time, and opens it (a seccomp
+        // kill) whenever it is missing.
+        var files: [String] = []
         if let zone = realpath("/etc/localtime", nil) {
-            disks.append((String(cString: zone), true))
+            files.append(String(cString: zone))
             free(zone)
-        }
-        for disk in configuration.disks {
-            guard let resolved = realpath(disk.path, nil) else { throw .unreadable(path: disk.path, errno: errno) }
-            disks.append((String(cString: resolved), disk.readOnly))
-            free(resolved)
         }
         var template = Array("/tmp/skiff-jail-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw .system("mkdtemp /tmp/skiff-jail-XXXXXX", errno) }
@@ -99,7 +92,7 @@ enum Jail {
             var byte: UInt8 = 0
             guard read(go[0], &byte, 1) == 1, byte == 1 else { _exit(1) }
             close(go[0])
-            confine(root: root, disks: disks, options: options)
+            confine(root: root, files: files, options: options)
             ShutdownSignals.restartAfterFork()
             return
         }
@@ -127,7 +120,7 @@ enum Jail {
 
     /// In the child, single-threaded: namespaces, the new root, the drop.
     /// A failure here ends the child with one line (exit 1): nothing else runs.
-    private static func confine(root: String, disks: [(path: String, readOnly: Bool)], options: JailOptions) {
+    private static func confine(root: String, files: [String], options: JailOptions) {
         func fail(_ what: String, _ error: Int32) -> Never {
             FileHandleOutput.standardError("skiff: jail: \(what): \(String(cString: strerror(error)))\n")
             _exit(1)
@@ -139,25 +132,23 @@ enum Jail {
         guard mount("tmpfs", root, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=0755,size=1m") == 0 else {
             fail("tmpfs on \(root)", errno)
         }
-        for disk in disks {
-            let target = root + disk.path
-            if disk.path.hasPrefix("/usr/share/zoneinfo/") {
-                mkdir(root + "/etc", 0o755)
-                symlink(disk.path, root + "/etc/localtime")
-            }
+        for file in files {
+            let target = root + file
             var directory = ""
-            for part in disk.path.split(separator: "/").dropLast() {
+            for part in file.split(separator: "/").dropLast() {
                 directory += "/" + part
                 mkdir(root + directory, 0o755)
             }
             let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { fail("creating \(target)", errno) }
             close(fd)
-            guard mount(disk.path, target, nil, UInt(MS_BIND), nil) == 0 else { fail("binding \(disk.path)", errno) }
-            if disk.readOnly {
-                guard mount("", target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
-                    fail("making \(disk.path) read-only", errno)
-                }
+            guard mount(file, target, nil, UInt(MS_BIND), nil) == 0 else { fail("binding \(file)", errno) }
+            guard mount("", target, nil, UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+                fail("making \(file) read-only", errno)
+            }
+            if file.hasPrefix("/usr/share/zoneinfo/") {
+                mkdir(root + "/etc", 0o755)
+                symlink(file, root + "/etc/localtime")
             }
         }
         mkdir(root + "/.old", 0o700)

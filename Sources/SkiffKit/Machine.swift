@@ -318,6 +318,8 @@ public final class Machine: Sendable {
             (memory, bootState, commandLine) = (loaded.memory, loaded.bootState, loaded.commandLine)
         }
 
+        // Disk images and TAPs, before any VM exists (and before the jail).
+        let backends = try VirtioDevices.openBackends(config, logger: logger)
         let system = try openHypervisor()
         // /dev/kvm is open and the VM does not exist yet: from here on, the jail.
         if let jail = config.jail { try Jail.enter(jail, configuration: config) }
@@ -338,7 +340,7 @@ public final class Machine: Sendable {
         // the command line announced.
         let loop = try EventLoop()
         var mmio = IOBus.Builder()
-        let virtio = try VirtioDevices(config, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
+        let virtio = try VirtioDevices(config, backends: backends, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
         if let bootState {
             logger.debug("kernel loaded", metadata: [
                 "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",

@@ -131,25 +131,33 @@ public enum VMMSeccompPolicy {
     ]
 
     /// After the machine is built: wait for the vCPUs, tear down, report.
-    static let main: [SeccompRule] = [
+    static var main: [SeccompRule] { [
         SeccompRule(Int(SYS_read), "eventfds"),
         SeccompRule(Int(SYS_close), "teardown"),
         SeccompRule(Int(SYS_getrusage), "the report's CPU time"),
         SeccompRule(Int(SYS_epoll_ctl), "stopping the stdin relay"),
         SeccompRule(Int(SYS_fsync), "the --console file on the way out"),
         SeccompRule(Int(SYS_rt_sigaction), "dying by a container's signal (the OCI monitor)"),
-        SeccompRule(Int(SYS_kill), "dying by a container's signal (the OCI monitor)"),
-    ]
+        SeccompRule(Int(SYS_kill), "dying by a container's signal (the OCI monitor), to this process only",
+                    when: .oneOf(argument: 0, [ownProcess])),
+        SeccompRule(Int(SYS_tgkill), "raise(): dying by a container's signal, any signal, to this process only",
+                    when: .oneOf(argument: 0, [ownProcess])),
+    ] }
+
+    /// This process's ID as its own PID namespace sees it (the filter is
+    /// built in the process it confines, after the jail if there is one).
+    static var ownProcess: UInt32 { UInt32(bitPattern: getpid()) }
 
     /// sigwait for SIGINT/SIGTERM/SIGHUP/SIGQUIT, then stop the machine.
-    static let signals: [SeccompRule] = [
+    static var signals: [SeccompRule] { [
         SeccompRule(Int(SYS_rt_sigtimedwait), "sigwait"),
         SeccompRule(Int(SYS_read), "eventfds"),
         SeccompRule(Int(SYS_rt_sigaction), "a second signal: die by it at once"),
-        SeccompRule(Int(SYS_kill), "a second signal: die by it at once"),
+        SeccompRule(Int(SYS_kill), "a second signal: die by it at once, this process only", when: .oneOf(argument: 0, [ownProcess])),
+        SeccompRule(Int(SYS_tgkill), "raise(): a second signal ends this process by it", when: .oneOf(argument: 0, [ownProcess])),
         SeccompRule(Int(SYS_ioctl), "SIGWINCH: the terminal's size (TIOCGWINSZ) sent to the guest's line (KVM_IRQ_LINE)",
                     when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
-    ]
+    ] }
 
     /// The OCI monitor (`skiff-oci`): state.json replaced atomically, the
     /// --log file appended to, the control socket removed. Files only in the

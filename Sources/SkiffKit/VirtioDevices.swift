@@ -25,11 +25,18 @@ final class VirtioDevices {
     private var taps: [TapDevice] = []
     private var fallbacks = 0
 
-    /// Opens every backend and attaches every device; throws (naming the file
-    /// or TAP) before the VM runs if one cannot be opened.
-    init(_ config: MachineConfiguration, vm: any VirtualMachineHandle, memory: GuestMemory, loop: EventLoop,
-         mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
-        for (index, disk) in config.disks.enumerated() {
+    /// The host side of the devices, opened before any VM exists (and before
+    /// a jail: the jailed VMM keeps these descriptors, the TAPs in the host's
+    /// network namespace, and sees none of their paths).
+    struct Backends {
+        let disks: [DiskImage]
+        let taps: [TapDevice]
+    }
+
+    /// Opens every disk image and TAP; throws, naming the file or TAP, if one cannot be opened.
+    static func openBackends(_ config: MachineConfiguration, logger: Logger) throws(MachineError) -> Backends {
+        var disks: [DiskImage] = []
+        for disk in config.disks {
             let image: DiskImage
             do { image = try DiskImage(path: disk.path, readOnly: disk.readOnly) } catch {
                 throw .invalidConfiguration("--disk \(error)")
@@ -37,6 +44,19 @@ final class VirtioDevices {
             if image.fileSize != image.size {
                 logger.warning("--disk \(disk.path): size is not a whole number of 512-byte sectors; the tail is not visible to the guest")
             }
+            disks.append(image)
+        }
+        var taps: [TapDevice] = []
+        for network in config.networks {
+            do { taps.append(try TapDevice(name: network.tap)) } catch { throw .invalidConfiguration("--net \(error)") }
+        }
+        return Backends(disks: disks, taps: taps)
+    }
+
+    /// Attaches every device to its opened backend.
+    init(_ config: MachineConfiguration, backends: Backends, vm: any VirtualMachineHandle, memory: GuestMemory, loop: EventLoop,
+         mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
+        for (index, (disk, image)) in zip(config.disks, backends.disks).enumerated() {
             let device = VirtioBlock(disk: image)
             let name = "virtio-blk vd\(Self.driveLetter(index)) (\(disk.path)\(disk.readOnly ? ", read-only" : ""))"
             try attach(device, name: name, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger) {
@@ -44,9 +64,7 @@ final class VirtioDevices {
                 return "\(name): \(s.reads) reads (\(s.bytesRead) bytes), \(s.writes) writes (\(s.bytesWritten) bytes), \(s.flushes) flushes, \(s.failed) failed"
             }
         }
-        for (index, network) in config.networks.enumerated() {
-            let tap: TapDevice
-            do { tap = try TapDevice(name: network.tap) } catch { throw .invalidConfiguration("--net \(error)") }
+        for (index, (network, tap)) in zip(config.networks, backends.taps).enumerated() {
             taps.append(tap)
             let mac = network.mac ?? MACAddress(derivedFrom: tap.name)
             let device = VirtioNetwork(endpoint: tap, mac: mac)
