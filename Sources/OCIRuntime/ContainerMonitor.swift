@@ -72,8 +72,8 @@ enum ContainerMonitor {
                 }
             }
             while true {
-                let client = accept(listener, nil, nil)
-                guard client >= 0 else { if errno == EINTR { continue }; return }
+                let client = retryingInterrupts { accept(listener, nil, nil) }
+                guard client >= 0 else { return }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 let request = ControlSocket.readLine(client)
                 var reply = "error: unknown request '\(request)'"

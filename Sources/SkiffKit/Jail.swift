@@ -110,7 +110,7 @@ enum Jail {
             return true
         }
         var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        _ = retryingInterrupts { waitpid(child, &status, 0) }
         forwarding.cancel()
         cgroup.remove()
         rmdir(root)
