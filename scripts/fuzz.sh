@@ -37,7 +37,7 @@ products=()
 for target in "${targets[@]}"; do
   case "$target" in
     run-spec) ;;
-    kernel|virtio|snapshot|image-layout|docker-archive|layer) products+=(--product "fuzz-$target") ;;
+    kernel|virtio|snapshot|image-layout|docker-archive|layer) products+=("fuzz-$target") ;;
     *) echo "fuzz.sh: no target '$target' (${all[*]})" >&2; exit 64 ;;
   esac
 done
@@ -58,7 +58,6 @@ instrumented() { # (the output is captured whole: grep -q would end the pipe ear
   grep -q 'INITED cov:' <<<"$output"
 }
 for product in "${products[@]}"; do
-  [ "$product" = --product ] && continue
   build "$product"
   instrumented "$product" || { echo "fuzz.sh: $product has no coverage instrumentation" >&2; exit 1; }
 done

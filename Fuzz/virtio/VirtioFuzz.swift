@@ -1,8 +1,8 @@
 // libFuzzer target: a hostile virtio driver. The input is guest memory (the
 // first 16 KiB: rings, descriptors, buffers) followed by a program of
 // register reads and writes, queue notifications and host-side frames,
-// run against the virtio-mmio transport with a block, network or entropy
-// device behind it. Whatever the driver does, the VMM must neither trap nor
+// run against the virtio-mmio transport with a block, network, entropy or
+// vsock device behind it. Whatever the driver does, the VMM must neither trap nor
 // touch memory outside the guest's; it may only report and refuse.
 import Devices
 import Glibc
@@ -22,6 +22,15 @@ let disk: DiskImage = {
     let image = try! DiskImage(path: path, readOnly: false)
     unlink(path)
     return image
+}()
+
+/// The vsock device's host side: a listener in a scratch directory, kept
+/// across inputs (each input starts with no connections).
+let vsockBackend: VsockUnixBackend = {
+    var template = Array("/tmp/skiff-fuzz-vsock-XXXXXX".utf8CString)
+    let directory = String(cString: mkdtemp(&template)!)
+    let path = directory + "/v.sock"
+    return try! VsockUnixBackend(listener: try! VsockUnixBackend.listen(at: path), path: path, guestCID: 3)
 }()
 
 struct NoInterrupt: InterruptTrigger { func trigger() {} }
@@ -51,9 +60,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     let endpoint = FuzzEndpoint()
     let device: any VirtioDevice
-    switch input[0] % 3 {
+    switch input[0] % 4 {
     case 0: device = VirtioBlock(disk: disk)
     case 1: device = VirtioNetwork(endpoint: endpoint, mac: MACAddress(derivedFrom: "fuzz"))
+    case 3:
+        vsockBackend.dropAll()
+        device = VirtioVsock(guestCID: 3, backend: vsockBackend)
     default: device = VirtioEntropy { buffer in
         for index in buffer.indices { buffer[index] = UInt8(truncatingIfNeeded: index) }
         return true

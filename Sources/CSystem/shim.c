@@ -93,3 +93,8 @@ int csystem_open_pty(int *master, int *slave)
 	*slave = s;
 	return 0;
 }
+
+int csystem_accept_nonblocking(int listener)
+{
+	return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}

@@ -9,8 +9,11 @@ import Images
 public enum GuestRunSpec {
     public static let path = "/skiff/run-spec"
 
+    /// `files`: written into the container's root before the process starts
+    /// (an OCI bundle's bind-mounted files), as `file=MODE:HEX:PATH` records.
     public static func encode(_ spec: ContainerSpec, rootDevice: String,
-                              terminalSize: (rows: Int, columns: Int)? = nil) -> [UInt8] {
+                              terminalSize: (rows: Int, columns: Int)? = nil,
+                              files: [(path: String, bytes: [UInt8], mode: UInt32)] = []) -> [UInt8] {
         var records = ["skiff-run-spec=1", "root=\(rootDevice)"]
         records += spec.arguments.map { "arg=\($0)" }
         records += spec.environment.map { "env=\($0)" }
@@ -22,6 +25,13 @@ public enum GuestRunSpec {
         records += ["tty=\(spec.terminal ? 1 : 0)", "interactive=\(spec.interactive ? 1 : 0)"]
         if let terminalSize, spec.terminal {
             records += ["rows=\(min(max(terminalSize.rows, 0), 0xFFFF))", "columns=\(min(max(terminalSize.columns, 0), 0xFFFF))"]
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        for file in files {
+            var hex: [UInt8] = []
+            hex.reserveCapacity(file.bytes.count * 2)
+            for byte in file.bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
+            records.append("file=\(String(file.mode & 0o7777, radix: 8)):" + String(decoding: hex, as: UTF8.self) + ":\(file.path)")
         }
         return records.flatMap { Array($0.utf8) + [0] }
     }

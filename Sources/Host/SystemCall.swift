@@ -33,6 +33,12 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
     return transferAll(bytes.count) { done in write(fd, base + done, bytes.count - done) }
 }
 
+/// Writes `line` and a newline to standard error at once: no stdio
+/// buffering, no Foundation (the VMM's start path and its jail use it).
+public func writeErrorLine(_ line: String) {
+    _ = Array((line + "\n").utf8).withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
+}
+
 /// Reads `fd` to its end (a pipe from a child, say).
 public func readToEnd(_ fd: Int32) -> [UInt8] {
     var output: [UInt8] = []

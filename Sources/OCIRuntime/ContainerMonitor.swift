@@ -20,13 +20,22 @@ enum ContainerMonitor {
     /// Whether fd 3 was used up: once closed, its number may be reused by anything.
     static let told = Atomic<Bool>(false)
 
-    static func run(id: String, store: ContainerStore, log: RuntimeLog, consoleSocket: String?) -> Never {
+    static func run(id: String, store: ContainerStore, log: RuntimeLog, consoleSocket: String?,
+                    cgroup: String?, memoryMiB: Int) -> Never {
         ShutdownSignals.install()
         let directory = store.directory(id)
         func fail(_ message: String) -> Never {
             tell("error: " + message)
             log.error(message)
             exit(1)
+        }
+        // Into the container's cgroup (made by create) before the guest's memory is touched.
+        if let cgroup {
+            do {
+                if let failure = try ControlGroup(path: cgroup, limits: .init()).add(getpid()) { fail("joining cgroup \(cgroup): \(failure)") }
+            } catch {
+                fail("cgroup \(cgroup): \(error)")
+            }
         }
         // A terminal: the master goes to the console socket, the slave becomes our stdio.
         if let consoleSocket {
@@ -50,7 +59,9 @@ enum ContainerMonitor {
         do { listener = try ControlSocket.listen() } catch { fail("\(error)") }
 
         let configuration: MachineConfiguration
-        do { configuration = try machineConfiguration(directory: directory, terminal: consoleSocket != nil) } catch { fail("\(error)") }
+        do {
+            configuration = try machineConfiguration(directory: directory, terminal: consoleSocket != nil, memoryMiB: memoryMiB)
+        } catch { fail("\(error)") }
         var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
         let machine: Machine
@@ -123,7 +134,7 @@ enum ContainerMonitor {
     }
 
     /// Skiff's guest on the container's disk, held at ready.
-    static func machineConfiguration(directory: String, terminal: Bool) throws(MachineError) -> MachineConfiguration {
+    static func machineConfiguration(directory: String, terminal: Bool, memoryMiB: Int) throws(MachineError) -> MachineConfiguration {
         let guest = try GuestArtifacts.ensureBuilt()
         let host = HostKind.detect()
         let profile = CompatibilityProfile.resolve(.auto, host: host)
@@ -131,6 +142,7 @@ enum ContainerMonitor {
                                                  commandLine: KernelCommandLine.compose(base: nil, append: nil, profile: profile))
         configuration.host = host
         configuration.compatibility = profile
+        configuration.memoryMiB = memoryMiB
         configuration.disks = [DiskConfiguration(path: directory + "/rootfs.ext4", readOnly: true)]
         configuration.console = .capture
         configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
@@ -138,6 +150,9 @@ enum ContainerMonitor {
         lines.detachEscape = false
         configuration.containerLines = lines
         configuration.holdAtReady = { tell("ready") }
+        // `exec`'s way in: the guest agent's port, reached through vsock.sock
+        // beside state.json (relative: the monitor works in that directory).
+        configuration.vsock = VsockConfiguration(guestCID: 3, path: ExecSession.socketName)
         // Every thread of the monitor confined; SKIFF_SECCOMP=log|off for diagnosis.
         configuration.seccomp = getenv("SKIFF_SECCOMP").flatMap { SeccompMode(rawValue: String(cString: $0)) } ?? .kill
         configuration.seccompStateFiles = true

@@ -21,6 +21,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var annotations: [String: String]?
     /// The monitor's start time in clock ticks since boot (/proc/PID/stat field 22).
     public var monitorStartTime: UInt64?
+    /// The monitor's cgroup (relative to the hierarchies' root), removed by `delete`.
+    public var cgroupPath: String?
 
     public init(id: String, status: String, pid: Int32, bundle: String, rootfs: String, created: String,
                 annotations: [String: String]?) {
@@ -86,7 +88,13 @@ public struct ContainerStore: Sendable {
     /// Creates the container's directory; fails if it exists.
     public func create(_ id: String) throws(RuntimeError) -> String {
         try Self.checkID(id)
-        mkdir(root, 0o711)
+        // Like runc, the root and its parents are made as needed (containerd's
+        // shim passes /run/containerd/runc/NAMESPACE, which may not exist yet).
+        var prefix = root.hasPrefix("/") ? "" : "."
+        for component in root.split(separator: "/") {
+            prefix += "/" + component
+            mkdir(prefix, 0o711)
+        }
         let path = directory(id)
         guard mkdir(path, 0o700) == 0 else {
             throw errno == EEXIST ? .container("container \(id) already exists") : .system("mkdir \(path): \(String(cString: strerror(errno)))")

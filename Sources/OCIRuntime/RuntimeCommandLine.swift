@@ -39,7 +39,7 @@ public struct RuntimeCommandLine: Equatable, Sendable {
                  ["p": "process", "d": "detach", "t": "tty", "u": "user", "e": "env"]),
         "list": (["format"], ["quiet"], ["f": "format", "q": "quiet"]),
         // Internal: the process `create` starts, whose PID is the container's.
-        "monitor": (["console-socket"], [], [:]),
+        "monitor": (["console-socket", "cgroup", "memory"], [], [:]),
     ]
 
     public init(parsing argv: [String]) throws(Problem) {
@@ -84,6 +84,8 @@ public struct RuntimeCommandLine: Equatable, Sendable {
             let word = argv[index]
             if onlyArguments || !word.hasPrefix("-") || word == "-" {
                 arguments.append(word)
+                // `exec ID COMMAND -c ...`: what follows the ID is the command's.
+                if command == "exec" { onlyArguments = true }
             } else if word == "--" {
                 onlyArguments = true
             } else {

@@ -40,9 +40,11 @@ public enum RuntimeCommands {
             case "features": print(features)
             case "ps": try processes(line, store: store)
             case "list": try list(store: store)
-            case "monitor": ContainerMonitor.run(id: try id(line), store: store, log: log, consoleSocket: line.options["console-socket"])
+            case "monitor":
+                ContainerMonitor.run(id: try id(line), store: store, log: log, consoleSocket: line.options["console-socket"],
+                                     cgroup: line.options["cgroup"], memoryMiB: line.options["memory"].flatMap { Int($0) } ?? 128)
             case "run": throw RuntimeError.usage("run: use create and start (a VM's PID must outlive this command)")
-            case "exec": throw RuntimeError.usage("exec is not supported yet: it needs the guest control channel (virtio-vsock)")
+            case "exec": return try execute(line, store: store)
             default: throw RuntimeError.usage("unknown command '\(command)'")
             }
             return 0
@@ -56,6 +58,8 @@ public enum RuntimeCommands {
         usage: skiff-oci [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup] [--debug] COMMAND
         commands: create --bundle DIR [--pid-file FILE] ID | start ID | state ID | kill [--all] ID [SIGNAL]
                   delete [--force] ID | features | ps [--format json] ID | list
+                  exec [--process FILE | [--tty] [--cwd DIR] [--env K=V] [--user UID[:GID]] ID COMMAND...]
+                       [--detach] [--pid-file FILE] [--console-socket SOCK] ID
         """
 
     static let features = """
@@ -67,7 +71,7 @@ public enum RuntimeCommands {
           "linux": {
             "namespaces": ["mount", "pid", "ipc", "uts", "network"],
             "capabilities": [],
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false}
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false}
           },
           "annotations": {"org.skiff.vm": "true", "org.skiff.isolation": "microVM (KVM)"}
         }
@@ -101,18 +105,30 @@ public enum RuntimeCommands {
         guard stat(rootfs, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { throw .invalidBundle("root.path \(rootfs) is not a directory") }
         for warning in config.warnings { log.warning(warning) }
         if spec.environment.isEmpty { spec.environment = ["PATH=\(ContainerSpec.defaultPath)"] }
+        let memoryMiB = try config.guestMemoryMiB()
+        let cgroupPath = try BundleConfiguration.cgroupPath(config.linux?.cgroupsPath, systemd: line.systemdCgroup)
 
         let directory = try store.create(id)
+        var cgroup: ControlGroup?
         do throws(RuntimeError) {
+            if let cgroupPath {
+                do { cgroup = try ControlGroup(path: cgroupPath, limits: config.cgroupLimits) } catch {
+                    throw RuntimeError.container("cgroup \(cgroupPath): \(error)")
+                }
+            }
             do { _ = try RootDiskBuilder.makeDisk(fromTree: rootfs, at: directory + "/rootfs.ext4") } catch {
                 throw RuntimeError.container("building the root disk from \(rootfs): \(error)")
             }
-            try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda"))
+            let files = config.boundFiles().map { (path: $0.destination, bytes: $0.bytes, mode: $0.mode) }
+            try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda", files: files))
             var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
                                          created: Date().formatted(.iso8601), annotations: config.annotations)
+            record.cgroupPath = cgroupPath
             try store.save(record)
-            let (pid, message) = try spawnMonitor(executable: executable, root: store.root, id: id, log: line,
-                                                  consoleSocket: consoleSocket)
+            var monitorOptions = ["--memory", "\(memoryMiB)"]
+            if let cgroupPath { monitorOptions += ["--cgroup", cgroupPath] }
+            if let consoleSocket { monitorOptions += ["--console-socket", consoleSocket] }
+            let (pid, message) = try spawnMonitor(executable: executable, root: store.root, id: id, log: line, options: monitorOptions)
             guard message == "ready" else {
                 kill(pid, SIGKILL)
                 throw RuntimeError.container(message.isEmpty ? "the monitor ended before the guest was ready" : message)
@@ -126,6 +142,7 @@ public enum RuntimeCommands {
             }
         } catch {
             store.remove(id)
+            cgroup?.remove()
             throw error
         }
     }
@@ -134,7 +151,7 @@ public enum RuntimeCommands {
     /// (the container's) and a pipe on fd 3 on which it says "ready" once the
     /// guest waits for `start`, or why not. Returns its PID and that line.
     static func spawnMonitor(executable: String, root: String, id: String, log: RuntimeCommandLine,
-                             consoleSocket: String?) throws(RuntimeError) -> (pid_t, String) {
+                             options: [String]) throws(RuntimeError) -> (pid_t, String) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -156,8 +173,7 @@ public enum RuntimeCommands {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var arguments = [executable, "--root", root]
         if let path = log.log { arguments += ["--log", path, "--log-format", log.logFormat] }
-        arguments += ["monitor", id]
-        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        arguments += ["monitor", id] + options
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -166,6 +182,118 @@ public enum RuntimeCommands {
         defer { close(fds[0]) }
         guard spawned == 0 else { throw .system("starting the monitor \(executable): \(String(cString: strerror(spawned)))") }
         return (pid, ControlSocket.readLine(fds[0]))
+    }
+
+    // MARK: exec
+
+    /// `exec`: one more process in the running container's guest, through the
+    /// guest agent (vsock). This process, or with `--detach` a child that
+    /// outlives it (conmon, a subreaper, adopts it), stands for the exec'd
+    /// process: its PID goes to `--pid-file`, and it ends as the process did.
+    static func execute(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) -> Int32 {
+        let id = try id(line)
+        let record = try store.load(id).current()
+        guard record.status == "running" else { throw .container("cannot exec in a container that is \(record.status)") }
+        var spec = try execSpec(line)
+        var consoleSocket = line.options["console-socket"]
+        if let path = consoleSocket, !path.hasPrefix("/") { consoleSocket = currentDirectory() + "/" + path }
+        if spec.terminal && consoleSocket == nil {
+            throw .usage("exec: a terminal needs --console-socket (the pseudo-terminal's master goes there)")
+        }
+        if !spec.terminal { consoleSocket = nil }
+        spec.hostname = ""
+        let directory = store.directory(id)
+        let pidFile = line.options["pid-file"].map { $0.hasPrefix("/") ? $0 : currentDirectory() + "/" + $0 }
+
+        /// Everything the exec'd process's stand-in does; returns its status.
+        func session(started: (Result<UInt32, RuntimeError>) -> Void) -> Int32 {
+            do {
+                if let consoleSocket { try ContainerMonitor.attachTerminal(consoleSocket) }
+                let connection = try ExecSession.connect(directory: directory)
+                defer { close(connection) }
+                var records = GuestRunSpec.encode(spec, rootDevice: "/dev/vda")
+                if spec.terminal { records += ContainerMonitor.terminalSize(true) }
+                return ExecSession.run(connection: connection, spec: records, terminal: spec.terminal, started: started)
+            } catch {
+                started(.failure(error))
+                return 255
+            }
+        }
+
+        guard line.flags.contains("detach") else {
+            var failure: RuntimeError?
+            let status = session { result in
+                switch result {
+                case .success:
+                    if let pidFile { try? ContainerStore.replace(pidFile, with: Array("\(getpid())".utf8)) }
+                case let .failure(error): failure = error
+                }
+            }
+            if let failure { throw failure }
+            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: status - 128) }
+            return status
+        }
+
+        // --detach: a child runs the session; this process waits only until the process started.
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let child = fork()
+        guard child >= 0 else { throw .system("fork: \(String(cString: strerror(errno)))") }
+        if child == 0 {
+            close(fds[0])
+            let status = session { result in
+                let message: String
+                switch result {
+                case .success: message = "started"
+                case let .failure(error): message = "error: \(error)"
+                }
+                _ = Array((message + "\n").utf8).withUnsafeBytes { writeAll(fds[1], $0) }
+                close(fds[1])
+            }
+            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: status - 128) }
+            exit(status)
+        }
+        close(fds[1])
+        let answer = ControlSocket.readLine(fds[0])
+        close(fds[0])
+        guard answer == "started" else {
+            _ = waitForChild(child)
+            throw .container(answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the exec session ended before the process started")
+        }
+        if let pidFile { try ContainerStore.replace(pidFile, with: Array("\(child)".utf8)) }
+        return 0
+    }
+
+    /// The process to exec: `--process FILE` (podman's and the shim's way),
+    /// or the command line's arguments with --cwd, --env, --user and --tty.
+    static func execSpec(_ line: RuntimeCommandLine) throws(RuntimeError) -> ContainerSpec {
+        if let path = line.options["process"] {
+            guard line.arguments.count == 1 else { throw .usage("exec --process: no command after the container ID") }
+            let process = try BundleConfiguration.decodeProcess(try readSmallFile(path, limit: BundleConfiguration.maximumSize))
+            return try process.containerSpec(hostname: "", what: "process")
+        }
+        let arguments = Array(line.arguments.dropFirst())
+        guard !arguments.isEmpty else { throw .usage("exec: a command is required (or --process FILE)") }
+        var uid: UInt32 = 0, gid: UInt32 = 0
+        if let user = line.options["user"] {
+            let parts = user.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let first = UInt32(parts[0]), parts.count == 1 || UInt32(parts[1]) != nil else {
+                throw .usage("exec --user must be UID[:GID], not '\(user)'")
+            }
+            uid = first
+            gid = parts.count == 2 ? UInt32(parts[1])! : 0
+        }
+        var environment = ["PATH=\(ContainerSpec.defaultPath)"]
+        if let variable = line.options["env"] {
+            guard variable.contains("=") else { throw .usage("exec --env must be KEY=VALUE, not '\(variable)'") }
+            environment.append(variable)
+        }
+        let cwd = line.options["cwd"] ?? "/"
+        guard cwd.hasPrefix("/") else { throw .usage("exec --cwd must be absolute, not '\(cwd)'") }
+        return ContainerSpec(arguments: arguments, environment: environment, workingDirectory: cwd,
+                             identity: .init(uid: uid, gid: gid, groups: [gid], home: "/"), hostname: "",
+                             terminal: line.flags.contains("tty"), interactive: true)
     }
 
     // MARK: start, state, kill, delete, ps, list
@@ -229,6 +357,7 @@ public enum RuntimeCommands {
             kill(record.pid, SIGKILL)
             for _ in 0..<1000 where ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) { usleep(10_000) }
         }
+        if let path = record.cgroupPath { (try? ControlGroup(path: path, limits: .init()))?.remove() }
         store.remove(id)
     }
 

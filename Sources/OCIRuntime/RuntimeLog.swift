@@ -18,8 +18,7 @@ public struct RuntimeLog: Sendable {
     public func warning(_ message: String) { write("warning", message) }
 
     func write(_ level: String, _ message: String) {
-        let line = "skiff-oci: \(level == "error" ? "" : level + ": ")\(message)\n"
-        _ = Array(line.utf8).withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
+        writeErrorLine("skiff-oci: \(level == "error" ? "" : level + ": ")\(message)")
         guard let path, !path.isEmpty else { return }
         let time = Date().formatted(.iso8601)
         let entry: String

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import Logging
+import Host
 import SkiffKit
 
 /// Options every command that starts a VM shares.
@@ -102,10 +103,17 @@ extension Skiff {
         @Option(help: ArgumentHelp("After the snapshot: stop (exit 0) or carry on.", valueName: "stop|continue"))
         var snapshotThen: String = "stop"
 
+        @Option(help: ArgumentHelp("A virtio-vsock device: the guest has CID N; host programs connect to the Unix socket PATH and send CONNECT <port>; the guest's connections to the host's port P reach PATH_P.", valueName: "cid=N,uds=PATH"))
+        var vsock: String?
+
         @OptionGroup var vm: VMOptions
         @OptionGroup var confinement: ConfinementOptions
 
         func validate() throws {
+            if let vsock {
+                do { _ = try VsockConfiguration(argument: vsock) } catch { throw ValidationError("\(error)") }
+                guard snapshotAt == nil else { throw ValidationError("--vsock cannot be combined with --snapshot-at yet (its host connections are not saved)") }
+            }
             guard ConsoleMode(argument: console) != nil else {
                 throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
@@ -143,6 +151,7 @@ extension Skiff {
             configuration.console = ConsoleMode(argument: console)!
             configuration.compatibility = profile
             configuration.host = host
+            configuration.vsock = try vsock.map { argument throws(MachineError) in try VsockConfiguration(argument: argument) }
             if let snapshotAt, let snapshotTo, let marker = SnapshotMarker.code(snapshotAt) {
                 configuration.snapshot = SnapshotRequest(marker: marker, directory: snapshotTo,
                                                          thenStop: snapshotThen == "stop", required: true)
@@ -188,10 +197,7 @@ public func makeLogger(verbosity: Int) -> Logger {
     return logger
 }
 
-func printError(_ message: String) {
-    var line = message + "\n"
-    line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
-}
+func printError(_ message: String) { writeErrorLine(message) }
 
 /// `--timings`: milliseconds since skiff started, to stderr (stdout is the guest's).
 /// `before`: host phases that came before the machine (`skiff run`'s image and disk).

@@ -113,3 +113,47 @@ public struct IPv4Address: Sendable, Equatable, CustomStringConvertible {
         (0..<4).map { String(value >> (24 - 8 * UInt32($0)) & 0xFF) }.joined(separator: ".")
     }
 }
+
+/// `--vsock cid=N,uds=PATH`: a virtio-vsock device. The guest has CID `cid`
+/// (3 or more); host programs reach its ports through the Unix socket `uds`
+/// (`CONNECT <port>` first), and its connections to the host (CID 2) port P
+/// arrive at the Unix socket `<uds>_P` (Firecracker's hybrid scheme).
+public struct VsockConfiguration: Sendable, Equatable {
+    public var guestCID: UInt64
+    public var path: String
+
+    public init(guestCID: UInt64, path: String) {
+        self.guestCID = guestCID
+        self.path = path
+    }
+
+    public init(argument: String) throws(MachineError) {
+        var cid: UInt64?
+        var path: String?
+        for item in argument.split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw .invalidConfiguration("--vsock: '\(item)' is not KEY=VALUE") }
+            switch pair[0] {
+            case "cid":
+                guard let value = UInt64(pair[1]) else { throw .invalidConfiguration("--vsock: cid '\(pair[1])' is not a number") }
+                cid = value
+            case "uds": path = pair[1]
+            default: throw .invalidConfiguration("--vsock: unknown key '\(pair[0])' (cid, uds)")
+            }
+        }
+        guard let cid, let path, !path.isEmpty else { throw .invalidConfiguration("--vsock needs both: --vsock cid=N,uds=PATH") }
+        self.init(guestCID: cid, path: path)
+        try validate()
+    }
+
+    /// CIDs 0–2 name the hypervisor, loopback and the host; 2^32-1 is VMADDR_CID_ANY.
+    /// The path, and `<path>_<port>` for the largest port, must fit a socket address.
+    public func validate() throws(MachineError) {
+        guard guestCID >= VirtioVsock.minimumGuestCID, guestCID < UInt64(UInt32.max) else {
+            throw .invalidConfiguration("--vsock: cid \(guestCID) is outside 3–\(UInt32.max - 1)")
+        }
+        guard path.utf8.count + 11 <= 107 else {
+            throw .invalidConfiguration("--vsock: uds path \(path) is too long for a Unix socket address (at most 96 bytes, leaving room for _PORT)")
+        }
+    }
+}

@@ -71,11 +71,11 @@ enum Jail {
         var template = Array("/tmp/skiff-jail-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw .system("mkdtemp /tmp/skiff-jail-XXXXXX", errno) }
         let root = String(cString: template)
-        let cgroup: JailCgroup
+        let cgroup: ControlGroup
         do {
-            cgroup = try JailCgroup(name: "skiff-jail-\(getpid())",
-                                    memoryBytes: (configuration.memoryMiB + JailOptions.memoryOverheadMiB) << 20,
-                                    cpus: configuration.cpus)
+            cgroup = try ControlGroup(path: "skiff-jail-\(getpid())",
+                                      limits: .init(memoryBytes: (configuration.memoryMiB + JailOptions.memoryOverheadMiB) << 20,
+                                                    cpuQuota: configuration.cpus * 100_000, cpuPeriod: 100_000))
         } catch {
             rmdir(root)
             throw error
@@ -99,7 +99,7 @@ enum Jail {
         close(go[0])
         var placed: UInt8 = 1
         if let failure = cgroup.add(child) {
-            FileHandleOutput.standardError("skiff: jail: cannot place the VMM in its cgroup: \(failure)\n")
+            writeErrorLine("skiff: jail: cannot place the VMM in its cgroup: \(failure)")
             placed = 0
         }
         _ = write(go[1], &placed, 1)
@@ -122,7 +122,7 @@ enum Jail {
     /// A failure here ends the child with one line (exit 1): nothing else runs.
     private static func confine(root: String, files: [String], options: JailOptions) {
         func fail(_ what: String, _ error: Int32) -> Never {
-            FileHandleOutput.standardError("skiff: jail: \(what): \(String(cString: strerror(error)))\n")
+            writeErrorLine("skiff: jail: \(what): \(String(cString: strerror(error)))")
             _exit(1)
         }
         let unshared = csystem_unshare(CSYSTEM_NEWNS | CSYSTEM_NEWIPC | CSYSTEM_NEWNET)
@@ -165,68 +165,3 @@ enum Jail {
     }
 }
 
-/// The jail's cgroup: v2 where the host has it, else v1's memory and cpu
-/// hierarchies. Limits are written before the VMM is placed in it.
-struct JailCgroup {
-    let directories: [String]
-    let procsFiles: [String]
-
-    init(name: String, memoryBytes: Int, cpus: Int) throws(MachineError) {
-        let period = 100_000
-        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 {
-            // v2: the controllers must be on for the root's children.
-            _ = Self.write("/sys/fs/cgroup/cgroup.subtree_control", "+memory +cpu")
-            let directory = "/sys/fs/cgroup/" + name
-            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw .system("mkdir \(directory)", errno) }
-            directories = [directory]
-            procsFiles = [directory + "/cgroup.procs"]
-            for (file, value) in [("memory.max", "\(memoryBytes)"), ("memory.swap.max", "0"), ("cpu.max", "\(cpus * period) \(period)")] {
-                if let error = Self.write(directory + "/" + file, value), file != "memory.swap.max" {
-                    remove()
-                    throw .system("writing \(directory)/\(file)", error)
-                }
-            }
-        } else {
-            let memory = "/sys/fs/cgroup/memory/" + name, cpu = "/sys/fs/cgroup/cpu/" + name
-            for directory in [memory, cpu] {
-                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { throw .system("mkdir \(directory) (cgroup v1)", errno) }
-            }
-            directories = [memory, cpu]
-            procsFiles = [memory + "/cgroup.procs", cpu + "/cgroup.procs"]
-            for (file, value) in [(memory + "/memory.limit_in_bytes", "\(memoryBytes)"),
-                                  (cpu + "/cpu.cfs_period_us", "\(period)"), (cpu + "/cpu.cfs_quota_us", "\(cpus * period)")] {
-                if let error = Self.write(file, value) {
-                    remove()
-                    throw .system("writing \(file)", error)
-                }
-            }
-        }
-    }
-
-    /// Moves `pid` into every hierarchy; nil, or what failed.
-    func add(_ pid: pid_t) -> String? {
-        for file in procsFiles {
-            if let error = Self.write(file, "\(pid)") { return "\(file): \(String(cString: strerror(error)))" }
-        }
-        return nil
-    }
-
-    /// Removes the (empty, once the VMM ended) cgroup directories.
-    func remove() { for directory in directories { rmdir(directory) } }
-
-    /// Writes `value` to a control file; nil or the errno.
-    static func write(_ path: String, _ value: String) -> Int32? {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        let failure = Array(value.utf8).withUnsafeBytes { writeAll(fd, $0) }
-        return failure
-    }
-}
-
-/// One line to stderr without Foundation or stdio buffering.
-enum FileHandleOutput {
-    static func standardError(_ line: String) {
-        _ = Array(line.utf8).withUnsafeBytes { writeAll(STDERR_FILENO, $0) }
-    }
-}

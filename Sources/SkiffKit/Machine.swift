@@ -31,6 +31,8 @@ public struct MachineConfiguration: Sendable {
     public var networks: [NetworkConfiguration] = []
     /// A virtio-rng device fed by the host's getrandom.
     public var entropyDevice = true
+    /// A virtio-vsock device on Unix sockets (`VsockUnixBackend`).
+    public var vsock: VsockConfiguration?
     /// CPU features the guest's CPUID does not show (`X86CPUSetup.hideableFeatures`).
     public var hiddenCPUFeatures: [String] = []
     /// `skiff run`: where ttyS1 and ttyS2 go, and what feeds ttyS1. Without
@@ -101,7 +103,14 @@ public struct MachineConfiguration: Sendable {
             }
             seen[identity] = disk.path
         }
-        let devices = disks.count + networks.count + (entropyDevice ? 1 : 0)
+        if let vsock {
+            try vsock.validate()
+            // Its host streams cannot be saved: a snapshot of it would restore a guest whose connections lead nowhere.
+            guard snapshot == nil, restore == nil else {
+                throw .invalidConfiguration("--vsock cannot be combined with snapshots yet (its host connections are not saved)")
+            }
+        }
+        let devices = disks.count + networks.count + (entropyDevice ? 1 : 0) + (vsock == nil ? 0 : 1)
         let lines = Int(VirtioDevices.lastIRQ - VirtioDevices.firstIRQ) + 1
         guard devices <= lines else {
             throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the I/O APIC")
@@ -636,7 +645,8 @@ public final class Machine: Sendable {
         guard configuration.seccomp != .off else { return }
         Seccomp.label(thread.label, rename: thread != .main)
         do {
-            try VMMSeccompPolicy.filter(for: thread, stateFiles: configuration.seccompStateFiles).install(configuration.seccomp)
+            try VMMSeccompPolicy.filter(for: thread, stateFiles: configuration.seccompStateFiles,
+                                        vsock: configuration.vsock != nil).install(configuration.seccomp)
         } catch {
             requestStop(.vmmError("\(error) (\(thread.rawValue) thread)"))
             return

@@ -42,6 +42,11 @@ public enum ShutdownSignals {
         sigaddset(&set, confineSignal)
         sigaddset(&set, SIGWINCH)
         pthread_sigmask(SIG_BLOCK, &set, nil)
+        startWaiting()
+    }
+
+    /// The thread that sigwaits for the blocked signals.
+    private static func startWaiting() {
         _ = try? NativeThread {
             state.withLock { $0.thread = pthread_self() }
             waitForSignals()
@@ -53,10 +58,7 @@ public enum ShutdownSignals {
     /// (fork keeps the mask); a new thread waits for them.
     static func restartAfterFork() {
         state.withLock { $0 = State() }
-        _ = try? NativeThread {
-            state.withLock { $0.thread = pthread_self() }
-            waitForSignals()
-        }.detach()
+        startWaiting()
     }
 
     /// Runs `install` on the waiting thread (it is asleep in sigwait, so it

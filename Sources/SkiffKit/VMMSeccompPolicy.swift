@@ -40,11 +40,12 @@ public enum VMMSeccompPolicy {
 
     /// `stateFiles`: the OCI monitor, whose main thread rewrites the
     /// container's state.json and removes its socket once the guest stopped.
-    public static func filter(for thread: Thread, stateFiles: Bool = false) -> SeccompFilter {
+    /// `vsock`: the machine has a vsock device, whose host sockets the device loop accepts, connects and closes.
+    public static func filter(for thread: Thread, stateFiles: Bool = false, vsock: Bool = false) -> SeccompFilter {
         let rules: [SeccompRule]
         switch thread {
         case .vcpu: rules = runtime + vcpu
-        case .deviceLoop: rules = runtime + deviceLoop
+        case .deviceLoop: rules = runtime + deviceLoop + (vsock ? vsockSockets : [])
         case .main: rules = runtime + main + (stateFiles ? monitorFiles : [])
         case .signals: rules = runtime + signals
         case .coordinator: rules = runtime + coordinator
@@ -128,6 +129,21 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_getrandom), "virtio-rng"),
         SeccompRule(Int(SYS_ioctl), "interrupt lines (KVM_IRQ_LINE); terminal mode",
                     when: .oneOf(argument: 1, [UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)] + terminalRequests)),
+    ]
+
+    /// The vsock device's Unix sockets (`VsockUnixBackend`), on the device loop:
+    /// host clients accepted, guest connections made to `<uds>_<port>`.
+    /// Unix sockets only: no other address family can be opened.
+    static let vsockSockets: [SeccompRule] = [
+        SeccompRule(Int(SYS_accept4), "a host client of the vsock socket"),
+        SeccompRule(Int(SYS_recvfrom), "peeking at a client's CONNECT line"),
+        SeccompRule(Int(SYS_sendto), "the guest's bytes to a host socket (send with MSG_NOSIGNAL)"),
+        SeccompRule(Int(SYS_socket), "a guest's connection to the host (<uds>_<port>), Unix sockets only",
+                    when: .oneOf(argument: 0, [UInt32(AF_UNIX)])),
+        SeccompRule(Int(SYS_connect), "a guest's connection to the host (<uds>_<port>)"),
+        SeccompRule(Int(SYS_shutdown), "the guest will send no more"),
+        SeccompRule(Int(SYS_close), "a connection ends"),
+        SeccompRule(Int(SYS_epoll_ctl), "a connection's socket watched"),
     ]
 
     /// After the machine is built: wait for the vCPUs, tear down, report.

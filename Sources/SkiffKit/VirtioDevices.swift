@@ -8,7 +8,7 @@ import Memory
 ///
 /// Layout: 4 KiB windows from 0xD000_0000 (inside the MMIO hole below 4 GiB),
 /// IRQs from 5 (4 is the serial port) to 23, the last I/O APIC pin. Disks come
-/// first so that --disk order gives vda, vdb, ...; then networks; then entropy.
+/// first so that --disk order gives vda, vdb, ...; then networks; then entropy; then vsock.
 final class VirtioDevices {
     static let firstBase: UInt64 = 0xD000_0000
     static let firstIRQ: UInt32 = 5
@@ -31,6 +31,8 @@ final class VirtioDevices {
     struct Backends {
         let disks: [DiskImage]
         let taps: [TapDevice]
+        /// The vsock device's listening socket.
+        let vsockListener: Int32?
     }
 
     /// Opens every disk image and TAP; throws, naming the file or TAP, if one cannot be opened.
@@ -50,7 +52,11 @@ final class VirtioDevices {
         for network in config.networks {
             do { taps.append(try TapDevice(name: network.tap)) } catch { throw .invalidConfiguration("--net \(error)") }
         }
-        return Backends(disks: disks, taps: taps)
+        var vsockListener: Int32?
+        if let vsock = config.vsock {
+            do { vsockListener = try VsockUnixBackend.listen(at: vsock.path) } catch { throw .invalidConfiguration("--vsock \(error)") }
+        }
+        return Backends(disks: disks, taps: taps, vsockListener: vsockListener)
     }
 
     /// Attaches every device to its opened backend.
@@ -82,6 +88,19 @@ final class VirtioDevices {
                 "virtio-rng: \(device.bytesServed) random bytes served"
             }
         }
+        if let vsock = config.vsock, let listener = backends.vsockListener {
+            let backend: VsockUnixBackend
+            do { backend = try VsockUnixBackend(listener: listener, path: vsock.path, guestCID: vsock.guestCID) } catch {
+                throw .invalidConfiguration("--vsock \(error)")
+            }
+            let device = VirtioVsock(guestCID: vsock.guestCID, backend: backend)
+            let name = "virtio-vsock (CID \(vsock.guestCID), \(vsock.path))"
+            let transport = try attach(device, name: name, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger) {
+                let c = device.counters
+                return "\(name): \(c.opened) connections, \(c.bytesToGuest) bytes to the guest, \(c.bytesToHost) to the host, \(c.reset) reset, \(c.refused) refused"
+            }
+            try loop.register(device.pollFD) { transport.backendReady() }
+        }
         if fallbacks > 0 {
             logger.warning("KVM refused \(fallbacks) ioeventfd/irqfd registrations; those notifications go through vCPU exits instead")
         }
@@ -104,6 +123,7 @@ final class VirtioDevices {
             if let parameter = network.kernelParameter(interface: "eth\(index)") { parameters.append(parameter) }
         }
         if config.entropyDevice { announceNext() }
+        if config.vsock != nil { announceNext() }
         return parameters
     }
 

@@ -136,6 +136,7 @@ struct RuntimeLifecycleTests {
         #expect(killed & 0x7F == SIGTERM, "killed by SIGTERM (\(killed))")
         #expect(try state("two")["status"] as? String == "stopped")
         #expect(try runtime(["kill", "two", "KILL"]).status == 1, "nothing left to kill")
+        #expect(try runtime(["exec", "two", "/bin/true"]).stderr.contains("cannot exec in a container that is stopped"))
         #expect(try runtime(["delete", "two"]).status == 0)
 
         // A started container with a terminal (the master comes to our console
@@ -164,6 +165,7 @@ struct RuntimeLifecycleTests {
         #expect(ioctl(master, UInt(TIOCSWINSZ), &larger) == 0)
         screen += read(master, until: "resized 40 100", seconds: 120)
         #expect(screen.contains("resized 40 100"), "a resize after start reached the guest: \(screen)")
+        try execIntoARunningContainer("three")
         #expect(try runtime(["kill", "three", "TERM"]).status == 0)
         screen += read(master, until: "got TERM", seconds: 120)
         let handled = waitStatus(threePID)
@@ -171,6 +173,56 @@ struct RuntimeLifecycleTests {
         #expect(screen.contains("got TERM"), "\(screen)")
         #expect(try runtime(["delete", "three"]).status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/state").isEmpty, "delete removes everything")
+    }
+
+    /// `exec` through the guest agent (vsock), as podman's conmon and the
+    /// shim call it: streams relayed, statuses kept, signals delivered, a
+    /// terminal of its own; the container's own process runs on meanwhile.
+    func execIntoARunningContainer(_ id: String) throws {
+        let state = ["--root", work + "/state"]
+        // Standard streams apart, input to its end, the status as the process chose.
+        let plain = try spawn([runtimeExecutable] + state + ["exec", id, "/bin/sh", "-c", "echo from exec; cat; echo to-err >&2; exit 5"],
+                              input: "piped in\n", stdout: work + "/exec.out", stderr: work + "/exec.err")
+        let plainStatus = waitStatus(plain)
+        #expect(plainStatus >> 8 & 0xFF == 5 && plainStatus & 0x7F == 0, "exec's status is the process's (\(plainStatus))")
+        #expect(try String(contentsOfFile: work + "/exec.out", encoding: .utf8) == "from exec\npiped in\n")
+        #expect(try String(contentsOfFile: work + "/exec.err", encoding: .utf8) == "to-err\n")
+
+        // --process FILE --detach --pid-file, as conmon calls it: the PID stands
+        // for the process (a child of ours, the subreaper), and a signal sent
+        // to it reaches the process in the guest, whose handler picks the status.
+        let process: [String: Any] = ["user": ["uid": 1000, "gid": 1000], "cwd": "/tmp", "env": ["PATH=/bin:/usr/bin", "WHO=exec"],
+                                      "args": ["/bin/sh", "-c", "trap 'echo trapped $WHO $(id -u) $(pwd); exit 3' TERM; echo ready; while :; do sleep 1; done"]]
+        try JSONSerialization.data(withJSONObject: process).write(to: URL(fileURLWithPath: work + "/process.json"))
+        let detach = try spawn([runtimeExecutable] + state + ["exec", "--process", work + "/process.json", "--detach",
+                                                              "--pid-file", work + "/exec.pid", id],
+                               input: "", stdout: work + "/detached.out", stderr: work + "/detached.err")
+        #expect(waitStatus(detach) == 0, "\((try? String(contentsOfFile: work + "/detached.err", encoding: .utf8)) ?? "")")
+        let execPID = try #require(pid_t(try String(contentsOfFile: work + "/exec.pid", encoding: .utf8)))
+        for _ in 0..<600 where (try? String(contentsOfFile: work + "/detached.out", encoding: .utf8)) != "ready\n" { usleep(100_000) }
+        #expect(kill(execPID, SIGTERM) == 0)
+        let detachedStatus = waitStatus(execPID)
+        #expect(detachedStatus >> 8 & 0xFF == 3 && detachedStatus & 0x7F == 0, "\(detachedStatus)")
+        #expect(try String(contentsOfFile: work + "/detached.out", encoding: .utf8) == "ready\ntrapped exec 1000 /tmp\n")
+
+        // A terminal of its own, sent to the console socket, sized by it.
+        let console = try ConsoleSocket(path: work + "/exec-console.sock")
+        let tty = try spawn([runtimeExecutable] + state + ["exec", "--tty", "--console-socket", console.path, id,
+                                                           "/bin/sh", "-c", "tty; sleep 1; stty size; exit 4"],
+                            input: "", stdout: work + "/tty.out", stderr: work + "/tty.err")
+        let master = try #require(console.receiveTerminal(), "no terminal for exec")
+        defer { close(master) }
+        var size = winsize(ws_row: 21, ws_col: 61, ws_xpixel: 0, ws_ypixel: 0)
+        #expect(ioctl(master, UInt(TIOCSWINSZ), &size) == 0)
+        let screen = read(master, until: "21 61", seconds: 60)
+        let ttyStatus = waitStatus(tty)
+        #expect(screen.contains("/dev/pts/") && screen.contains("21 61"), "a pseudo-terminal of the guest's, resized: \(screen)")
+        #expect(ttyStatus >> 8 & 0xFF == 4, "\(ttyStatus)")
+
+        // What cannot run says so as docker does; a missing command is a usage error.
+        let missing = try spawn([runtimeExecutable] + state + ["exec", id, "/no/such"], input: "", stdout: work + "/m.out", stderr: work + "/m.err")
+        #expect(waitStatus(missing) >> 8 & 0xFF == 127)
+        #expect(try runtime(["exec", id]).stderr.contains("a command is required"))
     }
 
     @Test func badBundlesAndArgumentsFailBeforeAnythingBoots() throws {
@@ -190,10 +242,11 @@ struct RuntimeLifecycleTests {
         #expect(try runtime(["--version"]).stdout.hasPrefix("skiff-oci version"))
     }
 
-    /// podman drives it as it drives runc (conmon: create, start, wait, delete):
-    /// `podman --runtime skiff-oci run` of the test image in a private store.
+    /// podman drives it as it drives runc (conmon: create, start, wait, exec,
+    /// kill, delete): `podman --runtime skiff-oci run -d` of the test image in
+    /// a private store, then `exec` (its output and status), `logs`, `stop`.
     @Test(.enabled(if: podman != nil, "needs podman (scripts/build-guest.sh installs it as root)"))
-    func podmanRunsAContainerInASkiffMicroVM() throws {
+    func podmanRunsExecsAndStopsAContainerInASkiffMicroVM() throws {
         let podman = try #require(podman)
         // podman names an oci: image after its path, which must be a valid
         // reference: lower case, no component starting with "." (as in ~/.cache).
@@ -208,12 +261,35 @@ struct RuntimeLifecycleTests {
         let pulled = try TestSupport.runProgram(base + ["pull", "-q", "oci:" + work + "/image:test"])
         try #require(pulled.status == 0, "\(pulled.stderr)")
         let imageID = try #require(pulled.stdout.split(whereSeparator: \.isNewline).last.map(String.init))
-        let run = try TestSupport.runProgram(base + ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", imageID,
-                                                     "-c", "echo hi from the VM; uname -r; id -u; exit 3"])
-        #expect(run.status == 3, "the container's status through conmon and podman: \(run.stderr)")
-        let lines = run.stdout.split(whereSeparator: \.isNewline).map(String.init)
-        #expect(lines.first == "hi from the VM" && lines.count == 3 && lines[2] == "1000", "\(run.stdout)")
-        #expect(lines.count > 1 && lines[1].hasPrefix("6.1."), "the guest's kernel, not the host's: \(run.stdout)")
+        // Into files, not pipes: conmon, which stays, keeps podman's descriptors (a pipe would never end).
+        let runPID = try spawn(base + ["run", "-d", "--name", "vm", "--network", "none", "--memory", "256m", "--entrypoint", "/bin/sh", imageID,
+                                       "-c", "echo hi from the VM; uname -r; echo $(cat /etc/hostname); while :; do sleep 1; done"],
+                               input: "", stdout: work + "/run.out", stderr: work + "/run.err")
+        let runStatus = waitStatus(runPID)
+        try #require(runStatus == 0, "\((try? String(contentsOfFile: work + "/run.err", encoding: .utf8)) ?? "")")
+        defer { _ = try? TestSupport.runProgram(base + ["rm", "-f", "vm"]) }
+        let containerID = try String(contentsOfFile: work + "/run.out", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let exec = try TestSupport.runProgram(base + ["exec", "vm", "/bin/sh", "-c", "echo from exec; id -u; exit 6"])
+        #expect(exec.status == 6, "exec's status through conmon and podman: \(exec.stderr)")
+        #expect(exec.stdout == "from exec\n1000\n")
+        // --memory 256m: the monitor's cgroup holds it to that, and the guest has what is left beside the VMM.
+        let memory = try TestSupport.runProgram(base + ["exec", "vm", "/bin/sh", "-c", "grep MemTotal /proc/meminfo"])
+        let kilobytes = Int(memory.stdout.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        #expect((150_000...(192 << 10)).contains(kilobytes), "a 192 MiB guest: \(memory.stdout)")
+        let limitFile = ControlGroup.isUnified ? "/sys/fs/cgroup/libpod_parent/libpod-\(containerID)/memory.max"
+            : "/sys/fs/cgroup/memory/libpod_parent/libpod-\(containerID)/memory.limit_in_bytes"
+        #expect((try? String(contentsOfFile: limitFile, encoding: .utf8)) == "\(256 << 20)\n", "cgroupsPath and its memory limit applied")
+        let logs = try TestSupport.runProgram(base + ["logs", "vm"])
+        let lines = logs.stdout.split(whereSeparator: \.isNewline).map(String.init)
+        #expect(lines.first == "hi from the VM" && lines.count == 3, "\(logs.stdout)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("6.1."), "the guest's kernel, not the host's: \(logs.stdout)")
+        // podman's /etc/hostname (a bind mount of a file) was copied in: the container's ID.
+        #expect(lines.count > 2 && containerID.hasPrefix(lines[2]), "\(logs.stdout)")
+        let stop = try TestSupport.runProgram(base + ["stop", "-t", "20", "vm"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        let inspect = try TestSupport.runProgram(base + ["inspect", "vm", "--format", "{{.State.ExitCode}} {{.State.Status}}"])
+        #expect(inspect.stdout == "143 exited\n", "stop's TERM ended the shell inside: \(inspect.stdout)")
     }
 }
 

@@ -1,5 +1,7 @@
 import Foundation
+import SkiffKit
 import Testing
+import TestSupport
 @testable import OCIRuntime
 
 @Suite struct RuntimeCommandLineTests {
@@ -57,6 +59,29 @@ import Testing
         #expect(config.root?.path == "rootfs" && config.annotations == ["a": "b"])
         #expect(config.warnings.count == 2, "binds and a network namespace are said, once each: \(config.warnings)")
         #expect(config.warnings[0].contains("/etc/hosts") && !config.warnings[0].contains("/proc"))
+    }
+
+    @Test func boundFilesAreCopiedAndTheRestIsSaidOnce() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("binds-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory + "/dir", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        FileManager.default.createFile(atPath: directory + "/hosts", contents: Data("10.0.0.1 box\n".utf8), attributes: [.posixPermissions: 0o640])
+        FileManager.default.createFile(atPath: directory + "/big", contents: Data(count: BundleConfiguration.maximumBoundFile + 1))
+        let json = """
+            {"ociVersion": "1.0.2", "mounts": [
+              {"destination": "/etc/hosts", "type": "bind", "source": "\(directory)/hosts", "options": ["rbind", "ro"]},
+              {"destination": "/etc/resolv.conf", "source": "\(directory)/hosts", "options": ["bind"]},
+              {"destination": "/data", "type": "bind", "source": "\(directory)/dir"},
+              {"destination": "/big", "type": "bind", "source": "\(directory)/big"},
+              {"destination": "/gone", "type": "bind", "source": "\(directory)/missing"},
+              {"destination": "/dev/shm", "type": "bind", "source": "\(directory)/dir"},
+              {"destination": "/tmp", "type": "tmpfs", "source": "\(directory)/hosts"}]}
+            """
+        let config = try BundleConfiguration.decode(Array(json.utf8))
+        let files = config.boundFiles()
+        #expect(files.map(\.destination) == ["/etc/hosts", "/etc/resolv.conf"])
+        #expect(files.first?.bytes == Array("10.0.0.1 box\n".utf8) && files.first?.mode == 0o640)
+        #expect(config.warnings == ["bind mounts of directories (or of files over 256 KiB) are not shared into the microVM yet (/data, /big, /gone)"])
     }
 
     @Test func hostileOrIncompleteConfigsAreRefusedWithTheirReason() {
@@ -123,5 +148,63 @@ import Testing
         let line = try String(contentsOfFile: path, encoding: .utf8)
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
         #expect(object?["level"] == "error" && object?["msg"] == "bad \"thing\"\nhere\u{1}" && object?["time"] != nil)
+    }
+}
+
+@Suite struct RuntimeCgroupTests {
+    @Test func cgroupsPathsAsRuncReadsThem() throws {
+        #expect(try BundleConfiguration.cgroupPath(nil, systemd: false) == nil)
+        #expect(try BundleConfiguration.cgroupPath("/libpod_parent/libpod-abc", systemd: false) == "/libpod_parent/libpod-abc")
+        #expect(try BundleConfiguration.cgroupPath("machine.slice:libpod:abc", systemd: true) == "machine.slice/libpod-abc.scope")
+        #expect(try BundleConfiguration.cgroupPath("user-1000-app.slice:crio:x", systemd: true)
+            == "user.slice/user-1000.slice/user-1000-app.slice/crio-x.scope")
+        #expect(try BundleConfiguration.cgroupPath(":cri-containerd:x", systemd: true) == "system.slice/cri-containerd-x.scope")
+        #expect(throws: RuntimeError.self) { try BundleConfiguration.cgroupPath("machine.slice:libpod:abc", systemd: false) }
+        #expect(throws: RuntimeError.self) { try BundleConfiguration.cgroupPath("/plain/path", systemd: true) }
+        #expect(throws: RuntimeError.self) { try BundleConfiguration.cgroupPath("nota:libpod:x", systemd: true) }
+    }
+
+    @Test func resourcesBecomeLimitsAndSizeTheGuest() throws {
+        func config(_ resources: String) throws -> BundleConfiguration {
+            try BundleConfiguration.decode(Array(#"{"ociVersion": "1.1.0", "linux": {"resources": \#(resources)}}"#.utf8))
+        }
+        let limited = try config(#"{"memory": {"limit": 536870912}, "cpu": {"quota": 50000, "period": 200000}, "pids": {"limit": 100}}"#)
+        #expect(limited.cgroupLimits == ControlGroup.Limits(memoryBytes: 512 << 20, cpuQuota: 50000, cpuPeriod: 200000, pids: 100))
+        #expect(try limited.guestMemoryMiB() == 512 - 64)
+        let unlimited = try config(#"{"memory": {"limit": -1}, "cpu": {"quota": -1}}"#)
+        #expect(unlimited.cgroupLimits == ControlGroup.Limits())
+        #expect(try unlimited.guestMemoryMiB() == 128)
+        #expect(throws: RuntimeError.self) { try config(#"{"memory": {"limit": 67108864}}"#).guestMemoryMiB() }
+    }
+
+    /// A real cgroup (as root): made with its parents, limits written, a process placed, removed.
+    @Test(.enabled(if: getuid() == 0, "needs root")) func aCgroupHoldsItsLimitsAndProcess() throws {
+        let path = "skiff-test-\(getpid())/inner"
+        let group = try ControlGroup(path: path, limits: .init(memoryBytes: 300 << 20, cpuQuota: 50_000, pids: 64))
+        defer {
+            group.remove()
+            rmdir(ControlGroup.isUnified ? "/sys/fs/cgroup/skiff-test-\(getpid())" : "")
+            for hierarchy in ["memory", "cpu", "pids"] { rmdir("/sys/fs/cgroup/\(hierarchy)/skiff-test-\(getpid())") }
+        }
+        func read(_ file: String) -> String {
+            (try? String(contentsOfFile: "/sys/fs/cgroup/" + file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        }
+        if ControlGroup.isUnified {
+            #expect(read(path + "/memory.max") == "\(300 << 20)" && read(path + "/cpu.max") == "50000 100000" && read(path + "/pids.max") == "64")
+        } else {
+            #expect(read("memory/" + path + "/memory.limit_in_bytes") == "\(300 << 20)")
+            #expect(read("cpu/" + path + "/cpu.cfs_quota_us") == "50000")
+            #expect(read("pids/" + path + "/pids.max") == "64")
+        }
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        let pid = sleeper.processIdentifier
+        #expect(group.add(pid) == nil)
+        let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+        #expect(membership.contains(path), "\(membership)")
+        #expect(throws: MachineError.self) { try ControlGroup(path: "../escape", limits: .init()) }
     }
 }

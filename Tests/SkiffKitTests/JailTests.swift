@@ -8,11 +8,7 @@ import TestSupport
 /// from outside while it runs, then stopped by a signal through its parent.
 @Suite(.enabled(if: kvmUsable && getuid() == 0, "needs /dev/kvm and root"), .serialized)
 struct JailTests {
-    static let guest: String = {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-jail-spin-\(getpid()).elf").path
-        _ = try? runProgram(["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py", "--spin", path])
-        return path
-    }()
+    static let guest = tinyGuest(spin: true) ?? "/nonexistent/tiny-guest"
 
     func status(_ pid: Int32) -> [String: String] {
         var fields: [String: String] = [:]

@@ -46,6 +46,11 @@ import TestSupport
                 printf("cwd %s host %s root %s uid %u gid %u groups", s.cwd, s.hostname, s.root, s.uid, s.gid);
                 for (int i = 0; i < s.group_count; i++) printf(" %u", s.groups[i]);
                 printf(" tty %d interactive %d size %ux%u\\n", s.tty, s.interactive, s.rows, s.columns);
+                for (int i = 0; i < s.file_count; i++) {
+                    printf("file %s %o %zu [", s.files[i].path, s.files[i].mode, s.files[i].size);
+                    fwrite(s.files[i].data, 1, s.files[i].size, stdout);
+                    printf("]\\n");
+                }
                 return 0;
             }
             """.write(toFile: harness, atomically: true, encoding: .utf8)
@@ -69,6 +74,15 @@ import TestSupport
 
             """)
         #expect(try runProgram([binary, directory.path + "/missing"]).stdout == "result 0 \n", "no file: plain boot")
+        // An OCI bundle's bind-mounted files travel whole, any byte, with their mode.
+        let files = try parse(GuestRunSpec.encode(spec, rootDevice: "/dev/vda",
+                                                  files: [("/etc/hosts", Array("127.0.0.1 box\n".utf8), 0o644),
+                                                          ("/run/a:b", [0x41, 0x0A, 0x00, 0x42], 0o4755)]))
+        #expect(files.hasSuffix("file /etc/hosts 644 14 [127.0.0.1 box\n]\nfile /run/a:b 4755 4 [A\n\u{0}B]\n"), "\(files)")
+        let filePrefix = "skiff-run-spec=1\0arg=x\0root=/dev/vda\0uid=0\0gid=0\0"
+        for bad in ["file=644:4g:/x", "file=644:414:/x", "file=644:41:relative", "file=99999:41:/x", "file=644:41", "file=:41:/x"] {
+            #expect(try parse(Array((filePrefix + bad + "\0").utf8)).contains("bad file record"), "\(bad)")
+        }
         // The preparation `skiff run` puts in the initramfs: the root, nothing of the run.
         func preparation(_ bytes: [UInt8]) throws -> String {
             let file = directory.appendingPathComponent("prep-\(UUID())").path

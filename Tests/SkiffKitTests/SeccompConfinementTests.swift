@@ -9,11 +9,7 @@ import TestSupport
 /// of them ends the whole process with a line naming it.
 @Suite(.enabled(if: kvmUsable, "needs /dev/kvm"), .serialized)
 struct SeccompConfinementTests {
-    static let guest: String = {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-seccomp-spin-\(getpid()).elf").path
-        _ = try? runProgram(["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py", "--spin", path])
-        return path
-    }()
+    static let guest = tinyGuest(spin: true) ?? "/nonexistent/tiny-guest"
 
     func boot(_ extra: [String]) throws -> Process {
         let process = Process()

@@ -11,12 +11,7 @@ import TestSupport
 struct SignalTests {
     @Test(arguments: [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM"), (SIGHUP, "SIGHUP"), (SIGQUIT, "SIGQUIT")])
     func aSignalStopsTheVMWithItsExitStatus(signal: Int32, name: String) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-signal-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let guest = directory + "/spin.elf"
-        let made = try runProgram(["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py", "--spin", guest])
-        try #require(made.status == 0, "\(made.stderr)")
+        let guest = try #require(tinyGuest(spin: true), "bench/start/make-tiny-guest.py failed")
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: skiffExecutable)

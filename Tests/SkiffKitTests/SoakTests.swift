@@ -9,11 +9,7 @@ import TestSupport
 /// its seccomp lists; every one must exit 0 and leave nothing behind.
 @Suite(.enabled(if: kvmUsable, "needs /dev/kvm"), .serialized)
 struct SoakTests {
-    static let guest: String = {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-soak-\(getpid()).elf").path
-        _ = try? runProgram(["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py", path])
-        return path
-    }()
+    static let guest = tinyGuest(spin: false) ?? "/nonexistent/tiny-guest"
 
     func start() throws -> Process {
         let process = Process()

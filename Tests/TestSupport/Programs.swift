@@ -49,3 +49,20 @@ public func runProgram(_ arguments: [String], input: Data? = nil, environment: [
     return (process.terminationStatus, try String(contentsOf: out, encoding: .utf8), try String(contentsOf: err, encoding: .utf8))
 }
 
+
+/// bench/start/make-tiny-guest.py's 64-bit ELF guest, made once per process
+/// and kind: it resets the machine at once, or (`spin`) loops until stopped.
+/// Nil when it could not be made (the test that needs it then fails on it).
+public func tinyGuest(spin: Bool) -> String? {
+    spin ? spinningTinyGuest : resettingTinyGuest
+}
+
+private let spinningTinyGuest = makeTinyGuest(spin: true)
+private let resettingTinyGuest = makeTinyGuest(spin: false)
+
+private func makeTinyGuest(spin: Bool) -> String? {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-tiny-\(spin ? "spin" : "reset")-\(getpid()).elf").path
+    let arguments = ["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py"] + (spin ? ["--spin"] : []) + [path]
+    guard let made = try? runProgram(arguments), made.status == 0 else { return nil }
+    return path
+}

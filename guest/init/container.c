@@ -24,6 +24,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "boot_marker.h"
 #include "container.h"
 
@@ -177,8 +178,7 @@ static void set_hostname(const char *name)
 	}
 }
 
-/* In the child: identity, directory, environment, exec. Never returns. */
-static void exec_process(const struct run_spec *spec, int in, int out, int err, int terminal)
+void container_exec_process(const struct run_spec *spec, int in, int out, int err, int terminal)
 {
 	sigset_t none;
 
@@ -317,10 +317,31 @@ int container_prepare(const char *root)
 	return switch_to_image_root(root);
 }
 
+/* The spec's files (bind-mounted ones, copied), after set_hostname: theirs win. */
+static void write_files(const struct run_spec *spec)
+{
+	for (int i = 0; i < spec->file_count; i++) {
+		const struct run_file *file = &spec->files[i];
+		char parent[4096];
+		snprintf(parent, sizeof(parent), "%s", file->path);
+		char *slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			mkdir_p(parent, 0755);
+		}
+		int fd = open(file->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, file->mode);
+		if (fd < 0 || write_all(fd, (const char *)file->data, file->size) != 0 || fchmod(fd, file->mode) != 0)
+			container_complain("skiff-init: cannot write %s: %s", file->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 int container_run(const struct run_spec *spec)
 {
 	configure_line(out_line, spec->tty, spec);
 	set_hostname(spec->hostname);
+	write_files(spec);
 	if (mkdir_p(spec->cwd, 0755) != 0)
 		container_complain("skiff-init: cannot create the working directory %s: %s", spec->cwd, strerror(errno));
 
@@ -346,6 +367,8 @@ int container_run(const struct run_spec *spec)
 		child_err = err_pipe[1];
 		child_in = spec->interactive ? in_pipe[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
+	/* `exec` sessions while the process runs (agent.h); none without a vsock device. */
+	int agent = agent_listen();
 	/* The host starts sending standard input only now: the lines are set up. */
 	skiff_marker(SKIFF_MARKER_CONTAINER_READY);
 
@@ -355,7 +378,7 @@ int container_run(const struct run_spec *spec)
 		return 125;
 	}
 	if (pid == 0)
-		exec_process(spec, child_in, child_out, child_err, spec->tty);
+		container_exec_process(spec, child_in, child_out, child_err, spec->tty);
 
 	if (!spec->tty) {
 		close(out_pipe[1]);
@@ -374,8 +397,8 @@ int container_run(const struct run_spec *spec)
 
 	/* Until the process has exited and both pipes are drained. */
 	while (status < 0 || out_read >= 0 || err_read >= 0) {
-		struct pollfd polls[5];
-		int count = 0, at_out = -1, at_err = -1, at_in = -1, at_signals, at_control = -1;
+		struct pollfd polls[6];
+		int count = 0, at_out = -1, at_err = -1, at_in = -1, at_signals, at_control = -1, at_agent = -1;
 
 		if (out_read >= 0) { at_out = count; polls[count++] = (struct pollfd){ out_read, POLLIN, 0 }; }
 		if (err_read >= 0) { at_err = count; polls[count++] = (struct pollfd){ err_read, POLLIN, 0 }; }
@@ -390,6 +413,10 @@ int container_run(const struct run_spec *spec)
 			at_control = count;
 			polls[count++] = (struct pollfd){ err_line, POLLIN, 0 };
 		}
+		if (status < 0 && agent >= 0) {
+			at_agent = count;
+			polls[count++] = (struct pollfd){ agent, POLLIN, 0 };
+		}
 
 		if (poll(polls, (nfds_t)count, -1) < 0) {
 			if (errno == EINTR)
@@ -403,6 +430,11 @@ int container_run(const struct run_spec *spec)
 			relay_pipe(&err_read, err_line);
 		if (at_control >= 0 && polls[at_control].revents)
 			control_input(&control, pid, spec->tty);
+		if (at_agent >= 0 && polls[at_agent].revents) {
+			/* The session must not hold the process's pipes or init's lines. */
+			int inherited[] = { out_read, err_read, in_write, signals };
+			agent_accept(agent, inherited, 4);
+		}
 		if (at_in >= 0 && polls[at_in].revents) {
 			if (pending_count > 0) {
 				ssize_t n = write(in_write, pending, pending_count);

@@ -53,4 +53,12 @@ void container_complain(const char *format, ...);
  */
 int container_run(const struct run_spec *spec);
 
+/*
+ * In a new child: the spec's identity, directory and environment, `in`,
+ * `out` and `err` as its standard streams (`terminal`: `out` is a terminal
+ * that becomes the controlling one), then exec. Never returns; on failure it
+ * says why on `err` and exits 126 or 127 as docker does.
+ */
+_Noreturn void container_exec_process(const struct run_spec *spec, int in, int out, int err, int terminal);
+
 #endif

@@ -28,6 +28,48 @@ static int parse_number(const char *text, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* "MODE:HEX:PATH", decoded in place (the bytes are shorter than their hex). */
+static int parse_file(char *value, struct run_file *file)
+{
+	char *hex = strchr(value, ':');
+	char *path = hex ? strchr(hex + 1, ':') : NULL;
+	unsigned long mode;
+	char *end;
+
+	if (!path)
+		return -1;
+	*hex++ = '\0';
+	*path++ = '\0';
+	errno = 0;
+	mode = strtoul(value, &end, 8);
+	if (errno || *end || end == value || mode > 07777 || path[0] != '/')
+		return -1;
+	size_t digits = strlen(hex);
+	if (digits % 2)
+		return -1;
+	unsigned char *out = (unsigned char *)hex;
+	for (size_t i = 0; i < digits; i += 2) {
+		int high = hex_value(hex[i]), low = hex_value(hex[i + 1]);
+		if (high < 0 || low < 0)
+			return -1;
+		out[i / 2] = (unsigned char)(high << 4 | low);
+	}
+	file->path = path;
+	file->data = out;
+	file->size = digits / 2;
+	file->mode = (unsigned)mode;
+	return 0;
+}
+
 static char *read_all(const char *path, size_t *size, int *missing)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -156,6 +198,12 @@ int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *s
 			if (parse_number(value, 0xFFFF, &number))
 				FAIL("%s: bad terminal %s \"%s\"", path, record, value);
 			*(record[0] == 'r' ? &spec->rows : &spec->columns) = (unsigned short)number;
+		} else if (!strcmp(record, "file")) {
+			if (spec->file_count == SKIFF_RUN_SPEC_MAX_FILES)
+				FAIL("%s: more than %d files", path, SKIFF_RUN_SPEC_MAX_FILES);
+			if (parse_file(value, &spec->files[spec->file_count]) != 0)
+				FAIL("%s: bad file record", path);
+			spec->file_count++;
 		} else {
 			FAIL("%s: unknown record \"%s\"", path, record);
 		}

@@ -15,6 +15,16 @@
 
 #define SKIFF_RUN_SPEC_PATH "/skiff/run-spec"
 #define SKIFF_RUN_SPEC_MAX_GROUPS 64
+#define SKIFF_RUN_SPEC_MAX_FILES 32
+
+/* "file=MODE:HEX:PATH": a file written into the container's root before the
+ * process starts (an OCI bundle's bind-mounted /etc/hosts, say). */
+struct run_file {
+	const char *path;      /* absolute */
+	const unsigned char *data;
+	size_t size;
+	unsigned mode;         /* permission bits */
+};
 
 struct run_spec {
 	char **argv;           /* NULL-terminated; at least one word */
@@ -30,6 +40,8 @@ struct run_spec {
 	int tty;               /* -t: ttyS1 is the container's controlling terminal */
 	int interactive;       /* -i: the host forwards standard input */
 	unsigned short rows, columns; /* the host terminal's size, for -t */
+	struct run_file files[SKIFF_RUN_SPEC_MAX_FILES];
+	int file_count;
 };
 
 /*

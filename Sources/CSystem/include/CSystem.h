@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -34,6 +35,10 @@ int csystem_send_fd(int socket_fd, int fd, const char *name);
 
 /// Receives a descriptor sent that way (close-on-exec); -1 on failure.
 int csystem_receive_fd(int socket_fd);
+
+/// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC), which Glibc's module does not
+/// export: the next client of a listening socket, or -1 (EAGAIN: none waits).
+int csystem_accept_nonblocking(int listener);
 
 /// A new pseudo-terminal: its master and its slave, both close-on-exec. 0 or -1.
 int csystem_open_pty(int *master, int *slave);

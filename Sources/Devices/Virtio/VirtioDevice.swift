@@ -19,6 +19,9 @@ public protocol VirtioDevice: AnyObject, Sendable {
     func activate(features: UInt64)
     /// The driver wrote 0 to the status register.
     func reset()
+    /// The machine was restored from a snapshot with this device running:
+    /// host-side state of the process that saved it is gone.
+    func restored()
 
     /// The driver notified queue `queue`: serve what it made available.
     func process(queue: Int, _ queues: inout VirtioQueues) throws(VirtqueueError)
@@ -30,6 +33,7 @@ extension VirtioDevice {
     public func writeConfiguration(offset: Int, from data: UnsafeRawBufferPointer) {}
     public func activate(features: UInt64) {}
     public func reset() {}
+    public func restored() {}
     public func processBackend(_ queues: inout VirtioQueues) throws(VirtqueueError) {}
 }
 

@@ -420,7 +420,10 @@ extension VirtioMMIOTransport: SnapshotDevice {
             state.configurationGeneration = generation
             state.broken = broken
             state.queues = queues
-            if state.active { state.device.activate(features: driverFeatures) }
+            if state.active {
+                state.device.activate(features: driverFeatures)
+                state.device.restored()
+            }
         }
     }
 
