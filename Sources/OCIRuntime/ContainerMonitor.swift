@@ -118,8 +118,7 @@ enum ContainerMonitor {
 
         if case let .signal(number) = report.stopReason { ShutdownSignals.die(by: number) }
         if let status = report.workloadExitStatus {
-            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: Int32(status - 128)) }
-            exit(Int32(status))
+            RuntimeCommands.endAsTheProcessDid(Int32(status))
         }
         let console = String(decoding: report.consoleOutput, as: UTF8.self).split(separator: "\n").suffix(20).joined(separator: "\n")
         log.error("the container's process did not report an exit status: \(report.stopReason)\(console.isEmpty ? "" : "; guest console:\n" + console)")

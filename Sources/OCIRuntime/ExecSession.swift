@@ -47,43 +47,61 @@ enum ExecSession {
         defer { if signals >= 0 { close(signals) } }
 
         var toldStarted = false
-        func send(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { writeAll(connection, $0) } == nil }
-        guard send(AgentFrame.encode(.spec, spec)) else {
-            started(.failure(.container("the guest agent hung up")))
-            return 255
+        // Frames for the guest wait here and go out as the connection takes
+        // them, while its output is read on: a process that writes much
+        // while it reads much (cat) never finds both directions blocked.
+        var toGuest: [UInt8] = []
+        _ = fcntl(connection, F_SETFL, fcntl(connection, F_GETFL) | O_NONBLOCK)
+        func send(_ bytes: [UInt8]) { toGuest += bytes }
+        func flush() -> Bool {
+            while !toGuest.isEmpty {
+                let written = toGuest.withUnsafeBytes { bytes in retryingInterrupts { write(connection, bytes.baseAddress, bytes.count) } }
+                if written < 0 { return errno == EAGAIN || errno == EWOULDBLOCK }
+                toGuest.removeFirst(written)
+            }
+            return true
         }
-        if terminal { _ = sendWindowSize(connection) }
+        send(AgentFrame.encode(.spec, spec))
+        if terminal, let size = windowSize() { send(size) }
 
         var reader = AgentFrame.Reader()
         var inputOpen = true
         var buffer = [UInt8](repeating: 0, count: AgentFrame.maximumPayload)
         while true {
-            var polls = [pollfd(fd: connection, events: Int16(POLLIN), revents: 0), pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
-            if inputOpen { polls.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
+            guard flush() else {
+                if !toldStarted { started(.failure(.container("the guest agent hung up"))) }
+                return 255
+            }
+            let connectionEvents = POLLIN | (toGuest.isEmpty ? 0 : POLLOUT)
+            var polls = [pollfd(fd: connection, events: Int16(connectionEvents), revents: 0), pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
+            // Input is read only while what was read before has gone out.
+            let readInput = inputOpen && toGuest.count < AgentFrame.maximumPayload
+            if readInput { polls.append(pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)) }
             guard retryingInterrupts({ poll(&polls, nfds_t(polls.count), -1) }) >= 0 else { return 255 }
 
-            if inputOpen, polls.count > 2, polls[2].revents != 0 {
+            if readInput, polls[2].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(STDIN_FILENO, space.baseAddress, space.count) } }
                 if count > 0 {
-                    if !send(AgentFrame.encode(.standardInput, Array(buffer[0..<count]))) { inputOpen = false }
+                    send(AgentFrame.encode(.standardInput, Array(buffer[0..<count])))
                 } else {
                     // EOF (or a terminal that hung up): the process reads its end.
                     inputOpen = false
-                    _ = send(AgentFrame.encode(.standardInputEnd))
+                    send(AgentFrame.encode(.standardInputEnd))
                 }
             }
             if polls[1].revents != 0 {
                 var info = signalfd_siginfo()
                 if read(signals, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
                     if info.ssi_signo == UInt32(SIGWINCH) {
-                        if terminal { _ = sendWindowSize(connection) }
+                        if terminal, let size = windowSize() { send(size) }
                     } else {
-                        _ = send(AgentFrame.encode(.signal, [UInt8(truncatingIfNeeded: info.ssi_signo)]))
+                        send(AgentFrame.encode(.signal, [UInt8(truncatingIfNeeded: info.ssi_signo)]))
                     }
                 }
             }
-            if polls[0].revents != 0 {
+            if polls[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                 let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(connection, space.baseAddress, space.count) } }
+                if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { continue }
                 guard count > 0 else {
                     if !toldStarted { started(.failure(.container("the guest agent closed the session before the process started"))) }
                     return 255
@@ -117,9 +135,10 @@ enum ExecSession {
         }
     }
 
-    private static func sendWindowSize(_ connection: Int32) -> Bool {
+    /// The terminal's size as a frame, when it has one.
+    private static func windowSize() -> [UInt8]? {
         var size = winsize()
-        guard ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return false }
-        return AgentFrame.window(rows: size.ws_row, columns: size.ws_col).withUnsafeBytes { writeAll(connection, $0) } == nil
+        guard ioctl(STDIN_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return nil }
+        return AgentFrame.window(rows: size.ws_row, columns: size.ws_col)
     }
 }

@@ -89,12 +89,11 @@ public enum RuntimeCommands {
         let id = try id(line)
         guard line.arguments.count == 1 else { throw .usage("create: one container ID, not \(line.arguments.count) arguments") }
         var bundle = line.options["bundle"] ?? "."
-        if !bundle.hasPrefix("/") { bundle = currentDirectory() + "/" + bundle }
+        bundle = absolute(bundle)
         let bytes = try readSmallFile(bundle + "/config.json", limit: BundleConfiguration.maximumSize)
         let config = try BundleConfiguration.decode(bytes)
         var spec = try config.containerSpec(defaultHostname: String(id.prefix(12)))
-        var consoleSocket = line.options["console-socket"]
-        if let path = consoleSocket, !path.hasPrefix("/") { consoleSocket = currentDirectory() + "/" + path }
+        var consoleSocket = line.options["console-socket"].map(absolute)
         if spec.terminal && consoleSocket == nil {
             throw .usage("process.terminal is set: --console-socket is required (the pseudo-terminal's master goes there)")
         }
@@ -138,7 +137,7 @@ public enum RuntimeCommands {
             record.status = "created"
             try store.save(record)
             if let pidFile = line.options["pid-file"] {
-                try ContainerStore.replace(pidFile.hasPrefix("/") ? pidFile : currentDirectory() + "/" + pidFile, with: Array("\(pid)".utf8))
+                try ContainerStore.replace(absolute(pidFile), with: Array("\(pid)".utf8))
             }
         } catch {
             store.remove(id)
@@ -195,15 +194,14 @@ public enum RuntimeCommands {
         let record = try store.load(id).current()
         guard record.status == "running" else { throw .container("cannot exec in a container that is \(record.status)") }
         var spec = try execSpec(line)
-        var consoleSocket = line.options["console-socket"]
-        if let path = consoleSocket, !path.hasPrefix("/") { consoleSocket = currentDirectory() + "/" + path }
+        var consoleSocket = line.options["console-socket"].map(absolute)
         if spec.terminal && consoleSocket == nil {
             throw .usage("exec: a terminal needs --console-socket (the pseudo-terminal's master goes there)")
         }
         if !spec.terminal { consoleSocket = nil }
         spec.hostname = ""
         let directory = store.directory(id)
-        let pidFile = line.options["pid-file"].map { $0.hasPrefix("/") ? $0 : currentDirectory() + "/" + $0 }
+        let pidFile = line.options["pid-file"].map(absolute)
 
         /// Everything the exec'd process's stand-in does; returns its status.
         func session(started: (Result<UInt32, RuntimeError>) -> Void) -> Int32 {
@@ -230,8 +228,7 @@ public enum RuntimeCommands {
                 }
             }
             if let failure { throw failure }
-            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: status - 128) }
-            return status
+            endAsTheProcessDid(status)
         }
 
         // --detach: a child runs the session; this process waits only until the process started.
@@ -251,8 +248,7 @@ public enum RuntimeCommands {
                 _ = Array((message + "\n").utf8).withUnsafeBytes { writeAll(fds[1], $0) }
                 close(fds[1])
             }
-            if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: status - 128) }
-            exit(status)
+            endAsTheProcessDid(status)
         }
         close(fds[1])
         let answer = ControlSocket.readLine(fds[0])
@@ -377,6 +373,18 @@ public enum RuntimeCommands {
             guard let record = try? store.load(name).current() else { continue }
             print("\(record.id)\t\(record.pid)\t\(record.status)\t\(record.bundle)")
         }
+    }
+
+    /// `path` made absolute against the working directory (the caller's, as runc reads its arguments).
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+    }
+
+    /// Ends this process as the process it stands for ended: its exit status,
+    /// or killed by the same signal when the guest reported 128+N.
+    static func endAsTheProcessDid(_ status: Int32) -> Never {
+        if (129...(128 + 64)).contains(status) { ShutdownSignals.die(by: status - 128) }
+        exit(status)
     }
 
     static func currentDirectory() -> String {

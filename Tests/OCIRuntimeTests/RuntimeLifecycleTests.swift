@@ -187,6 +187,11 @@ struct RuntimeLifecycleTests {
         #expect(plainStatus >> 8 & 0xFF == 5 && plainStatus & 0x7F == 0, "exec's status is the process's (\(plainStatus))")
         #expect(try String(contentsOfFile: work + "/exec.out", encoding: .utf8) == "from exec\npiped in\n")
         #expect(try String(contentsOfFile: work + "/exec.err", encoding: .utf8) == "to-err\n")
+        // Much in and much out at once (2 MiB through cat, far beyond every buffer on the way): nothing stalls, nothing is lost.
+        let bulk = String(repeating: "0123456789abcdef\n", count: 128 << 10)
+        let cat = try spawn([runtimeExecutable] + state + ["exec", id, "/bin/cat"], input: bulk, stdout: work + "/cat.out", stderr: work + "/cat.err")
+        #expect(waitStatus(cat, seconds: 120) == 0)
+        #expect(try String(contentsOfFile: work + "/cat.out", encoding: .utf8) == bulk, "2 MiB back as it went in")
 
         // --process FILE --detach --pid-file, as conmon calls it: the PID stands
         // for the process (a child of ours, the subreaper), and a signal sent

@@ -55,22 +55,6 @@ int agent_listen(void)
 	return fd;
 }
 
-static int write_all(int fd, const void *data, size_t size)
-{
-	const char *p = data;
-
-	while (size > 0) {
-		ssize_t n = write(fd, p, size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 static int read_all(int fd, void *data, size_t size)
 {
 	char *p = data;
@@ -91,9 +75,9 @@ static int send_frame(int connection, char kind, const void *payload, uint32_t l
 {
 	unsigned char header[5] = { (unsigned char)kind, length >> 24, length >> 16, length >> 8, length };
 
-	if (write_all(connection, header, sizeof(header)) != 0)
+	if (container_write_all(connection, header, sizeof(header)) != 0)
 		return -1;
-	return length ? write_all(connection, payload, length) : 0;
+	return length ? container_write_all(connection, payload, length) : 0;
 }
 
 static int send_number(int connection, char kind, uint32_t value)

@@ -53,8 +53,10 @@ void container_complain(const char *format, ...)
 	(void)!write(diagnostics_fd, message, (size_t)length);
 }
 
-static int write_all(int fd, const char *data, size_t size)
+int container_write_all(int fd, const void *bytes, size_t size)
 {
+	const char *data = bytes;
+
 	while (size > 0) {
 		ssize_t n = write(fd, data, size);
 		if (n < 0 && errno == EINTR)
@@ -165,15 +167,15 @@ static void set_hostname(const char *name)
 		return;
 	int fd = open("/etc/hostname", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd >= 0) {
-		write_all(fd, name, strlen(name));
-		write_all(fd, "\n", 1);
+		container_write_all(fd, name, strlen(name));
+		container_write_all(fd, "\n", 1);
 		close(fd);
 	}
 	int length = snprintf(hosts, sizeof(hosts),
 			      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", name);
 	fd = open("/etc/hosts", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd >= 0) {
-		write_all(fd, hosts, (size_t)length);
+		container_write_all(fd, hosts, (size_t)length);
 		close(fd);
 	}
 }
@@ -248,7 +250,7 @@ static void relay_pipe(int *pipe_fd, int line)
 	ssize_t n = read(*pipe_fd, buffer, sizeof(buffer));
 
 	if (n > 0) {
-		write_all(line, buffer, (size_t)n);
+		container_write_all(line, buffer, (size_t)n);
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(*pipe_fd);
 		*pipe_fd = -1;
@@ -330,7 +332,7 @@ static void write_files(const struct run_spec *spec)
 			mkdir_p(parent, 0755);
 		}
 		int fd = open(file->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, file->mode);
-		if (fd < 0 || write_all(fd, (const char *)file->data, file->size) != 0 || fchmod(fd, file->mode) != 0)
+		if (fd < 0 || container_write_all(fd, (const char *)file->data, file->size) != 0 || fchmod(fd, file->mode) != 0)
 			container_complain("skiff-init: cannot write %s: %s", file->path, strerror(errno));
 		if (fd >= 0)
 			close(fd);

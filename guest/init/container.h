@@ -42,6 +42,9 @@
  */
 int container_prepare(const char *root);
 
+/* Writes all of `size` bytes (retrying interrupted and partial writes); 0, or -1. */
+int container_write_all(int fd, const void *bytes, size_t size);
+
 /* Says something on the stderr line (or init's stderr before it is open). */
 void container_complain(const char *format, ...);
 
