@@ -103,8 +103,13 @@ enum ExecSession {
                 let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(connection, space.baseAddress, space.count) } }
                 if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { continue }
                 guard count > 0 else {
-                    if !toldStarted { started(.failure(.container("the guest agent closed the session before the process started"))) }
-                    return 255
+                    if !toldStarted {
+                        started(.failure(.container("the guest agent closed the session before the process started")))
+                        return 255
+                    }
+                    // The container ended under it: its processes were killed, as runc's are
+                    // when the container's init dies, and the exec'd one reads as killed by KILL.
+                    return 128 + SIGKILL
                 }
                 reader.append(buffer[0..<count])
                 do {

@@ -65,8 +65,8 @@ import TestSupport
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("binds-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory + "/dir", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/hosts", contents: Data("10.0.0.1 box\n".utf8), attributes: [.posixPermissions: 0o640])
-        FileManager.default.createFile(atPath: directory + "/big", contents: Data(count: BundleConfiguration.maximumBoundFile + 1))
+        #expect(FileManager.default.createFile(atPath: directory + "/hosts", contents: Data("10.0.0.1 box\n".utf8), attributes: [.posixPermissions: 0o640]))
+        #expect(FileManager.default.createFile(atPath: directory + "/big", contents: Data(count: BundleConfiguration.maximumBoundFile + 1)))
         let json = """
             {"ociVersion": "1.0.2", "mounts": [
               {"destination": "/etc/hosts", "type": "bind", "source": "\(directory)/hosts", "options": ["rbind", "ro"]},
@@ -206,5 +206,32 @@ import TestSupport
         let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
         #expect(membership.contains(path), "\(membership)")
         #expect(throws: MachineError.self) { try ControlGroup(path: "../escape", limits: .init()) }
+    }
+}
+
+@Suite struct AgentFrameTests {
+    @Test func framesAreKindLengthPayloadAndSplitAsTheyArrive() throws {
+        #expect(AgentFrame.encode(.signal, [15]) == [0x53, 0, 0, 0, 1, 15])
+        #expect(AgentFrame.window(rows: 300, columns: 80) == [0x57, 0, 0, 0, 4, 1, 44, 0, 80])
+        var reader = AgentFrame.Reader()
+        let stream = AgentFrame.encode(.started, AgentFrame.number(42)) + AgentFrame.encode(.standardOutput, Array("hi".utf8))
+            + AgentFrame.encode(.exit, AgentFrame.number(137))
+        var frames: [(AgentFrame.Kind, [UInt8])] = []
+        for byte in stream { // one byte at a time, as a slow connection may deliver it
+            reader.append([byte])
+            while let frame = try reader.next() { frames.append(frame) }
+        }
+        #expect(frames.map(\.0) == [.started, .standardOutput, .exit])
+        #expect(AgentFrame.value(frames[0].1) == 42 && frames[1].1 == Array("hi".utf8) && AgentFrame.value(frames[2].1) == 137)
+        #expect(AgentFrame.value([1, 2, 3]) == nil)
+    }
+
+    @Test func aGuestsOversizedOrUnknownFrameIsRefused() {
+        var long = AgentFrame.Reader()
+        long.append([0x4F, 0, 1, 0, 1]) // 65 537 bytes
+        #expect(throws: AgentFrame.Reader.Problem.tooLong(65537)) { try long.next() }
+        var unknown = AgentFrame.Reader()
+        unknown.append([0x7A, 0, 0, 0, 0])
+        #expect(throws: AgentFrame.Reader.Problem.unknownKind(0x7A)) { try unknown.next() }
     }
 }
