@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.
         .target(name: "TestSupport", dependencies: ["CArchive", "Images"], path: "Tests/TestSupport"),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Host", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
         .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem"]),

@@ -8,22 +8,11 @@ import Host
 enum ControlSocket {
     static let name = "control.sock"
 
-    static func address(_ path: String) -> (sockaddr_un, socklen_t)? {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { space in
-            for (index, byte) in bytes.enumerated() { space[index] = byte }
-        }
-        return (address, socklen_t(MemoryLayout<sockaddr_un>.size))
-    }
-
     /// A listening socket at `name` in the working directory.
     static func listen() throws(RuntimeError) -> Int32 {
         unlink(name)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, let (initial, length) = address(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0, let (initial, length) = unixSocketAddress(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
         var address = initial
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         guard bound == 0, Glibc.listen(fd, 4) == 0 else {
@@ -51,7 +40,7 @@ enum ControlSocket {
     static func connect(_ socketName: String, in directory: String) throws(RuntimeError) -> Int32 {
         guard chdir(directory) == 0 else { throw .container("\(directory): \(String(cString: strerror(errno)))") }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, let (initial, length) = address(socketName) else { throw .system("socket \(socketName): \(String(cString: strerror(errno)))") }
+        guard fd >= 0, let (initial, length) = unixSocketAddress(socketName) else { throw .system("socket \(socketName): \(String(cString: strerror(errno)))") }
         var address = initial
         let connected = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in retryingInterrupts { Glibc.connect(fd, socketAddress, length) } }

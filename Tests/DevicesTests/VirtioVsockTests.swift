@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Host
 import Memory
 import Testing
 @testable import Devices
@@ -10,7 +11,7 @@ struct HostSocket {
 
     static func connect(_ path: String) throws -> HostSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        let (initial, length) = try #require(VsockUnixBackend.unixAddress(path))
+        let (initial, length) = try #require(unixSocketAddress(path))
         var address = initial
         let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) } }
         try #require(result == 0, "connect \(path): \(String(cString: strerror(errno)))")

@@ -94,7 +94,7 @@ public final class VsockUnixBackend: @unchecked Sendable {
     /// (and before a jail, which keeps the descriptor and not the path).
     /// A stale socket left at `path` is replaced; any other file is not.
     public static func listen(at path: String) throws(SetupError) -> Int32 {
-        guard let (address, length) = unixAddress(path) else { throw .pathTooLong(path) }
+        guard let (address, length) = unixSocketAddress(path) else { throw .pathTooLong(path) }
         var info = stat()
         if lstat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFSOCK else { throw .system("\(path) exists and is not a socket", EEXIST) }
@@ -112,16 +112,6 @@ public final class VsockUnixBackend: @unchecked Sendable {
         return fd
     }
 
-    static func unixAddress(_ path: String) -> (sockaddr_un, socklen_t)? {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
-        withUnsafeMutableBytes(of: &address.sun_path) { space in
-            for (index, byte) in bytes.enumerated() { space[index] = byte }
-        }
-        return (address, socklen_t(MemoryLayout<sockaddr_un>.size))
-    }
 
     /// Takes over `listener` (from `listen(at:)`); `path` names it for guest-initiated connections.
     public init(listener: Int32, path: String, guestCID: UInt64) throws(SetupError) {
@@ -326,7 +316,7 @@ public final class VsockUnixBackend: @unchecked Sendable {
     /// A guest `connect(VMADDR_CID_HOST, port)`: to the Unix socket `<path>_<port>`.
     private func connectToHost(_ key: Key, _ packet: VsockHeader) {
         guard connections[key] == nil, connections.count + pending.count < Self.maximumConnections,
-              let (address, length) = Self.unixAddress("\(path)_\(key.hostPort)") else {
+              let (address, length) = unixSocketAddress("\(path)_\(key.hostPort)") else {
             counters.refused += 1
             return answerReset(packet)
         }
