@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 
 int csystem_attach_tap(int fd, const char *name, char *actual_name)
 {
@@ -97,4 +99,9 @@ int csystem_open_pty(int *master, int *slave)
 int csystem_accept_nonblocking(int listener)
 {
 	return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int csystem_malloc_never_trim(void)
+{
+	return mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }

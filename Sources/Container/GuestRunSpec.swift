@@ -11,10 +11,13 @@ public enum GuestRunSpec {
 
     /// `files`: written into the container's root before the process starts
     /// (an OCI bundle's bind-mounted files), as `file=MODE:HEX:PATH` records.
-    public static func encode(_ spec: ContainerSpec, rootDevice: String,
+    /// `rootSize`: the root disk's size in bytes, for a guest that attaches
+    /// it at the hand-over (it waits until the device shows that size).
+    public static func encode(_ spec: ContainerSpec, rootDevice: String, rootSize: UInt64? = nil,
                               terminalSize: (rows: Int, columns: Int)? = nil,
                               files: [(path: String, bytes: [UInt8], mode: UInt32)] = []) -> [UInt8] {
         var records = ["skiff-run-spec=1", "root=\(rootDevice)"]
+        if let rootSize { records.append("root-size=\(rootSize)") }
         records += spec.arguments.map { "arg=\($0)" }
         records += spec.environment.map { "env=\($0)" }
         records += [
@@ -39,8 +42,12 @@ public enum GuestRunSpec {
     /// What the container's root is, and nothing of the run: the part of the
     /// spec a boot that is snapshotted at `ready` may know (the rest comes in
     /// the hand-over, so that every restore can differ).
-    public static func preparation(rootDevice: String) -> [UInt8] {
-        ["skiff-prepare=1", "root=\(rootDevice)"].flatMap { Array($0.utf8) + [0] }
+    /// `attachedAtHandover`: the disk behind `rootDevice` is only known at
+    /// the hand-over (the OCI runtime's ready guest serves every bundle), so
+    /// the guest mounts nothing before it.
+    public static func preparation(rootDevice: String, attachedAtHandover: Bool = false) -> [UInt8] {
+        (["skiff-prepare=1", "root=\(rootDevice)"] + (attachedAtHandover ? ["attach=handover"] : []))
+            .flatMap { Array($0.utf8) + [0] }
     }
 
     /// A cpio archive holding the spec, to append to the guest's initrd.

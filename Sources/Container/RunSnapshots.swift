@@ -25,6 +25,15 @@ public enum RunSnapshots {
     }
 
     static func key(for configuration: MachineConfiguration, imageID: String) -> String {
+        var lines = machineKeyLines(configuration) + ["image=\(imageID)"]
+        lines += configuration.disks.map { "disk=\($0.path),\($0.readOnly)" }
+        return key(lines)
+    }
+
+    /// Everything but the disks that shapes a guest saved at ready: the
+    /// snapshot format, kernel, init, command line, profile, memory, CPUs,
+    /// devices, host kind and the host CPU.
+    public static func machineKeyLines(_ configuration: MachineConfiguration) -> [String] {
         var lines = [
             "format=\(SnapshotState.formatVersion)",
             "kernel=\(fileIdentity(configuration.kernelPath))",
@@ -32,16 +41,20 @@ public enum RunSnapshots {
             "appendix=\(digest(configuration.initrdAppendix))",
             "cmdline=\(configuration.commandLine)",
             "compat=\(configuration.compatibility.name)",
-            "image=\(imageID)",
             "memory=\(configuration.memoryMiB)", "cpus=\(configuration.cpus)",
             "entropy=\(configuration.entropyDevice)",
+            "vsock=\(configuration.vsock.map { String($0.guestCID) } ?? "none")",
             "hidden=\(configuration.hiddenCPUFeatures.joined(separator: ","))",
             "host=\(configuration.host.rawValue)",
             "cpu=\(digest(Array(hostCPUSignature().utf8)))",
         ]
-        lines += configuration.disks.map { "disk=\($0.path),\($0.readOnly)" }
         lines += configuration.networks.map { "net=\($0.tap),\($0.mac?.description ?? "-"),\($0.address?.description ?? "-")/\($0.prefixLength),\($0.gateway?.description ?? "-")" }
-        return String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
+        return lines
+    }
+
+    /// A directory name for `lines`: 24 hex digits of their SHA-256.
+    public static func key(_ lines: [String]) -> String {
+        String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
     }
 
     /// Path, device, inode, size and modification time: a rebuilt kernel or

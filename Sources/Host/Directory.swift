@@ -22,3 +22,16 @@ public func listDirectory(atPath path: String) -> [String]? {
     defer { close(fd) }
     return listDirectory(fd)
 }
+
+/// `mkdir -p`: `path` and its missing parents, each made with `mode`.
+/// Whether `path` is a directory afterwards.
+@discardableResult
+public func makeDirectories(_ path: String, mode: mode_t) -> Bool {
+    var built = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        built += "/" + component
+        if mkdir(built, mode) != 0 && errno != EEXIST { return false }
+    }
+    var info = stat()
+    return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+}

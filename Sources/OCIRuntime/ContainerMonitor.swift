@@ -9,8 +9,9 @@ import SkiffKit
 import Synchronization
 
 /// The process whose PID is the container's (`skiff-oci monitor ID`, started
-/// by `create`): it boots the guest with the bundle's disk until init waits
-/// at `ready`, tells `create` on fd 3, hands the run spec over when `start`
+/// by `create`): it restores the ready guest with the bundle's disk (or boots
+/// it, saving the ready guest for later containers: `ReadyGuest`) until init
+/// waits at `ready`, tells `create` on fd 3, hands the run spec over when `start`
 /// asks on the control socket, and ends as the container's process ended:
 /// its exit status, or killed by the same signal. The container's standard
 /// streams are the monitor's (conmon's pipes): output relayed from the
@@ -65,11 +66,16 @@ enum ContainerMonitor {
         var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
         let machine: Machine
-        do { machine = try Machine(configuration, logger: logger) } catch { fail("\(error)") }
+        do {
+            let start: ReadyGuest.Start
+            (machine, start) = try ReadyGuest.machine(configuration, logger: logger, warn: { log.warning($0) })
+            log.info("container \(id): \(start.rawValue) (\(ReadyGuest.directory(for: configuration)))")
+        } catch { fail("\(error)") }
 
         // `start`: once, while the guest waits at ready. The control thread
         // confines itself first (seccomp, as every VMM thread is).
         let started = Atomic<Bool>(false)
+        let startedAt = Atomic<UInt64>(0)
         let seccomp = configuration.seccomp
         if seccomp == .kill {
             do { try Seccomp.installReporter() } catch { fail("\(error)") }
@@ -99,6 +105,7 @@ enum ContainerMonitor {
                         reply = "error: the container was started already"
                     } else {
                         updateStatus("running")
+                        startedAt.store(MonotonicClock.now(), ordering: .relaxed)
                         machine.release(handover: spec + terminalSize(consoleSocket != nil))
                         reply = "ok"
                     }
@@ -113,6 +120,7 @@ enum ContainerMonitor {
         close(listener)
         unlink(ControlSocket.name)
         updateStatus("stopped")
+        log.info("container \(id): \(guestTimeline(report.timeline, startedAt: startedAt.load(ordering: .relaxed)))")
         // Before ready: `create` is still waiting on fd 3 for the reason.
         tell("error: the guest stopped before it was ready: \(report.stopReason)")
 
@@ -125,6 +133,16 @@ enum ContainerMonitor {
         exit(report.stopReason.exitStatus == 0 ? 125 : report.stopReason.exitStatus)
     }
 
+    /// The guest's boot markers after `start` (ms), and when the VM stopped:
+    /// where a container's time went, in the runtime log.
+    static func guestTimeline(_ timeline: BootTimeline, startedAt: UInt64) -> String {
+        guard startedAt != 0 else { return "not started; stopped \(Int(timeline.milliseconds(timeline.stopped))) ms after the monitor started" }
+        func since(_ time: UInt64) -> String { String(Int64(bitPattern: time &- startedAt) / 1_000_000) }
+        let markers = timeline.markers.filter { $0.time >= startedAt }
+            .map { "\($0.phase.map { "\($0)" } ?? "marker \($0.code)") +\(since($0.time))" }
+        return "after start (ms): " + (markers + ["stopped +\(since(timeline.stopped))"]).joined(separator: ", ")
+    }
+
     /// Says one line to `create` on fd 3 (once; later lines find it closed).
     static func tell(_ line: String) {
         guard !told.exchange(true, ordering: .acquiringAndReleasing) else { return }
@@ -132,7 +150,8 @@ enum ContainerMonitor {
         close(readyFD)
     }
 
-    /// Skiff's guest on the container's disk, held at ready.
+    /// Skiff's guest on the container's disk, held at ready, its root
+    /// mounted only after the hand-over (so that its ready state fits every bundle).
     static func machineConfiguration(directory: String, terminal: Bool, memoryMiB: Int) throws(MachineError) -> MachineConfiguration {
         let guest = try GuestArtifacts.ensureBuilt()
         let host = HostKind.detect()
@@ -144,7 +163,7 @@ enum ContainerMonitor {
         configuration.memoryMiB = memoryMiB
         configuration.disks = [DiskConfiguration(path: directory + "/rootfs.ext4", readOnly: true)]
         configuration.console = .capture
-        configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda"))
+        configuration.initrdAppendix = GuestRunSpec.initramfsAppendix(GuestRunSpec.preparation(rootDevice: "/dev/vda", attachedAtHandover: true))
         var lines = ContainerLines(input: terminal ? .terminal : .framed)
         lines.detachEscape = false
         configuration.containerLines = lines

@@ -90,11 +90,7 @@ public struct ContainerStore: Sendable {
         try Self.checkID(id)
         // Like runc, the root and its parents are made as needed (containerd's
         // shim passes /run/containerd/runc/NAMESPACE, which may not exist yet).
-        var prefix = root.hasPrefix("/") ? "" : "."
-        for component in root.split(separator: "/") {
-            prefix += "/" + component
-            mkdir(prefix, 0o711)
-        }
+        makeDirectories(root, mode: 0o711)
         let path = directory(id)
         guard mkdir(path, 0o700) == 0 else {
             throw errno == EEXIST ? .container("container \(id) already exists") : .system("mkdir \(path): \(String(cString: strerror(errno)))")

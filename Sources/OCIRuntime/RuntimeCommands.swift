@@ -119,7 +119,11 @@ public enum RuntimeCommands {
                 throw RuntimeError.container("building the root disk from \(rootfs): \(error)")
             }
             let files = config.boundFiles().map { (path: $0.destination, bytes: $0.bytes, mode: $0.mode) }
-            try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda", files: files))
+            // The guest waits until its disk shows this size (whole sectors, as virtio-blk offers it).
+            var disk = stat()
+            guard stat(directory + "/rootfs.ext4", &disk) == 0 else { throw RuntimeError.system("stat \(directory)/rootfs.ext4: \(String(cString: strerror(errno)))") }
+            try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda", rootSize: UInt64(disk.st_size) & ~511,
+                                                                                       files: files))
             var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
                                          created: Date().formatted(.iso8601), annotations: config.annotations)
             record.cgroupPath = cgroupPath

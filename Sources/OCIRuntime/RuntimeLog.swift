@@ -16,9 +16,11 @@ public struct RuntimeLog: Sendable {
 
     public func error(_ message: String) { write("error", message) }
     public func warning(_ message: String) { write("warning", message) }
+    /// In the log file only: a monitor's standard error is the container's.
+    public func info(_ message: String) { write("info", message, toStandardError: false) }
 
-    func write(_ level: String, _ message: String) {
-        writeErrorLine("skiff-oci: \(level == "error" ? "" : level + ": ")\(message)")
+    func write(_ level: String, _ message: String, toStandardError: Bool = true) {
+        if toStandardError { writeErrorLine("skiff-oci: \(level == "error" ? "" : level + ": ")\(message)") }
         guard let path, !path.isEmpty else { return }
         let time = Date().formatted(.iso8601)
         let entry: String

@@ -22,7 +22,7 @@ extension Skiff {
         @Option(help: ArgumentHelp("Where the serial console goes.", valueName: "stdio|none|file:PATH"))
         var console: String = "stdio"
 
-        @Option(help: ArgumentHelp("A host backend in place of the saved one: vdX=PATH (disk image) or ethN=TAP; repeatable.", valueName: "DEVICE=BACKEND"))
+        @Option(help: ArgumentHelp("A host backend in place of the saved one: vdX=PATH (disk image), ethN=TAP or vsock=PATH (Unix socket); repeatable.", valueName: "DEVICE=BACKEND"))
         var override: [String] = []
 
         @Option(help: "Stop the VM after this many seconds (exit status 124).")

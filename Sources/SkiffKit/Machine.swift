@@ -49,7 +49,8 @@ public struct MachineConfiguration: Sendable {
     public var restore: SnapshotFiles.Loaded?
     /// Hold the guest at `ready`, every vCPU parked, until
     /// `Machine.release(handover:)`: an OCI runtime's `create` boots to there
-    /// and its `start` hands the process over. Called once it waits there.
+    /// (or restores a guest saved there) and its `start` hands the process
+    /// over. Called once it waits there.
     public var holdAtReady: (@Sendable () -> Void)?
     /// seccomp allow lists on every VMM thread (`VMMSeccompPolicy`). Off
     /// unless asked for: tests run machines inside the test process, whose
@@ -103,13 +104,10 @@ public struct MachineConfiguration: Sendable {
             }
             seen[identity] = disk.path
         }
-        if let vsock {
-            try vsock.validate()
-            // Its host streams cannot be saved: a snapshot of it would restore a guest whose connections lead nowhere.
-            guard snapshot == nil, restore == nil else {
-                throw .invalidConfiguration("--vsock cannot be combined with snapshots yet (its host connections are not saved)")
-            }
-        }
+        // With snapshots too: a restore tells the guest its connections were
+        // reset (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET), as Firecracker does;
+        // its listening sockets carry on.
+        try vsock?.validate()
         let devices = disks.count + networks.count + (entropyDevice ? 1 : 0) + (vsock == nil ? 0 : 1)
         let lines = Int(VirtioDevices.lastIRQ - VirtioDevices.firstIRQ) + 1
         guard devices <= lines else {
@@ -313,6 +311,16 @@ public final class Machine: Sendable {
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
         try config.validate()
+        if config.seccomp != .off {
+            // glibc's malloc, the first time it shrinks a thread arena's heap,
+            // opens /proc/sys/vm/overcommit_memory (check_may_shrink_heap): a
+            // confined vCPU or device thread would die of it. Seen after a
+            // 2 MiB vsock burst in a restored VM, where no large boot-time
+            // buffer had raised the dynamic trim threshold. Heaps are never
+            // trimmed now (the VMM's allocations are mostly made at setup);
+            // whole heaps are still unmapped, and large blocks still mmap'd.
+            _ = csystem_malloc_never_trim()
+        }
 
         // Guest memory, and the kernel, initrd and command line, come before
         // any hypervisor work: whatever is wrong with them costs no VM.
@@ -422,10 +430,9 @@ public final class Machine: Sendable {
             ], errorLine: errorLine)
         }
         defer { running.withLock { $0 = nil } }
-        // A guest saved while it waited for its hand-over gets this run's now.
-        if let snapshot = config.restore, snapshot.state.provenance["marker"] == String(BootMarkerDevice.Phase.guestReady.rawValue) {
-            handOver(restart: true)
-        }
+        // A guest saved while it waited for its hand-over gets this run's
+        // just before its vCPUs start (after a hold, if one is asked for).
+        let restoredAtReady = config.restore?.state.provenance["marker"] == String(BootMarkerDevice.Phase.guestReady.rawValue)
 
         let detach: @Sendable () -> Void = { [weak self] in self?.requestStop(.detached) }
         switch lines?.input {
@@ -498,6 +505,14 @@ public final class Machine: Sendable {
                 for _ in threads.count..<created.count { pause.ended() }
                 break
             }
+        }
+        if restoredAtReady {
+            // Held as a booted guest is held at ready; a stop (a signal, say) releases it.
+            if let hold = config.holdAtReady, !stopped {
+                hold()
+                heldRelease.wait()
+            }
+            handOver(restart: true)
         }
         if config.seccomp != .off {
             ShutdownSignals.confine { [self] in confine(.signals) }
@@ -717,7 +732,8 @@ public final class Machine: Sendable {
                 machine: .init(memoryMiB: configuration.memoryMiB, cpus: configuration.cpus,
                                compatibility: configuration.compatibility.name, disks: configuration.disks,
                                networks: configuration.networks.map { ($0.tap, $0.mac ?? MACAddress(derivedFrom: $0.tap)) },
-                               entropyDevice: configuration.entropyDevice, hiddenCPUFeatures: configuration.hiddenCPUFeatures),
+                               entropyDevice: configuration.entropyDevice, hiddenCPUFeatures: configuration.hiddenCPUFeatures,
+                               vsock: configuration.vsock),
                 machineState: machineState, vcpus: vcpus,
                 devices: running.devices.map { ($0.name, $0.device.saveState()) })
             state.provenance = running.provenance

@@ -131,7 +131,8 @@ extension MachineConfiguration {
     /// The machine a snapshot was taken of, to restore it: its memory, CPUs,
     /// compatibility profile and devices, with host backends replaced where
     /// `overrides` say (`vda=PATH`: another disk image, `eth0=TAP`: another
-    /// TAP), as Firecracker's network overrides do.
+    /// TAP, `vsock=PATH`: another Unix socket for the vsock device), as
+    /// Firecracker's network and vsock overrides do.
     public static func restoring(_ snapshot: SnapshotFiles.Loaded, overrides: [String] = []) throws(MachineError) -> MachineConfiguration {
         let saved = snapshot.state.machine
         var configuration = MachineConfiguration(kernelPath: snapshot.state.provenance["kernel"] ?? "", commandLine: "")
@@ -152,18 +153,21 @@ extension MachineConfiguration {
         }
         configuration.entropyDevice = saved.entropyDevice
         configuration.hiddenCPUFeatures = saved.hiddenCPUFeatures
+        configuration.vsock = saved.vsock
         for override in overrides {
             let parts = override.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[1].isEmpty else {
-                throw .invalidConfiguration("--override \(override): expected vdX=PATH or ethN=TAP")
+                throw .invalidConfiguration("--override \(override): expected vdX=PATH, ethN=TAP or vsock=PATH")
             }
             let (device, value) = (parts[0], parts[1])
             if device.hasPrefix("vd"), let index = configuration.disks.indices.first(where: { "vd" + VirtioDevices.driveLetter($0) == device }) {
                 configuration.disks[index].path = value
             } else if device.hasPrefix("eth"), let index = Int(device.dropFirst(3)), configuration.networks.indices.contains(index) {
                 configuration.networks[index].tap = value
+            } else if device == "vsock", configuration.vsock != nil {
+                configuration.vsock?.path = value
             } else {
-                throw .invalidConfiguration("--override \(override): the snapshot has no \(device) (disks: \(configuration.disks.indices.map { "vd" + VirtioDevices.driveLetter($0) }.joined(separator: ", ")), networks: \(configuration.networks.indices.map { "eth\($0)" }.joined(separator: ", ")))")
+                throw .invalidConfiguration("--override \(override): the snapshot has no \(device) (disks: \(configuration.disks.indices.map { "vd" + VirtioDevices.driveLetter($0) }.joined(separator: ", ")), networks: \(configuration.networks.indices.map { "eth\($0)" }.joined(separator: ", "))\(configuration.vsock == nil ? "" : ", vsock"))")
             }
         }
         return configuration

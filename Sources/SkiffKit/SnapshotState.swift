@@ -17,7 +17,7 @@ import Images
 /// hypervisor's VM-wide state: interrupt controllers, PIT, clock), then per
 /// vCPU N "I<N>" (its CPUID) and "C<N>" (its state), per device N "D<N>".
 public struct SnapshotState: Equatable, Sendable {
-    public static let formatVersion: UInt32 = 2
+    public static let formatVersion: UInt32 = 3
     static let magic = Array("SKIFFSNP".utf8)
     /// Big enough for 32 vCPUs' XSAVE areas and every device, small enough
     /// that a hostile file cannot make a restore allocate without bound.
@@ -40,18 +40,22 @@ public struct SnapshotState: Equatable, Sendable {
         public var networks: [(tap: String, mac: MACAddress)]
         public var entropyDevice: Bool
         public var hiddenCPUFeatures: [String]
+        /// The vsock device (its guest CID is guest-visible; its socket path
+        /// is where the saving process listened, which a restore may change).
+        public var vsock: VsockConfiguration?
 
         public init(memoryMiB: Int, cpus: Int, compatibility: String, disks: [DiskConfiguration],
-                    networks: [(tap: String, mac: MACAddress)], entropyDevice: Bool, hiddenCPUFeatures: [String] = []) {
+                    networks: [(tap: String, mac: MACAddress)], entropyDevice: Bool, hiddenCPUFeatures: [String] = [],
+                    vsock: VsockConfiguration? = nil) {
             self.memoryMiB = memoryMiB; self.cpus = cpus; self.compatibility = compatibility
             self.disks = disks; self.networks = networks; self.entropyDevice = entropyDevice
-            self.hiddenCPUFeatures = hiddenCPUFeatures
+            self.hiddenCPUFeatures = hiddenCPUFeatures; self.vsock = vsock
         }
 
         public static func == (a: Machine, b: Machine) -> Bool {
             a.memoryMiB == b.memoryMiB && a.cpus == b.cpus && a.compatibility == b.compatibility && a.disks == b.disks
                 && a.networks.map(\.tap) == b.networks.map(\.tap) && a.networks.map(\.mac) == b.networks.map(\.mac)
-                && a.entropyDevice == b.entropyDevice && a.hiddenCPUFeatures == b.hiddenCPUFeatures
+                && a.entropyDevice == b.entropyDevice && a.hiddenCPUFeatures == b.hiddenCPUFeatures && a.vsock == b.vsock
         }
     }
 
@@ -144,6 +148,11 @@ public struct SnapshotState: Equatable, Sendable {
         out.put(machine.entropyDevice)
         out.put(UInt32(machine.hiddenCPUFeatures.count))
         for name in machine.hiddenCPUFeatures { out.put(bytes: Array(name.utf8)) }
+        out.put(machine.vsock != nil)
+        if let vsock = machine.vsock {
+            out.put(vsock.guestCID)
+            out.put(bytes: Array(vsock.path.utf8))
+        }
         return out.bytes
     }
 
@@ -174,12 +183,18 @@ public struct SnapshotState: Equatable, Sendable {
             guard hiddenCount <= 16 else { throw DeviceStateError("\(hiddenCount) hidden CPU features") }
             var hidden: [String] = []
             for _ in 0..<hiddenCount { hidden.append(String(decoding: try input.getBytes(limit: 32), as: UTF8.self)) }
+            var vsock: VsockConfiguration?
+            if try input.getBool() {
+                let cid: UInt64 = try input.get()
+                vsock = VsockConfiguration(guestCID: cid, path: String(decoding: try input.getBytes(limit: 4096), as: UTF8.self))
+                do { try vsock?.validate() } catch { throw DeviceStateError("vsock: \(error)") }
+            }
             try input.finish()
             guard MachineConfiguration.memoryRange.contains(memoryMiB), MachineConfiguration.cpuRange.contains(cpus) else {
                 throw DeviceStateError("\(memoryMiB) MiB and \(cpus) vCPUs")
             }
             return Machine(memoryMiB: memoryMiB, cpus: cpus, compatibility: compatibility, disks: disks,
-                           networks: networks, entropyDevice: entropy, hiddenCPUFeatures: hidden)
+                           networks: networks, entropyDevice: entropy, hiddenCPUFeatures: hidden, vsock: vsock)
         } catch {
             throw .invalid("bad machine configuration: \(error)")
         }

@@ -85,6 +85,36 @@ import Testing
         #expect(new.problems.all.isEmpty)
     }
 
+    /// The OCI runtime restores one ready guest with each bundle's disk behind
+    /// vda: a disk of another size must reach the driver as a running device
+    /// would announce it (new generation, configuration-change interrupt).
+    @Test func aDiskOfAnotherSizeAtRestoreIsAConfigurationChange() throws {
+        let small = try ScratchDisk(sectors: 8), large = try ScratchDisk(sectors: 24), same = try ScratchDisk(sectors: 8)
+        var old = try TestDriver(VirtioBlock(disk: try DiskImage(path: small.path, readOnly: true)))
+        old.start()
+        let generation = old.read(0xFC)
+        let saved = old.transport.saveState()
+
+        let grown = try TestDriver(VirtioBlock(disk: try DiskImage(path: large.path, readOnly: true)))
+        try grown.memory.write(bytes: try old.memory.readBytes(at: 0, count: TestDriver.memorySize), at: 0)
+        try grown.transport.restoreState(saved)
+        #expect(grown.read(0x60) & 2 != 0, "InterruptStatus: configuration change")
+        #expect(grown.read(0xFC) == generation &+ 1)
+        #expect(grown.read(0x100) == 24, "the capacity is the new disk's")
+        #expect(grown.interrupts.count == 0, "raised on resume, once the whole machine is restored")
+        grown.transport.resumeAfterRestore()
+        #expect(grown.interrupts.count == 1)
+        grown.write(0x64, 2)
+        #expect(grown.read(0x60) == 0, "acknowledged as any interrupt")
+
+        let alike = try TestDriver(VirtioBlock(disk: try DiskImage(path: same.path, readOnly: true)))
+        try alike.transport.restoreState(saved)
+        alike.transport.resumeAfterRestore()
+        #expect(alike.read(0x60) == 0 && alike.read(0xFC) == generation && alike.interrupts.count == 0,
+                "the same configuration: nothing to announce")
+        #expect(alike.transport.saveState() == saved)
+    }
+
     @Test func aVirtioStateForAnotherDeviceOrMemoryIsRefused() throws {
         var driver = try TestDriver(VirtioEntropy(source: countingBytes))
         driver.start()

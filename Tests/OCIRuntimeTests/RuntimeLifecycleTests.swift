@@ -27,6 +27,8 @@ func spawn(_ argv: [String], input: String, stdout: String, stderr: String) thro
     var pid: pid_t = 0
     try #require(posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ) == 0)
     close(fds[0])
+    // A child that ended at once (a failing command) must fail the test, not kill it.
+    signal(SIGPIPE, SIG_IGN)
     _ = input.withCString { write(fds[1], $0, strlen($0)) }
     close(fds[1])
     return pid
@@ -68,13 +70,19 @@ struct RuntimeLifecycleTests {
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     }
 
-    /// A bundle whose rootfs is the test image's tree.
-    func makeBundle(_ name: String, args: [String], terminal: Bool = false) throws -> String {
+    /// A bundle whose rootfs is the test image's tree (a copy with `extraFile`
+    /// at /extra, when given: a root disk of another size).
+    func makeBundle(_ name: String, args: [String], terminal: Bool = false, extraFile: Data? = nil) throws -> String {
         let image = try #require(testImage, "scripts/make-test-image.sh failed")
         let store = ImageStore(directory: work + "/images")
-        let tree = try store.unpackedTree(for: try ImageSource.open(try ImageReference(parsing: image)))
+        var tree = try store.unpackedTree(for: try ImageSource.open(try ImageReference(parsing: image)))
         let bundle = work + "/" + name
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        if let extraFile {
+            try FileManager.default.copyItem(atPath: tree, toPath: bundle + "/rootfs")
+            tree = bundle + "/rootfs"
+            try extraFile.write(to: URL(fileURLWithPath: tree + "/extra"))
+        }
         let config: [String: Any] = [
             "ociVersion": "1.1.0", "hostname": "oci-box",
             "process": ["terminal": terminal, "user": ["uid": 0, "gid": 0], "args": args, "cwd": "/",
@@ -142,10 +150,12 @@ struct RuntimeLifecycleTests {
         // A started container with a terminal (the master comes to our console
         // socket, sized 33x77): what we type reaches the process, and kill
         // delivers the signal to the process inside the guest, which handles it.
-        let script = "stty size; trap 'echo resized $(stty size)' WINCH; read line; echo \"typed $line\"; trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
+        // Its root disk is larger than the first's: the ready guest (saved by
+        // the first create, or earlier) is restored with this disk behind vda.
+        let script = "wc -c </extra; stty size; trap 'echo resized $(stty size)' WINCH; read line; echo \"typed $line\"; trap 'echo got TERM; exit 9' TERM; echo waiting; while :; do sleep 1; done"
         let console = try ConsoleSocket(path: work + "/console.sock")
-        let three = try spawn([runtimeExecutable, "--root", work + "/state", "create", "--bundle",
-                               try makeBundle("three", args: ["/bin/sh", "-c", script], terminal: true),
+        let three = try spawn([runtimeExecutable, "--root", work + "/state", "--log", work + "/log.json", "create", "--bundle",
+                               try makeBundle("three", args: ["/bin/sh", "-c", script], terminal: true, extraFile: Data(count: 3_000_000)),
                                "--console-socket", console.path, "--pid-file", work + "/three.pid", "three"],
                               input: "", stdout: work + "/three.out", stderr: work + "/three.err")
         let master = try #require(console.receiveTerminal(), "no terminal on the console socket")
@@ -157,6 +167,9 @@ struct RuntimeLifecycleTests {
         #expect(try runtime(["start", "three"]).status == 0)
         var screen = read(master, until: "33 77", seconds: 120)
         #expect(screen.contains("33 77"), "the terminal's size reached the guest: \(screen)")
+        #expect(screen.contains("3000000"), "the container's own disk, whole: \(screen)")
+        let monitorLog = try String(contentsOfFile: work + "/log.json", encoding: .utf8)
+        #expect(monitorLog.contains("container three: restored the ready guest"), "create restored, not booted: \(monitorLog)")
         _ = "hello\n".withCString { write(master, $0, 6) }
         screen += read(master, until: "waiting", seconds: 120)
         #expect(screen.contains("typed hello") && screen.contains("waiting"), "\(screen)")
@@ -266,6 +279,9 @@ struct RuntimeLifecycleTests {
         let pulled = try TestSupport.runProgram(base + ["pull", "-q", "oci:" + work + "/image:test"])
         try #require(pulled.status == 0, "\(pulled.stderr)")
         let imageID = try #require(pulled.stdout.split(whereSeparator: \.isNewline).last.map(String.init))
+        // The first check: output through conmon, the process's status as podman's.
+        let once = try TestSupport.runProgram(base + ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", imageID, "-c", "echo hi; exit 3"])
+        #expect(once.status == 3 && once.stdout == "hi\n", "\(once.stdout) \(once.stderr)")
         // Into files, not pipes: conmon, which stays, keeps podman's descriptors (a pipe would never end).
         let runPID = try spawn(base + ["run", "-d", "--name", "vm", "--network", "none", "--memory", "256m", "--entrypoint", "/bin/sh", imageID,
                                        "-c", "echo hi from the VM; uname -r; echo $(cat /etc/hostname); while :; do sleep 1; done"],

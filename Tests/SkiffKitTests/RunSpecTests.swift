@@ -38,12 +38,14 @@ import TestSupport
                 struct run_spec s; char error[256]; size_t size = 0;
                 char *data = run_spec_read(argv[1], &size, error, sizeof error);
                 if (!data) { printf("result %d %s\\n", error[0] ? -1 : 0, error); return 0; }
-                if (argc > 2) { const char *root = run_spec_preparation(data, size); printf("root %s\\n", root ? root : "none"); return 0; }
+                if (argc > 2) { int later; const char *root = run_spec_preparation(data, size, &later); printf("root %s%s\\n", root ? root : "none", later ? " later" : ""); return 0; }
                 int found = run_spec_parse(data, size, argv[1], &s, error, sizeof error);
                 if (found <= 0) { printf("result %d %s\\n", found, found < 0 ? error : ""); return 0; }
                 for (char **a = s.argv; *a; a++) printf("arg[%s]\\n", *a);
                 for (char **e = s.envp; *e; e++) printf("env[%s]\\n", *e);
-                printf("cwd %s host %s root %s uid %u gid %u groups", s.cwd, s.hostname, s.root, s.uid, s.gid);
+                printf("cwd %s host %s root %s", s.cwd, s.hostname, s.root);
+                if (s.root_size) printf(" size %llu", s.root_size);
+                printf(" uid %u gid %u groups", s.uid, s.gid);
                 for (int i = 0; i < s.group_count; i++) printf(" %u", s.groups[i]);
                 printf(" tty %d interactive %d size %ux%u\\n", s.tty, s.interactive, s.rows, s.columns);
                 for (int i = 0; i < s.file_count; i++) {
@@ -73,13 +75,18 @@ import TestSupport
             cwd /srv host box root /dev/vda uid 1000 gid 50 groups 50 10 tty 1 interactive 0 size 40x120
 
             """)
+        let filePrefix = "skiff-run-spec=1\0arg=x\0root=/dev/vda\0uid=0\0gid=0\0"
         #expect(try runProgram([binary, directory.path + "/missing"]).stdout == "result 0 \n", "no file: plain boot")
+        // The OCI runtime's guest attaches its root at the hand-over, and waits for this size.
+        #expect(try parse(GuestRunSpec.encode(spec, rootDevice: "/dev/vda", rootSize: 1 << 40)).contains("root /dev/vda size 1099511627776 uid"))
+        for bad in ["0", "513", "-512", "x", "512x", "", "18446744073709551104", "99999999999999999999999"] {
+            #expect(try parse(Array((filePrefix + "root-size=\(bad)\0").utf8)).contains("bad root size"), "\(bad)")
+        }
         // An OCI bundle's bind-mounted files travel whole, any byte, with their mode.
         let files = try parse(GuestRunSpec.encode(spec, rootDevice: "/dev/vda",
                                                   files: [("/etc/hosts", Array("127.0.0.1 box\n".utf8), 0o644),
                                                           ("/run/a:b", [0x41, 0x0A, 0x00, 0x42], 0o4755)]))
         #expect(files.hasSuffix("file /etc/hosts 644 14 [127.0.0.1 box\n]\nfile /run/a:b 4755 4 [A\n\u{0}B]\n"), "\(files)")
-        let filePrefix = "skiff-run-spec=1\0arg=x\0root=/dev/vda\0uid=0\0gid=0\0"
         for bad in ["file=644:4g:/x", "file=644:414:/x", "file=644:41:relative", "file=99999:41:/x", "file=644:41", "file=:41:/x"] {
             #expect(try parse(Array((filePrefix + bad + "\0").utf8)).contains("bad file record"), "\(bad)")
         }
@@ -90,6 +97,7 @@ import TestSupport
             return try runProgram([binary, file, "prepare"]).stdout
         }
         #expect(try preparation(GuestRunSpec.preparation(rootDevice: "/dev/vda")) == "root /dev/vda\n")
+        #expect(try preparation(GuestRunSpec.preparation(rootDevice: "/dev/vda", attachedAtHandover: true)) == "root /dev/vda later\n")
         #expect(try preparation(Array("skiff-prepare=1\0root=/etc\0".utf8)) == "root none\n")
         #expect(try preparation(Array("skiff-prepare=1\0root=/dev/vda".utf8)) == "root none\n", "unterminated")
         #expect(try preparation(GuestRunSpec.encode(spec, rootDevice: "/dev/vda")) == "root none\n", "a full spec is not a preparation")

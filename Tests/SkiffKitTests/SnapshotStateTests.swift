@@ -14,7 +14,8 @@ import TestSupport
             hostKind: .hardware, memory: [.init(guestAddress: 0, size: 16 << 20)],
             machine: .init(memoryMiB: 16, cpus: 2, compatibility: "none",
                            disks: [DiskConfiguration(path: "/images/root.ext4", readOnly: true)],
-                           networks: [("tap0", MACAddress("02:00:00:00:00:01")!)], entropyDevice: true),
+                           networks: [("tap0", MACAddress("02:00:00:00:00:01")!)], entropyDevice: true,
+                           vsock: VsockConfiguration(guestCID: 7, path: "/run/vm/v.sock")),
             machineState: [1, 2, 3],
             vcpus: [.init(cpuid: [CPUIDEntry(function: 1, eax: 7)], state: [4, 5]),
                     .init(cpuid: [CPUIDEntry(function: 1, eax: 8)], state: [6])],
@@ -34,6 +35,10 @@ import TestSupport
         #expect(decoded == expected)
         #expect(decoded.machine.networks.first?.mac.description == "02:00:00:00:00:01")
         #expect(decoded.devices.map(\.name) == ["uart 0x3f8", "virtio-mmio 0"])
+        #expect(decoded.machine.vsock == VsockConfiguration(guestCID: 7, path: "/run/vm/v.sock"))
+        var without = Self.state
+        without.machine.vsock = nil
+        #expect(try SnapshotState.decode(without.encoded(), restoringOn: .hardware).machine.vsock == nil)
     }
 
     @Test func damagedTruncatedAndForeignFilesAreRefused() {
@@ -49,7 +54,7 @@ import TestSupport
         }
         var future = bytes
         future[8] = 9
-        #expect(reason(future) == "snapshot does not fit: snapshot format version 9; this skiff reads version 2")
+        #expect(reason(future) == "snapshot does not fit: snapshot format version 9; this skiff reads version \(SnapshotState.formatVersion)")
         #expect(reason(Array("not a snapshot at all".utf8)) == "not a usable snapshot: not a Skiff snapshot (no SKIFFSNP magic)")
     }
 
@@ -111,7 +116,10 @@ import TestSupport
         let overridden = try MachineConfiguration.restoring(snapshot, overrides: ["vda=/other.ext4", "eth0=tap9"])
         #expect(overridden.disks.map(\.path) == ["/other.ext4"] && overridden.disks[0].readOnly)
         #expect(overridden.networks.map(\.tap) == ["tap9"])
-        for bad in ["vdb=/x", "eth1=tap", "vda", "vda=", "sda=/x"] {
+        #expect(plain.vsock == VsockConfiguration(guestCID: 7, path: "/run/vm/v.sock"))
+        #expect(try MachineConfiguration.restoring(snapshot, overrides: ["vsock=/run/other.sock"]).vsock
+                == VsockConfiguration(guestCID: 7, path: "/run/other.sock"), "the CID is the guest's; the socket is this process's")
+        for bad in ["vdb=/x", "eth1=tap", "vda", "vda=", "sda=/x", "vsock="] {
             #expect(throws: MachineError.self, "\(bad)") { try MachineConfiguration.restoring(snapshot, overrides: [bad]) }
         }
     }
@@ -136,6 +144,7 @@ import TestSupport
         vary { $0.host = .pvm }
         vary { $0.disks = [DiskConfiguration(path: "/x.img", readOnly: true)] }
         vary { $0.networks = [NetworkConfiguration(tap: "tap0")] }
+        vary { $0.vsock = VsockConfiguration(guestCID: 3, path: "v.sock") }
         let keys = variants.map { RunSnapshots.key(for: $0, imageID: "sha256:a") } + [RunSnapshots.key(for: base, imageID: "sha256:b")]
         #expect(Set(keys + [key]).count == keys.count + 1, "every change is another snapshot")
         #expect(RunSnapshots.hostCPUSignature().contains("vendor_id"))
@@ -145,5 +154,13 @@ import TestSupport
         run.timeout = 5
         run.console = .none
         #expect(RunSnapshots.key(for: run, imageID: "sha256:a") == key)
+        // The OCI runtime's ready guest: the disk (each container's own) and its vsock path are not in the key.
+        var bundle = base
+        bundle.vsock = VsockConfiguration(guestCID: 3, path: "v.sock")
+        var other = bundle
+        other.disks = [DiskConfiguration(path: "/run/c2/rootfs.ext4", readOnly: true)]
+        other.vsock?.path = "/run/c2/v.sock"
+        #expect(RunSnapshots.key(RunSnapshots.machineKeyLines(bundle)) == RunSnapshots.key(RunSnapshots.machineKeyLines(other)))
+        #expect(RunSnapshots.key(RunSnapshots.machineKeyLines(bundle)) != RunSnapshots.key(RunSnapshots.machineKeyLines(base)))
     }
 }

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -303,7 +304,7 @@ static void control_input(struct control_decoder *decoder, pid_t process, int te
 	}
 }
 
-int container_prepare(const char *root)
+int container_open_lines(void)
 {
 	out_line = open(SKIFF_STDOUT_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	/* Read too: the host's control messages arrive there (SKIFF_CONTROL_ESCAPE). */
@@ -316,6 +317,57 @@ int container_prepare(const char *root)
 	/* Raw before anything can arrive: a control message must not be echoed. */
 	configure_line(err_line, 0, NULL);
 	diagnostics_fd = err_line;
+	return 0;
+}
+
+int container_prepare(const char *root)
+{
+	return container_open_lines() != 0 ? -1 : switch_to_image_root(root);
+}
+
+/* The size in bytes /sys gives for block device `name` (vda), or 0. */
+static unsigned long long block_device_size(const char *name)
+{
+	char path[96], text[32];
+	snprintf(path, sizeof(path), "/sys/class/block/%s/size", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	return strtoull(text, NULL, 10) * 512; /* sysfs counts 512-byte sectors */
+}
+
+/*
+ * The disk was attached after the guest last looked (a snapshot taken before
+ * this bundle's disk existed, restored with it behind vda): the VMM raised a
+ * configuration change, and the kernel takes the new capacity from a work
+ * queue, so wait until it shows the size the spec names (10 s at most).
+ * Then drop whatever the boot's partition scan cached of the disk that was
+ * there before: the ext4 superblock lives in that first page.
+ */
+int container_attach_root(const char *root, unsigned long long size)
+{
+	const char *name = strrchr(root, '/') ? strrchr(root, '/') + 1 : root;
+	unsigned long long seen = 0;
+
+	for (int waited_ms = 0; size && (seen = block_device_size(name)) != size; waited_ms++) {
+		if (waited_ms == 10000) {
+			container_complain("skiff-init: %s shows %llu bytes, the spec says %llu: the disk was not attached",
+					   root, seen, size);
+			return -1;
+		}
+		struct timespec pause = { 0, 1000000 };
+		nanosleep(&pause, NULL);
+	}
+	int fd = open(root, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) != 0)
+		container_complain("skiff-init: cannot drop %s's cached blocks: %s", root, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 	return switch_to_image_root(root);
 }
 

@@ -42,6 +42,15 @@
  */
 int container_prepare(const char *root);
 
+/*
+ * The OCI runtime's ready guest: container_prepare in two halves. The lines
+ * open before the hand-over; the root is mounted after it, once the disk
+ * the VMM attached at `root` shows `size` bytes (see attach_root). 0, or -1
+ * having said why.
+ */
+int container_open_lines(void);
+int container_attach_root(const char *root, unsigned long long size);
+
 /* Writes all of `size` bytes (retrying interrupted and partial writes); 0, or -1. */
 int container_write_all(int fd, const void *bytes, size_t size);
 

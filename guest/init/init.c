@@ -213,17 +213,21 @@ static int command_from_handover(char *payload, size_t size, char **words, int c
 	return count;
 }
 
-/* `skiff run`: root from the preparation, the rest from the hand-over. */
+/*
+ * `skiff run`: root from the preparation, the rest from the hand-over. The
+ * OCI runtime's guest ("attach=handover") mounts its root only after it.
+ */
 static int run_container(char *preparation, size_t size)
 {
 	char error[256];
-	const char *root = run_spec_preparation(preparation, size);
+	int attach_later;
+	const char *root = run_spec_preparation(preparation, size, &attach_later);
 
 	if (!root) {
 		fprintf(stderr, "skiff-init: %s is not a run preparation\n", SKIFF_RUN_SPEC_PATH);
 		return 125;
 	}
-	if (container_prepare(root) != 0)
+	if ((attach_later ? container_open_lines() : container_prepare(root)) != 0)
 		return 125;
 	size_t spec_size = 0;
 	char *data = handover_receive(&spec_size, error, sizeof(error));
@@ -232,6 +236,8 @@ static int run_container(char *preparation, size_t size)
 		container_complain("skiff-init: %s", error);
 		return 125;
 	}
+	if (attach_later && container_attach_root(spec.root, spec.root_size) != 0)
+		return 125;
 	return container_run(&spec);
 }
 

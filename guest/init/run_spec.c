@@ -117,14 +117,20 @@ char *run_spec_read(const char *path, size_t *size, char *error, size_t error_si
 	return data;
 }
 
-const char *run_spec_preparation(char *data, size_t size)
+const char *run_spec_preparation(char *data, size_t size, int *attach_later)
 {
+	const char *root = NULL;
+
+	*attach_later = 0;
 	if (size < 2 || data[size - 1] != '\0' || strcmp(data, "skiff-prepare=1") != 0)
 		return NULL;
-	for (char *record = data; record < data + size; record += strlen(record) + 1)
+	for (char *record = data; record < data + size; record += strlen(record) + 1) {
 		if (!strncmp(record, "root=/dev/", 10))
-			return record + 5;
-	return NULL;
+			root = record + 5;
+		else if (!strcmp(record, "attach=handover"))
+			*attach_later = 1;
+	}
+	return root;
 }
 
 int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *spec, char *error, size_t error_size)
@@ -174,6 +180,14 @@ int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *s
 			if (strncmp(value, "/dev/", 5) != 0)
 				FAIL("%s: root \"%s\" is not a /dev path", path, value);
 			spec->root = value;
+		} else if (!strcmp(record, "root-size")) {
+			/* Whole sectors, at most 2^63 bytes; strtoull alone would take "-1". */
+			char *end;
+			errno = 0;
+			unsigned long long bytes = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+			if (value[0] < '0' || value[0] > '9' || errno || *end || bytes == 0 || bytes % 512 || bytes >> 63)
+				FAIL("%s: bad root size \"%s\"", path, value);
+			spec->root_size = bytes;
 		} else if (!strcmp(record, "uid")) {
 			if (parse_number(value, 0xFFFFFFFEul, &number))
 				FAIL("%s: bad uid \"%s\"", path, value);

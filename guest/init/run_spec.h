@@ -33,6 +33,7 @@ struct run_spec {
 	const char *cwd;       /* absolute */
 	const char *hostname;
 	const char *root;      /* block device holding the image's ext4 root, e.g. /dev/vda */
+	unsigned long long root_size; /* its size in bytes, when attached at the hand-over (0: not said) */
 	uid_t uid;
 	gid_t gid;
 	gid_t groups[SKIFF_RUN_SPEC_MAX_GROUPS];
@@ -56,8 +57,12 @@ char *run_spec_read(const char *path, size_t *size, char *error, size_t error_si
  * the root device, nothing of the run itself (that comes in the hand-over, so
  * that a snapshot taken while init waits for it serves every run). Returns
  * the root device, or NULL when `data` is not a preparation.
+ *
+ * "attach=handover" (the OCI runtime's ready guest, which serves every
+ * bundle): the disk behind the root device is only known at the hand-over,
+ * so init mounts nothing before it; `*attach_later` says so.
  */
-const char *run_spec_preparation(char *data, size_t size);
+const char *run_spec_preparation(char *data, size_t size, int *attach_later);
 
 /*
  * Checks a run spec's records (`data` is modified in place and must outlive

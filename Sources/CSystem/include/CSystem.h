@@ -40,6 +40,10 @@ int csystem_receive_fd(int socket_fd);
 /// export: the next client of a listening socket, or -1 (EAGAIN: none waits).
 int csystem_accept_nonblocking(int listener);
 
+/// mallopt(M_TRIM_THRESHOLD, INT_MAX): glibc's malloc never trims a heap
+/// again (<malloc.h>, which Glibc's module does not export). 1 on success.
+int csystem_malloc_never_trim(void);
+
 /// A new pseudo-terminal: its master and its slave, both close-on-exec. 0 or -1.
 int csystem_open_pty(int *master, int *slave);
 

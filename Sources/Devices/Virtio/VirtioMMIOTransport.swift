@@ -45,6 +45,9 @@ public final class VirtioMMIOTransport: BusDevice {
         var configurationGeneration: UInt32 = 0
         /// Set when a queue was found corrupt; cleared by reset.
         var broken = false
+        /// A restore found the device's configuration changed (another disk
+        /// behind it): the interrupt that says so is raised on resume.
+        var changedAtRestore = false
         var active: Bool { status & Virtio.Status.driverOK != 0 && !broken }
     }
 
@@ -361,9 +364,20 @@ public final class VirtioMMIOTransport: BusDevice {
 }
 
 extension VirtioMMIOTransport: SnapshotDevice {
-    /// The transport's registers and every queue. The devices behind it keep
-    /// no guest-visible state of their own (their configuration comes from
-    /// their host backends, which a restore re-opens).
+    /// Configuration-space bytes compared across a save and a restore (every
+    /// device's fits: virtio-blk's is 24 bytes, virtio-net's 12, vsock's 8).
+    static let comparedConfigurationSize = 64
+
+    private static func configurationBytes(_ device: any VirtioDevice) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: comparedConfigurationSize)
+        bytes.withUnsafeMutableBytes { device.readConfiguration(offset: 0, into: $0) }
+        return bytes
+    }
+
+    /// The transport's registers, every queue, and the configuration space
+    /// the driver saw. The devices behind it keep no guest-visible state of
+    /// their own (their configuration comes from their host backends, which a
+    /// restore re-opens, possibly onto another disk: see `restoreState`).
     public func saveState() -> [UInt8] {
         state.withLock { state in
             var out = StateWriter()
@@ -374,13 +388,18 @@ extension VirtioMMIOTransport: SnapshotDevice {
             out.put(state.broken)
             out.put(UInt32(state.queues.count))
             for queue in state.queues { queue.save(into: &out) }
+            out.put(bytes: Self.configurationBytes(state.device))
             return out.bytes
         }
     }
 
     /// Applies saved state; a device that was running is activated with the
     /// features its driver accepted, and its rings are checked against this
-    /// machine's memory before it trusts them.
+    /// machine's memory before it trusts them. When its configuration space
+    /// differs from the saved one (a restore with another disk behind it, of
+    /// another size), the driver is told as a running device would tell it
+    /// (virtio 1.x §2.5.1): a new configuration generation and a
+    /// configuration-change interrupt, raised by `resumeAfterRestore`.
     public func restoreState(_ bytes: [UInt8]) throws(DeviceStateError) {
         var input = StateReader(bytes, what: name)
         let type: UInt32 = try input.get()
@@ -400,6 +419,7 @@ extension VirtioMMIOTransport: SnapshotDevice {
             }
             var queues: [Virtqueue] = []
             for queue in state.queues { queues.append(try queue.restored(from: &input)) }
+            let savedConfiguration = try input.getBytes(limit: Self.comparedConfigurationSize)
             try input.finish()
             guard driverFeatures & ~state.device.features == 0 else {
                 throw DeviceStateError("\(name): saved driver features 0x\(String(driverFeatures, radix: 16)) are not all offered here")
@@ -420,9 +440,15 @@ extension VirtioMMIOTransport: SnapshotDevice {
             state.configurationGeneration = generation
             state.broken = broken
             state.queues = queues
+            state.changedAtRestore = false
             if state.active {
                 state.device.activate(features: driverFeatures)
                 state.device.restored()
+                if savedConfiguration != Self.configurationBytes(state.device) {
+                    state.configurationGeneration &+= 1
+                    state.interruptStatus |= Virtio.InterruptReason.configurationChange
+                    state.changedAtRestore = true
+                }
             }
         }
     }
@@ -431,6 +457,7 @@ extension VirtioMMIOTransport: SnapshotDevice {
     /// snapshot was taken (its notifications went to the old process), and
     /// asks the backend for what it has.
     public func resumeAfterRestore() {
+        if state.withLock({ $0.changedAtRestore }) { interrupt.trigger() }
         for queue in 0..<queueCount { notify(queue: queue) }
         backendReady()
     }

@@ -1,0 +1,61 @@
+import Container
+import Glibc
+import Host
+import Logging
+import SkiffKit
+
+/// The OCI runtime's ready guest: booted once per machine shape, saved while
+/// init waits at `ready` with no root mounted, and restored by every later
+/// `create` with that container's disk behind vda. A bundle's root is a new
+/// directory each time (podman's overlay mount), so unlike `skiff run`'s
+/// per-image snapshots this one must not know its disk: the guest mounts its
+/// root only after the hand-over ("attach=handover"), once the disk's new
+/// size shows (the restore announces it as a configuration change).
+///
+/// The snapshots live in the cache (`$SKIFF_CACHE_DIR/oci-ready/KEY`), keyed
+/// by everything that shapes the guest but the disk (`RunSnapshots.machineKeyLines`).
+enum ReadyGuest {
+    /// How this container's guest started, for the runtime log.
+    enum Start: String {
+        case restored = "restored the ready guest", bootedSaving = "booted; saving the ready guest", booted
+    }
+
+    static func directory(for configuration: MachineConfiguration) -> String {
+        GuestArtifacts.cacheDirectory() + "/oci-ready/" + RunSnapshots.key(RunSnapshots.machineKeyLines(configuration))
+    }
+
+    /// The machine for `configuration` (a cold boot's, its disk the
+    /// container's): restored from the ready guest when there is one, else
+    /// booted with a request to save one at ready. A snapshot that cannot be
+    /// used is removed and replaced by this boot's.
+    static func machine(_ configuration: MachineConfiguration, logger: Logger,
+                        warn: (String) -> Void) throws(MachineError) -> (Machine, Start) {
+        let directory = directory(for: configuration)
+        if access(directory + "/" + SnapshotFiles.stateName, F_OK) == 0 {
+            do {
+                let snapshot = try SnapshotFiles.load(directory, on: configuration.host)
+                var overrides = configuration.disks.first.map { ["vda=\($0.path)"] } ?? []
+                if let vsock = configuration.vsock { overrides.append("vsock=\(vsock.path)") }
+                var restoring = try MachineConfiguration.restoring(snapshot, overrides: overrides)
+                restoring.console = configuration.console
+                restoring.containerLines = configuration.containerLines
+                restoring.holdAtReady = configuration.holdAtReady
+                restoring.handoverPayload = configuration.handoverPayload
+                restoring.timeout = configuration.timeout
+                restoring.seccomp = configuration.seccomp
+                restoring.seccompStateFiles = configuration.seccompStateFiles
+                return (try Machine(restoring, logger: logger), .restored)
+            } catch .snapshot(let problem) {
+                warn("the ready guest \(directory) cannot be used (\(problem)); booting and saving a new one")
+                SnapshotFiles.removeTree(directory)
+            }
+        }
+        var booting = configuration
+        let parent = String(directory[..<directory.lastIndex(of: "/")!])
+        if makeDirectories(parent, mode: 0o755) {
+            booting.snapshot = SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory,
+                                               thenStop: false, required: false)
+        }
+        return (try Machine(booting, logger: logger), booting.snapshot == nil ? .booted : .bootedSaving)
+    }
+}
