@@ -12,12 +12,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *copy = malloc(size + 1);
 	char error[256];
 	struct run_spec spec;
+	int attach_later;
 
 	if (!copy)
 		return 0;
 	memcpy(copy, data, size);
 	copy[size] = 0;
-	(void)run_spec_preparation(copy, size);
+	(void)run_spec_preparation(copy, size, &attach_later);
 	memcpy(copy, data, size);
 	memset(&spec, 0, sizeof(spec));
 	(void)run_spec_parse(copy, size, "fuzz", &spec, error, sizeof(error));
