@@ -76,13 +76,7 @@ public enum ContainerRunner {
             do {
                 let snapshot = try SnapshotFiles.load(directory, on: configuration.host)
                 var restoring = try MachineConfiguration.restoring(snapshot)
-                restoring.console = configuration.console
-                restoring.containerLines = configuration.containerLines
-                restoring.handoverPayload = configuration.handoverPayload
-                restoring.timeout = configuration.timeout
-                restoring.seccomp = configuration.seccomp
-                restoring.jail = configuration.jail
-                restoring.seccompProbe = configuration.seccompProbe
+                restoring.adoptRunSettings(of: configuration)
                 return report(try Machine(restoring, logger: logger).run(startedAt: start), .restored)
             } catch .snapshot(let problem) {
                 // Refused before anything ran: replace it with a fresh boot's.

@@ -37,13 +37,7 @@ enum ReadyGuest {
                 var overrides = configuration.disks.first.map { ["vda=\($0.path)"] } ?? []
                 if let vsock = configuration.vsock { overrides.append("vsock=\(vsock.path)") }
                 var restoring = try MachineConfiguration.restoring(snapshot, overrides: overrides)
-                restoring.console = configuration.console
-                restoring.containerLines = configuration.containerLines
-                restoring.holdAtReady = configuration.holdAtReady
-                restoring.handoverPayload = configuration.handoverPayload
-                restoring.timeout = configuration.timeout
-                restoring.seccomp = configuration.seccomp
-                restoring.seccompStateFiles = configuration.seccompStateFiles
+                restoring.adoptRunSettings(of: configuration)
                 return (try Machine(restoring, logger: logger), .restored)
             } catch .snapshot(let problem) {
                 warn("the ready guest \(directory) cannot be used (\(problem)); booting and saving a new one")

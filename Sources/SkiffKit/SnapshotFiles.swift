@@ -174,5 +174,24 @@ extension MachineConfiguration {
     }
 }
 
+extension MachineConfiguration {
+    /// Takes from `run` (a cold boot's configuration for the same guest) what
+    /// a restore of its saved guest must keep for this run: where the console
+    /// and the container's lines go, the hand-over and any hold at ready, the
+    /// timeout, and the confinement (seccomp, jail). The machine itself comes
+    /// from the snapshot.
+    public mutating func adoptRunSettings(of run: MachineConfiguration) {
+        console = run.console
+        containerLines = run.containerLines
+        handoverPayload = run.handoverPayload
+        holdAtReady = run.holdAtReady
+        timeout = run.timeout
+        seccomp = run.seccomp
+        seccompStateFiles = run.seccompStateFiles
+        seccompProbe = run.seccompProbe
+        jail = run.jail
+    }
+}
+
 /// The boot markers, by the name the CLI's users see.
 public typealias BootMarkerPhase = BootMarkerDevice.Phase
