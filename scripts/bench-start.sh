@@ -6,7 +6,11 @@
 # Runs alternate (skiff, C, QEMU, skiff, ...), RUNS each after one untimed
 # warm-up. Each run is spawned by bench/start/measure.c, which hands its
 # CLOCK_MONOTONIC spawn time to skiff (SKIFF_SPAWNED_AT) and reports wall, CPU
-# and peak RSS from wait4. Prints a table; writes JSON with every run.
+# and peak RSS from wait4. Then, for skiff and QEMU, what that RSS is made of:
+# each runs a guest that spins, and after 1 s /proc/PID/smaps_rollup is read
+# (private dirty memory is what each further VM costs; clean file pages, the
+# executable's text, are shared between VMMs). Prints tables; writes JSON
+# with every run.
 # usage: scripts/bench-start.sh [--runs N] [--json PATH]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +28,7 @@ trap 'rm -rf "$work"' EXIT
 cc -O2 -Wall -Werror -o "$work/measure" "$repo/bench/start/measure.c"
 cc -O2 -Wall -Werror -o "$work/kvm-floor" "$repo/bench/start/kvm-floor.c"
 python3 "$repo/bench/start/make-tiny-guest.py" "$work/tiny.elf"
+python3 "$repo/bench/start/make-tiny-guest.py" --spin "$work/spin.elf"
 (cd "$repo" && swift build -c release --product skiff >&2)
 skiff="$repo/.build/release/skiff"
 qemu=$(command -v qemu-system-x86_64 || true)
@@ -80,11 +85,39 @@ for name in commands:
     summary[name] = row
     f = f"{first:.2f} ms" if first is not None else "n/a"
     print(f"{name:14}{f:>16}{wall:>8.2f}ms{row['cpu_ms']:>8.2f}ms{row['maxrss_mib']:>8.1f}MiB{row['wall_vs_c_floor']:>8.2f}")
+# Steady state: what the resident memory of a running VMM is made of.
+def composition(name):
+    argv = [a if a != tiny else os.path.join(work, "spin.elf") for a in commands[name]]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    fields = {}
+    try:
+        for line in open(f"/proc/{process.pid}/smaps_rollup"):
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
+    finally:
+        process.kill()
+        process.wait()
+    return {key: fields.get(key, 0.0) for key in ("Rss", "Private_Dirty", "Private_Clean", "Shared_Clean", "Anonymous")}
+
+memory = {name: [] for name in commands if name != "C floor"}
+for _ in range(5):
+    for name in memory: memory[name].append(composition(name))
+print(f"\nresident memory of a running VMM (spinning guest, 32 MiB; median of 5, MiB)")
+print(f"{'':14}{'RSS':>8}{'private dirty':>15}{'private clean':>15}{'shared clean':>14}")
+memory_summary = {}
+for name, samples in memory.items():
+    row = {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+    memory_summary[name] = row
+    print(f"{name:14}{row['Rss']:>8.1f}{row['Private_Dirty']:>15.1f}{row['Private_Clean']:>15.1f}{row['Shared_Clean']:>14.1f}")
+
 if json_path:
     host = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", host)
     with open(json_path, "w") as out:
         json.dump({"command": "scripts/bench-start.sh --runs %d" % runs, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "host": {"cpu": model.group(1) if model else "?", "kvm": "nested PVM (kvm_pvm)" if os.path.exists("/sys/module/kvm_pvm") else "hardware KVM"},
-                   "summary": summary, "runs": results}, out, indent=2, sort_keys=True)
+                   "summary": summary, "runs": results,
+                   "resident_memory_mib": {"summary": memory_summary, "samples": memory}}, out, indent=2, sort_keys=True)
 PY
