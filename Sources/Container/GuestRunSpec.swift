@@ -2,6 +2,21 @@ import SkiffKit
 import Boot
 import Images
 
+/// A file or directory written into the container's root before its
+/// process starts (an OCI bundle's bind mounts, copied).
+public struct GuestFile: Sendable, Equatable {
+    /// Absolute, in the container.
+    public var path: String
+    /// Permission bits.
+    public var mode: UInt32
+    /// The contents; nil for a directory.
+    public var bytes: [UInt8]?
+
+    public init(path: String, mode: UInt32, bytes: [UInt8]?) {
+        self.path = path; self.mode = mode; self.bytes = bytes
+    }
+}
+
 /// The `skiff run` spec as the guest init reads it (guest/init/run_spec.h):
 /// NUL-terminated `key=value` records in a file the VMM appends to the
 /// initramfs. Any byte but NUL passes unquoted, so arguments and environment
@@ -10,12 +25,13 @@ public enum GuestRunSpec {
     public static let path = "/skiff/run-spec"
 
     /// `files`: written into the container's root before the process starts
-    /// (an OCI bundle's bind-mounted files), as `file=MODE:HEX:PATH` records.
+    /// (an OCI bundle's bind mounts, copied), in order, as `file=MODE:HEX:PATH`
+    /// and `dir=MODE:PATH` records (guest/init/run_spec.h allows 256).
     /// `rootSize`: the root disk's size in bytes, for a guest that attaches
     /// it at the hand-over (it waits until the device shows that size).
     public static func encode(_ spec: ContainerSpec, rootDevice: String, rootSize: UInt64? = nil,
                               terminalSize: (rows: Int, columns: Int)? = nil,
-                              files: [(path: String, bytes: [UInt8], mode: UInt32)] = []) -> [UInt8] {
+                              files: [GuestFile] = []) -> [UInt8] {
         var records = ["skiff-run-spec=1", "root=\(rootDevice)"]
         if let rootSize { records.append("root-size=\(rootSize)") }
         records += spec.arguments.map { "arg=\($0)" }
@@ -31,10 +47,15 @@ public enum GuestRunSpec {
         }
         let digits = Array("0123456789abcdef".utf8)
         for file in files {
+            let mode = String(file.mode & 0o7777, radix: 8)
+            guard let bytes = file.bytes else {
+                records.append("dir=\(mode):\(file.path)")
+                continue
+            }
             var hex: [UInt8] = []
-            hex.reserveCapacity(file.bytes.count * 2)
-            for byte in file.bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
-            records.append("file=\(String(file.mode & 0o7777, radix: 8)):" + String(decoding: hex, as: UTF8.self) + ":\(file.path)")
+            hex.reserveCapacity(bytes.count * 2)
+            for byte in bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
+            records.append("file=\(mode):" + String(decoding: hex, as: UTF8.self) + ":\(file.path)")
         }
         return records.flatMap { Array($0.utf8) + [0] }
     }

@@ -15,8 +15,13 @@ public enum RegularFileError: Error, Equatable {
 /// read, so a huge or endless input costs nothing but the error. The one
 /// such routine: the VMM's kernel and initrd, cached guest records, OCI
 /// bundle configs and monitor specs all come through here.
-public func readRegularFile(_ path: String, limit: Int) throws(RegularFileError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+///
+/// `directory`: `path` is relative to that open directory (openat), and
+/// `followLinks: false` refuses a symbolic link as the last component
+/// (a walk of a tree that must not lead out of it).
+public func readRegularFile(_ path: String, in directory: Int32 = AT_FDCWD, followLinks: Bool = true,
+                            limit: Int) throws(RegularFileError) -> [UInt8] {
+    let fd = openat(directory, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
     guard fd >= 0 else { throw .unreadable(errno: errno) }
     defer { close(fd) }
     var info = stat()

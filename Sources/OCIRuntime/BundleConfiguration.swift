@@ -1,3 +1,4 @@
+import Container
 import FoundationEssentials
 import Glibc
 import Host
@@ -163,51 +164,53 @@ extension BundleConfiguration {
         return (path + [scope]).joined(separator: "/")
     }
 
-    /// A small file a bind mount names, copied into the guest's root when the process starts.
-    public struct BoundFile: Sendable, Equatable {
-        public var destination: String
-        public var bytes: [UInt8]
-        public var mode: UInt32
-    }
-
     /// Files larger than this are not copied (podman's are a few hundred bytes).
     public static let maximumBoundFile = 256 * 1024
     /// Destinations the guest provides itself: binding them changes nothing.
     static let providedByGuest: Set<String> = ["/dev/shm", "/dev/mqueue", "/dev/pts", "/sys/fs/cgroup"]
 
-    /// The bind mounts of regular files (podman's /etc/hosts, /etc/resolv.conf,
-    /// /etc/hostname, /run/.containerenv): read now, at create, and written
-    /// into the container's root at start. A copy, not a live mount: later
-    /// changes on the host are not seen. What cannot be copied is in `warnings`.
-    public func boundFiles() -> [BoundFile] {
+    /// The bind mounts, copied: files (podman's /etc/hosts, /etc/resolv.conf,
+    /// /etc/hostname, /run/.containerenv) and directory trees (`-v DIR:/data`),
+    /// read now, at create, and written into the container's root at start,
+    /// in order, a directory before what it holds. A copy, not a live mount:
+    /// later changes on the host are not seen, and the container's writes
+    /// stay in the guest. What cannot be copied is in `warnings`.
+    public func boundFiles() -> [GuestFile] {
         boundMounts().files
     }
 
-    private func boundMounts() -> (files: [BoundFile], skipped: [String]) {
-        var files: [BoundFile] = []
+    private func boundMounts() -> (files: [GuestFile], skipped: [String]) {
+        var files: [GuestFile] = []
         var skipped: [String] = []
+        var budget = BoundTree.Budget()
         for mount in mounts ?? [] where mount.isBind {
             guard !Self.providedByGuest.contains(mount.destination) else { continue }
             var info = stat()
             guard let source = mount.source, mount.destination.hasPrefix("/"), !mount.destination.utf8.contains(0),
-                  stat(source, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= Self.maximumBoundFile,
-                  let bytes = try? readRegularFile(source, limit: Self.maximumBoundFile) else {
+                  !mount.destination.contains(":"), stat(source, &info) == 0 else {
                 skipped.append(mount.destination)
                 continue
             }
-            files.append(BoundFile(destination: mount.destination, bytes: bytes, mode: UInt32(info.st_mode & 0o7777)))
+            if info.st_mode & S_IFMT == S_IFDIR, let tree = BoundTree.copy(source, to: mount.destination, budget: &budget) {
+                files += tree
+            } else if info.st_mode & S_IFMT == S_IFREG, budget.take(bytes: Int(info.st_size)),
+                      let bytes = try? readRegularFile(source, limit: Self.maximumBoundFile) {
+                files.append(GuestFile(path: mount.destination, mode: UInt32(info.st_mode & 0o7777), bytes: bytes))
+            } else {
+                skipped.append(mount.destination)
+            }
         }
         return (files, skipped)
     }
 
-    /// What a VM does not do yet and the runtime says once (bind mounts of
-    /// directories, or of files too large to copy, are not shared into the
-    /// guest; a network namespace's interfaces are not given to it).
+    /// What a VM does not do yet and the runtime says once (bind mounts too
+    /// large to copy are not shared into the guest; a network namespace's
+    /// interfaces are not given to it).
     public var warnings: [String] {
         var lines: [String] = []
         let skipped = boundMounts().skipped
         if !skipped.isEmpty {
-            lines.append("bind mounts of directories (or of files over 256 KiB) are not shared into the microVM yet (\(skipped.joined(separator: ", ")))")
+            lines.append("bind mounts that cannot be copied into the microVM (over \(BoundTree.Budget.maximumEntries) entries or \(BoundTree.Budget.maximumBytes >> 20) MiB in all, a file over 256 KiB, or unreadable) are left out: \(skipped.joined(separator: ", "))")
         }
         if linux?.namespaces?.contains(where: { $0.type == "network" && $0.path != nil }) == true {
             lines.append("the bundle's network namespace is not given to the microVM: it runs without network")

@@ -118,7 +118,7 @@ public enum RuntimeCommands {
             do { _ = try RootDiskBuilder.makeDisk(fromTree: rootfs, at: directory + "/rootfs.ext4") } catch {
                 throw RuntimeError.container("building the root disk from \(rootfs): \(error)")
             }
-            let files = config.boundFiles().map { (path: $0.destination, bytes: $0.bytes, mode: $0.mode) }
+            let files = config.boundFiles()
             // The guest waits until its disk shows this size (whole sectors, as virtio-blk offers it).
             var disk = stat()
             guard stat(directory + "/rootfs.ext4", &disk) == 0 else { throw RuntimeError.system("stat \(directory)/rootfs.ext4: \(String(cString: strerror(errno)))") }

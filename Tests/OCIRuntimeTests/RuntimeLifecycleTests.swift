@@ -283,7 +283,11 @@ struct RuntimeLifecycleTests {
         let once = try TestSupport.runProgram(base + ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", imageID, "-c", "echo hi; exit 3"])
         #expect(once.status == 3 && once.stdout == "hi\n", "\(once.stdout) \(once.stderr)")
         // Into files, not pipes: conmon, which stays, keeps podman's descriptors (a pipe would never end).
-        let runPID = try spawn(base + ["run", "-d", "--name", "vm", "--network", "none", "--memory", "256m", "--entrypoint", "/bin/sh", imageID,
+        // A volume (a bind mount of a directory): copied in at create.
+        try FileManager.default.createDirectory(atPath: work + "/volume/sub", withIntermediateDirectories: true)
+        try Data("from the host\n".utf8).write(to: URL(fileURLWithPath: work + "/volume/sub/note"))
+        let runPID = try spawn(base + ["run", "-d", "--name", "vm", "--network", "none", "--memory", "256m", "-v", work + "/volume:/data:ro",
+                                       "--entrypoint", "/bin/sh", imageID,
                                        "-c", "echo hi from the VM; uname -r; echo $(cat /etc/hostname); while :; do sleep 1; done"],
                                input: "", stdout: work + "/run.out", stderr: work + "/run.err")
         let runStatus = waitStatus(runPID)
@@ -291,9 +295,9 @@ struct RuntimeLifecycleTests {
         defer { _ = try? TestSupport.runProgram(base + ["rm", "-f", "vm"]) }
         let containerID = try String(contentsOfFile: work + "/run.out", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
 
-        let exec = try TestSupport.runProgram(base + ["exec", "vm", "/bin/sh", "-c", "echo from exec; id -u; exit 6"])
+        let exec = try TestSupport.runProgram(base + ["exec", "vm", "/bin/sh", "-c", "echo from exec; id -u; cat /data/sub/note; exit 6"])
         #expect(exec.status == 6, "exec's status through conmon and podman: \(exec.stderr)")
-        #expect(exec.stdout == "from exec\n1000\n")
+        #expect(exec.stdout == "from exec\n1000\nfrom the host\n")
         // --memory 256m: the monitor's cgroup holds it to that, and the guest has what is left beside the VMM.
         let memory = try TestSupport.runProgram(base + ["exec", "vm", "/bin/sh", "-c", "grep MemTotal /proc/meminfo"])
         let kilobytes = Int(memory.stdout.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0

@@ -1,3 +1,4 @@
+import Container
 import Foundation
 import SkiffKit
 import Testing
@@ -61,17 +62,28 @@ import TestSupport
         #expect(config.warnings[0].contains("/etc/hosts") && !config.warnings[0].contains("/proc"))
     }
 
-    @Test func boundFilesAreCopiedAndTheRestIsSaidOnce() throws {
+    @Test func boundFilesAndTreesAreCopiedAndTheRestIsSaidOnce() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("binds-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: directory + "/dir", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/dir/sub/deeper", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/many", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(FileManager.default.createFile(atPath: directory + "/hosts", contents: Data("10.0.0.1 box\n".utf8), attributes: [.posixPermissions: 0o640]))
         #expect(FileManager.default.createFile(atPath: directory + "/big", contents: Data(count: BundleConfiguration.maximumBoundFile + 1)))
+        #expect(FileManager.default.createFile(atPath: directory + "/dir/a", contents: Data("A".utf8), attributes: [.posixPermissions: 0o600]))
+        #expect(FileManager.default.createFile(atPath: directory + "/dir/sub/b", contents: Data([0, 1, 2])))
+        #expect(chmod(directory + "/dir/sub", 0o750) == 0)
+        // A link out of the tree is not followed, nor copied.
+        try FileManager.default.createSymbolicLink(atPath: directory + "/dir/escape", withDestinationPath: "/etc/passwd")
+        #expect(mkfifo(directory + "/dir/fifo", 0o600) == 0)
+        for index in 0..<BoundTree.Budget.maximumEntries {
+            #expect(FileManager.default.createFile(atPath: directory + "/many/\(index)", contents: Data()))
+        }
         let json = """
             {"ociVersion": "1.0.2", "mounts": [
               {"destination": "/etc/hosts", "type": "bind", "source": "\(directory)/hosts", "options": ["rbind", "ro"]},
               {"destination": "/etc/resolv.conf", "source": "\(directory)/hosts", "options": ["bind"]},
               {"destination": "/data", "type": "bind", "source": "\(directory)/dir"},
+              {"destination": "/many", "type": "bind", "source": "\(directory)/many"},
               {"destination": "/big", "type": "bind", "source": "\(directory)/big"},
               {"destination": "/gone", "type": "bind", "source": "\(directory)/missing"},
               {"destination": "/dev/shm", "type": "bind", "source": "\(directory)/dir"},
@@ -79,9 +91,27 @@ import TestSupport
             """
         let config = try BundleConfiguration.decode(Array(json.utf8))
         let files = config.boundFiles()
-        #expect(files.map(\.destination) == ["/etc/hosts", "/etc/resolv.conf"])
+        #expect(files.map(\.path) == ["/etc/hosts", "/etc/resolv.conf", "/data", "/data/a", "/data/sub", "/data/sub/b", "/data/sub/deeper"])
         #expect(files.first?.bytes == Array("10.0.0.1 box\n".utf8) && files.first?.mode == 0o640)
-        #expect(config.warnings == ["bind mounts of directories (or of files over 256 KiB) are not shared into the microVM yet (/data, /big, /gone)"])
+        #expect(files[2].bytes == nil && files[3] == GuestFile(path: "/data/a", mode: 0o600, bytes: Array("A".utf8)))
+        #expect(files[4] == GuestFile(path: "/data/sub", mode: 0o750, bytes: nil) && files[5].bytes == [0, 1, 2])
+        #expect(config.warnings.count == 1 && config.warnings[0].hasSuffix("are left out: /many, /big, /gone"),
+                "a tree over the budget is left out whole, and said: \(config.warnings)")
+    }
+
+    @Test func aTreeThatDoesNotFitLeavesTheBudgetAsItWas() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tree-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for index in 0..<3 { #expect(FileManager.default.createFile(atPath: directory + "/\(index)", contents: Data(count: 100_000))) }
+        var budget = BoundTree.Budget()
+        #expect(BoundTree.copy(directory, to: "/d", budget: &budget)?.count == 4)
+        #expect(budget.entries == 4 && budget.bytes == 300_000)
+        budget.bytes = BoundTree.Budget.maximumBytes - 200_000
+        let before = budget
+        #expect(BoundTree.copy(directory, to: "/d", budget: &budget) == nil)
+        #expect(budget.bytes == before.bytes && budget.entries == before.entries)
+        #expect(BoundTree.copy(directory + "/0", to: "/d", budget: &budget) == nil, "not a directory")
     }
 
     @Test func hostileOrIncompleteConfigsAreRefusedWithTheirReason() {

@@ -49,6 +49,7 @@ import TestSupport
                 for (int i = 0; i < s.group_count; i++) printf(" %u", s.groups[i]);
                 printf(" tty %d interactive %d size %ux%u\\n", s.tty, s.interactive, s.rows, s.columns);
                 for (int i = 0; i < s.file_count; i++) {
+                    if (s.files[i].directory) { printf("dir %s %o\\n", s.files[i].path, s.files[i].mode); continue; }
                     printf("file %s %o %zu [", s.files[i].path, s.files[i].mode, s.files[i].size);
                     fwrite(s.files[i].data, 1, s.files[i].size, stdout);
                     printf("]\\n");
@@ -84,9 +85,13 @@ import TestSupport
         }
         // An OCI bundle's bind-mounted files travel whole, any byte, with their mode.
         let files = try parse(GuestRunSpec.encode(spec, rootDevice: "/dev/vda",
-                                                  files: [("/etc/hosts", Array("127.0.0.1 box\n".utf8), 0o644),
-                                                          ("/run/a:b", [0x41, 0x0A, 0x00, 0x42], 0o4755)]))
-        #expect(files.hasSuffix("file /etc/hosts 644 14 [127.0.0.1 box\n]\nfile /run/a:b 4755 4 [A\n\u{0}B]\n"), "\(files)")
+                                                  files: [GuestFile(path: "/etc/hosts", mode: 0o644, bytes: Array("127.0.0.1 box\n".utf8)),
+                                                          GuestFile(path: "/run/a:b", mode: 0o4755, bytes: [0x41, 0x0A, 0x00, 0x42]),
+                                                          GuestFile(path: "/data/x y", mode: 0o750, bytes: nil)]))
+        #expect(files.hasSuffix("file /etc/hosts 644 14 [127.0.0.1 box\n]\nfile /run/a:b 4755 4 [A\n\u{0}B]\ndir /data/x y 750\n"), "\(files)")
+        for bad in ["dir=755:relative", "dir=9999:/x", "dir=:/x", "dir=755", "dir=7a5:/x"] {
+            #expect(try parse(Array((filePrefix + bad + "\0").utf8)).contains("bad dir record"), "\(bad)")
+        }
         for bad in ["file=644:4g:/x", "file=644:414:/x", "file=644:41:relative", "file=99999:41:/x", "file=644:41", "file=:41:/x"] {
             #expect(try parse(Array((filePrefix + bad + "\0").utf8)).contains("bad file record"), "\(bad)")
         }

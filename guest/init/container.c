@@ -376,6 +376,11 @@ static void write_files(const struct run_spec *spec)
 {
 	for (int i = 0; i < spec->file_count; i++) {
 		const struct run_file *file = &spec->files[i];
+		if (file->directory) {
+			if (mkdir_p(file->path, file->mode) != 0 || chmod(file->path, file->mode) != 0)
+				container_complain("skiff-init: cannot make the directory %s: %s", file->path, strerror(errno));
+			continue;
+		}
 		char parent[4096];
 		snprintf(parent, sizeof(parent), "%s", file->path);
 		char *slash = strrchr(parent, '/');

@@ -37,6 +37,28 @@ static int hex_value(char c)
 	return -1;
 }
 
+/* "MODE:PATH": octal permission bits, an absolute path. */
+static int parse_directory(char *value, struct run_file *file)
+{
+	char *path = strchr(value, ':');
+	unsigned long mode;
+	char *end;
+
+	if (!path)
+		return -1;
+	*path++ = '\0';
+	errno = 0;
+	mode = strtoul(value, &end, 8);
+	if (errno || *end || end == value || mode > 07777 || path[0] != '/')
+		return -1;
+	file->path = path;
+	file->data = NULL;
+	file->size = 0;
+	file->mode = (unsigned)mode;
+	file->directory = 1;
+	return 0;
+}
+
 /* "MODE:HEX:PATH", decoded in place (the bytes are shorter than their hex). */
 static int parse_file(char *value, struct run_file *file)
 {
@@ -212,11 +234,12 @@ int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *s
 			if (parse_number(value, 0xFFFF, &number))
 				FAIL("%s: bad terminal %s \"%s\"", path, record, value);
 			*(record[0] == 'r' ? &spec->rows : &spec->columns) = (unsigned short)number;
-		} else if (!strcmp(record, "file")) {
+		} else if (!strcmp(record, "file") || !strcmp(record, "dir")) {
 			if (spec->file_count == SKIFF_RUN_SPEC_MAX_FILES)
-				FAIL("%s: more than %d files", path, SKIFF_RUN_SPEC_MAX_FILES);
-			if (parse_file(value, &spec->files[spec->file_count]) != 0)
-				FAIL("%s: bad file record", path);
+				FAIL("%s: more than %d files and directories", path, SKIFF_RUN_SPEC_MAX_FILES);
+			struct run_file *file = &spec->files[spec->file_count];
+			if (record[0] == 'd' ? parse_directory(value, file) != 0 : parse_file(value, file) != 0)
+				FAIL("%s: bad %s record", path, record);
 			spec->file_count++;
 		} else {
 			FAIL("%s: unknown record \"%s\"", path, record);

@@ -15,15 +15,18 @@
 
 #define SKIFF_RUN_SPEC_PATH "/skiff/run-spec"
 #define SKIFF_RUN_SPEC_MAX_GROUPS 64
-#define SKIFF_RUN_SPEC_MAX_FILES 32
+#define SKIFF_RUN_SPEC_MAX_FILES 256
 
 /* "file=MODE:HEX:PATH": a file written into the container's root before the
- * process starts (an OCI bundle's bind-mounted /etc/hosts, say). */
+ * process starts (an OCI bundle's bind-mounted /etc/hosts, say); "dir=MODE:PATH":
+ * a directory made there (a bind-mounted directory's tree, copied). In order:
+ * a directory comes before what it holds. */
 struct run_file {
 	const char *path;      /* absolute */
 	const unsigned char *data;
 	size_t size;
 	unsigned mode;         /* permission bits */
+	int directory;         /* a "dir=" record: no data */
 };
 
 struct run_spec {
