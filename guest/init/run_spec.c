@@ -37,44 +37,37 @@ static int hex_value(char c)
 	return -1;
 }
 
-/* "MODE:PATH": octal permission bits, an absolute path. */
-static int parse_directory(char *value, struct run_file *file)
+/*
+ * A file, "MODE:HEX:PATH" (decoded in place: the bytes are shorter than their
+ * hex), or a directory, "MODE:PATH": octal permission bits, an absolute path.
+ */
+static int parse_file(char *value, struct run_file *file, int directory)
 {
 	char *path = strchr(value, ':');
+	char *hex = NULL;
 	unsigned long mode;
 	char *end;
 
 	if (!path)
 		return -1;
 	*path++ = '\0';
+	if (!directory) {
+		hex = path;
+		path = strchr(hex, ':');
+		if (!path)
+			return -1;
+		*path++ = '\0';
+	}
 	errno = 0;
 	mode = strtoul(value, &end, 8);
 	if (errno || *end || end == value || mode > 07777 || path[0] != '/')
 		return -1;
+	memset(file, 0, sizeof(*file));
 	file->path = path;
-	file->data = NULL;
-	file->size = 0;
 	file->mode = (unsigned)mode;
-	file->directory = 1;
-	return 0;
-}
-
-/* "MODE:HEX:PATH", decoded in place (the bytes are shorter than their hex). */
-static int parse_file(char *value, struct run_file *file)
-{
-	char *hex = strchr(value, ':');
-	char *path = hex ? strchr(hex + 1, ':') : NULL;
-	unsigned long mode;
-	char *end;
-
-	if (!path)
-		return -1;
-	*hex++ = '\0';
-	*path++ = '\0';
-	errno = 0;
-	mode = strtoul(value, &end, 8);
-	if (errno || *end || end == value || mode > 07777 || path[0] != '/')
-		return -1;
+	file->directory = directory;
+	if (directory)
+		return 0;
 	size_t digits = strlen(hex);
 	if (digits % 2)
 		return -1;
@@ -85,10 +78,8 @@ static int parse_file(char *value, struct run_file *file)
 			return -1;
 		out[i / 2] = (unsigned char)(high << 4 | low);
 	}
-	file->path = path;
 	file->data = out;
 	file->size = digits / 2;
-	file->mode = (unsigned)mode;
 	return 0;
 }
 
@@ -238,7 +229,7 @@ int run_spec_parse(char *data, size_t size, const char *path, struct run_spec *s
 			if (spec->file_count == SKIFF_RUN_SPEC_MAX_FILES)
 				FAIL("%s: more than %d files and directories", path, SKIFF_RUN_SPEC_MAX_FILES);
 			struct run_file *file = &spec->files[spec->file_count];
-			if (record[0] == 'd' ? parse_directory(value, file) != 0 : parse_file(value, file) != 0)
+			if (parse_file(value, file, record[0] == 'd') != 0)
 				FAIL("%s: bad %s record", path, record);
 			spec->file_count++;
 		} else {
