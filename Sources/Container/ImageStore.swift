@@ -168,6 +168,8 @@ public struct ImageStore: Sendable {
     /// disks, unfinished removals) of skiff processes that no longer exist.
     public func prune() throws(MachineError) -> PruneReport {
         var report = PruneReport()
+        // A store never used: nothing cached, nothing to lock.
+        guard access(directory, F_OK) == 0 else { return report }
         for entry in list() {
             guard let hex = try? Self.hex(of: entry.id) else { continue }
             let size = (try? RootDiskBuilder.measure("\(directory)/\(hex)").allocated) ?? 0

@@ -57,6 +57,29 @@ public enum RunSnapshots {
         String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
     }
 
+    /// Where the OCI runtime keeps its ready guests (one per machine shape,
+    /// named by `key(machineKeyLines(...))`).
+    public static func bundleReadyGuests() -> String {
+        GuestArtifacts.cacheDirectory() + "/oci-ready"
+    }
+
+    /// `skiff image prune`: removes the OCI runtime's ready guests in
+    /// `directory` (the next `create` of each shape boots and saves one
+    /// again; a running container keeps its mapping of a removed memory file)
+    /// and what a dead process half-wrote, but not a snapshot being written
+    /// now. Returns the names removed and the bytes they held (allocated).
+    public static func pruneBundleReadyGuests(in directory: String = bundleReadyGuests()) -> (removed: [String], bytes: Int64) {
+        var removed: [String] = []
+        var bytes: Int64 = 0
+        for name in (listDirectory(atPath: directory) ?? []).sorted() where !name.contains(".tmp-") || ImageStore.isOrphanedScratch(name) {
+            let path = directory + "/" + name
+            bytes += (try? RootDiskBuilder.measure(path).allocated) ?? 0
+            SnapshotFiles.removeTree(path)
+            removed.append(name)
+        }
+        return (removed, bytes)
+    }
+
     /// Path, device, inode, size and modification time: a rebuilt kernel or
     /// init is another file even at the same path.
     static func fileIdentity(_ path: String) -> String {

@@ -21,7 +21,7 @@ enum ReadyGuest {
     }
 
     static func directory(for configuration: MachineConfiguration) -> String {
-        GuestArtifacts.cacheDirectory() + "/oci-ready/" + RunSnapshots.key(RunSnapshots.machineKeyLines(configuration))
+        RunSnapshots.bundleReadyGuests() + "/" + RunSnapshots.key(RunSnapshots.machineKeyLines(configuration))
     }
 
     /// The machine for `configuration` (a cold boot's, its disk the

@@ -54,13 +54,15 @@ extension Skiff {
         }
 
         struct Prune: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Remove every cached image no running VM uses.")
+            static let configuration = CommandConfiguration(abstract: "Remove every cached image no running VM uses, and the OCI runtime's ready guests.")
 
             func run() throws {
                 let report = try ImageStore.standard().prune()
                 for entry in report.removed { print("removed \(entry.shortID) (\(entry.source))") }
                 for name in report.leftovers { print("removed leftover \(name)") }
-                print("reclaimed \(megabytes(report.reclaimedBytes))")
+                let ready = RunSnapshots.pruneBundleReadyGuests()
+                for name in ready.removed { print("removed the OCI runtime's ready guest \(name)") }
+                print("reclaimed \(megabytes(report.reclaimedBytes + ready.bytes))")
             }
         }
     }

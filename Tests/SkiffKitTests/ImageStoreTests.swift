@@ -110,6 +110,26 @@ struct ImageStoreTests {
         #expect(FileManager.default.fileExists(atPath: live + "/rootfs/blob"), "a running build's scratch stays")
     }
 
+    /// `skiff image prune` also drops the OCI runtime's ready guests (rebuilt
+    /// by the next create) and a dead writer's half, never a live writer's.
+    @Test func pruneRemovesTheReadyGuestsButNotOneBeingWritten() throws {
+        let sandbox = try Sandbox()
+        let ready = sandbox.path + "/oci-ready"
+        var deadPID: pid_t = 4_194_000
+        while kill(deadPID, 0) == 0 || errno != ESRCH { deadPID += 1 }
+        for name in ["0b673a225c6a540d5c1b52ac", "dc29f9b6f1504360b807182d.tmp-\(deadPID)", "aaaa.tmp-\(getpid())"] {
+            try FileManager.default.createDirectory(atPath: ready + "/" + name, withIntermediateDirectories: true)
+            try Data(repeating: 1, count: 1 << 16).write(to: URL(fileURLWithPath: ready + "/" + name + "/memory"))
+            FileManager.default.createFile(atPath: ready + "/" + name + "/state", contents: Data([1]))
+        }
+        let pruned = RunSnapshots.pruneBundleReadyGuests(in: ready)
+        #expect(pruned.removed == ["0b673a225c6a540d5c1b52ac", "dc29f9b6f1504360b807182d.tmp-\(deadPID)"])
+        #expect(pruned.bytes >= 2 << 16)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ready) == ["aaaa.tmp-\(getpid())"])
+        #expect(RunSnapshots.pruneBundleReadyGuests(in: sandbox.path + "/none").removed.isEmpty, "no directory: nothing to do")
+        #expect(try ImageStore(directory: sandbox.path + "/never-used").prune().removed.isEmpty, "a store never used prunes to nothing")
+    }
+
     /// A layer that expands past the image's budget fails the build with the
     /// layer and entry named, and leaves the store as it was.
     @Test func anImageThatExpandsPastItsBudgetLeavesTheStoreAsItWas() throws {
