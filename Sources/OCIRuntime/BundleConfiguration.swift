@@ -176,7 +176,21 @@ extension BundleConfiguration {
     /// later changes on the host are not seen, and the container's writes
     /// stay in the guest. What cannot be copied is in `warnings`.
     public func boundFiles() -> [GuestFile] {
-        boundMounts().files
+        boundFilesAndWarnings().files
+    }
+
+    /// `boundFiles()` and `warnings` from one walk of the binds (`create`
+    /// needs both; a tree is read once).
+    public func boundFilesAndWarnings() -> (files: [GuestFile], warnings: [String]) {
+        let binds = boundMounts()
+        var lines: [String] = []
+        if !binds.skipped.isEmpty {
+            lines.append("bind mounts that cannot be copied into the microVM (over \(BoundTree.Budget.maximumEntries) entries or \(BoundTree.Budget.maximumBytes >> 20) MiB in all, a file over 256 KiB, or unreadable) are left out: \(binds.skipped.joined(separator: ", "))")
+        }
+        if linux?.namespaces?.contains(where: { $0.type == "network" && $0.path != nil }) == true {
+            lines.append("the bundle's network namespace is not given to the microVM: it runs without network")
+        }
+        return (binds.files, lines)
     }
 
     private func boundMounts() -> (files: [GuestFile], skipped: [String]) {
@@ -207,15 +221,7 @@ extension BundleConfiguration {
     /// large to copy are not shared into the guest; a network namespace's
     /// interfaces are not given to it).
     public var warnings: [String] {
-        var lines: [String] = []
-        let skipped = boundMounts().skipped
-        if !skipped.isEmpty {
-            lines.append("bind mounts that cannot be copied into the microVM (over \(BoundTree.Budget.maximumEntries) entries or \(BoundTree.Budget.maximumBytes >> 20) MiB in all, a file over 256 KiB, or unreadable) are left out: \(skipped.joined(separator: ", "))")
-        }
-        if linux?.namespaces?.contains(where: { $0.type == "network" && $0.path != nil }) == true {
-            lines.append("the bundle's network namespace is not given to the microVM: it runs without network")
-        }
-        return lines
+        boundFilesAndWarnings().warnings
     }
 
     static func describe(_ error: any Error) -> String {

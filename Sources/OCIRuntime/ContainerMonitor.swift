@@ -66,11 +66,7 @@ enum ContainerMonitor {
         var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
         logger.logLevel = .warning
         let machine: Machine
-        do {
-            let start: ReadyGuest.Start
-            (machine, start) = try ReadyGuest.machine(configuration, logger: logger, warn: { log.warning($0) })
-            log.info("container \(id): \(start.rawValue) (\(ReadyGuest.directory(for: configuration)))")
-        } catch { fail("\(error)") }
+        do { machine = try ReadyGuest.machine(configuration, logger: logger, id: id, log: log) } catch { fail("\(error)") }
 
         // `start`: once, while the guest waits at ready. The control thread
         // confines itself first (seccomp, as every VMM thread is).

@@ -11,16 +11,10 @@ enum ControlSocket {
     /// A listening socket at `name` in the working directory.
     static func listen() throws(RuntimeError) -> Int32 {
         unlink(name)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0, let (initial, length) = unixSocketAddress(name) else { throw .system("socket: \(String(cString: strerror(errno)))") }
-        var address = initial
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0, Glibc.listen(fd, 4) == 0 else {
-            let error = errno
-            close(fd)
-            throw .system("binding \(name): \(String(cString: strerror(error)))")
+        switch listenOnUnixSocket(name, backlog: 4) {
+        case let .success(fd): return fd
+        case let .failure(failure): throw .system("binding \(name): \(String(cString: strerror(failure.errno)))")
         }
-        return fd
     }
 
     /// Sends `line` to the socket in `directory` and returns the reply line.

@@ -15,11 +15,6 @@ import SkiffKit
 /// The snapshots live in the cache (`$SKIFF_CACHE_DIR/oci-ready/KEY`), keyed
 /// by everything that shapes the guest but the disk (`RunSnapshots.machineKeyLines`).
 enum ReadyGuest {
-    /// How this container's guest started, for the runtime log.
-    enum Start: String {
-        case restored = "restored the ready guest", bootedSaving = "booted; saving the ready guest", booted
-    }
-
     static func directory(for configuration: MachineConfiguration) -> String {
         RunSnapshots.bundleReadyGuests() + "/" + RunSnapshots.key(RunSnapshots.machineKeyLines(configuration))
     }
@@ -27,9 +22,10 @@ enum ReadyGuest {
     /// The machine for `configuration` (a cold boot's, its disk the
     /// container's): restored from the ready guest when there is one, else
     /// booted with a request to save one at ready. A snapshot that cannot be
-    /// used is removed and replaced by this boot's.
+    /// used is removed and replaced by this boot's. The runtime log says
+    /// which, for container `id`.
     static func machine(_ configuration: MachineConfiguration, logger: Logger,
-                        warn: (String) -> Void) throws(MachineError) -> (Machine, Start) {
+                        id: String, log: RuntimeLog) throws(MachineError) -> Machine {
         let directory = directory(for: configuration)
         if access(directory + "/" + SnapshotFiles.stateName, F_OK) == 0 {
             do {
@@ -38,9 +34,11 @@ enum ReadyGuest {
                 if let vsock = configuration.vsock { overrides.append("vsock=\(vsock.path)") }
                 var restoring = try MachineConfiguration.restoring(snapshot, overrides: overrides)
                 restoring.adoptRunSettings(of: configuration)
-                return (try Machine(restoring, logger: logger), .restored)
+                let machine = try Machine(restoring, logger: logger)
+                log.info("container \(id): restored the ready guest (\(directory))")
+                return machine
             } catch .snapshot(let problem) {
-                warn("the ready guest \(directory) cannot be used (\(problem)); booting and saving a new one")
+                log.warning("the ready guest \(directory) cannot be used (\(problem)); booting and saving a new one")
                 SnapshotFiles.removeTree(directory)
             }
         }
@@ -50,6 +48,8 @@ enum ReadyGuest {
             booting.snapshot = SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory,
                                                thenStop: false, required: false)
         }
-        return (try Machine(booting, logger: logger), booting.snapshot == nil ? .booted : .bootedSaving)
+        let machine = try Machine(booting, logger: logger)
+        log.info("container \(id): booted\(booting.snapshot == nil ? "" : "; saving the ready guest") (\(directory))")
+        return machine
     }
 }

@@ -102,7 +102,8 @@ public enum RuntimeCommands {
         let rootfs = root.path.hasPrefix("/") ? root.path : bundle + "/" + root.path
         var info = stat()
         guard stat(rootfs, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { throw .invalidBundle("root.path \(rootfs) is not a directory") }
-        for warning in config.warnings { log.warning(warning) }
+        let binds = config.boundFilesAndWarnings()
+        for warning in binds.warnings { log.warning(warning) }
         if spec.environment.isEmpty { spec.environment = ["PATH=\(ContainerSpec.defaultPath)"] }
         let memoryMiB = try config.guestMemoryMiB()
         let cgroupPath = try BundleConfiguration.cgroupPath(config.linux?.cgroupsPath, systemd: line.systemdCgroup)
@@ -118,12 +119,11 @@ public enum RuntimeCommands {
             do { _ = try RootDiskBuilder.makeDisk(fromTree: rootfs, at: directory + "/rootfs.ext4") } catch {
                 throw RuntimeError.container("building the root disk from \(rootfs): \(error)")
             }
-            let files = config.boundFiles()
             // The guest waits until its disk shows this size (whole sectors, as virtio-blk offers it).
             var disk = stat()
             guard stat(directory + "/rootfs.ext4", &disk) == 0 else { throw RuntimeError.system("stat \(directory)/rootfs.ext4: \(String(cString: strerror(errno)))") }
             try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda", rootSize: UInt64(disk.st_size) & ~511,
-                                                                                       files: files))
+                                                                                       files: binds.files))
             var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
                                          created: Date().formatted(.iso8601), annotations: config.annotations)
             record.cgroupPath = cgroupPath

@@ -94,24 +94,17 @@ public final class VsockUnixBackend: @unchecked Sendable {
     /// (and before a jail, which keeps the descriptor and not the path).
     /// A stale socket left at `path` is replaced; any other file is not.
     public static func listen(at path: String) throws(SetupError) -> Int32 {
-        guard let (address, length) = unixSocketAddress(path) else { throw .pathTooLong(path) }
+        guard unixSocketAddress(path) != nil else { throw .pathTooLong(path) }
         var info = stat()
         if lstat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFSOCK else { throw .system("\(path) exists and is not a socket", EEXIST) }
             unlink(path)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system("socket", errno) }
-        var bound = address
-        let result = withUnsafePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard result == 0, Glibc.listen(fd, 64) == 0 else {
-            let error = errno
-            close(fd)
-            throw .system("binding \(path)", error)
+        switch listenOnUnixSocket(path, backlog: 64, nonBlocking: true) {
+        case let .success(fd): return fd
+        case let .failure(failure): throw .system("binding \(path)", failure.errno)
         }
-        return fd
     }
-
 
     /// Takes over `listener` (from `listen(at:)`); `path` names it for guest-initiated connections.
     public init(listener: Int32, path: String, guestCID: UInt64) throws(SetupError) {
