@@ -7,6 +7,26 @@
 // skiff-oci → OCIRuntime → SkiffKit: the OCI runtime (runc's command line) and its monitor process.
 import PackageDescription
 
+/// How `skiff` and `skiff-oci` are linked, for a start that maps little
+/// (issue 11; scripts/bench-start.sh measures it):
+/// - the Swift runtime statically: a dynamically linked Swift executable
+///   spends milliseconds in the loader before `main`;
+/// - by lld with packed relative relocations (DT_RELR, glibc 2.36 and later):
+///   the loader reads 8 KB of them instead of 950 KB of RELA entries;
+/// - the functions a start calls laid out side by side, in the order of
+///   Sources/skiff/start-path.order (scripts/make-start-order.sh writes it),
+///   so that a start maps the text it runs rather than every 64 KiB window
+///   one of them sits in. Names it lists that no longer exist are ignored;
+/// - exporting only what the shared libraries need: the loader searches the
+///   executable's dynamic symbols for every symbol the libraries bind, and
+///   5,000 exported Swift symbols cost 400 KiB of mapped tables.
+let leanExecutable: [LinkerSetting] = [.unsafeFlags([
+    "-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims",
+    "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+    "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/skiff/start-path.order",
+    "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
+])]
+
 let package = Package(
     name: "Skiff",
     platforms: [.macOS(.v15)],
@@ -66,10 +86,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The Swift runtime linked in statically: a dynamically linked Swift
-        // executable spends milliseconds in the loader before main (bench-start.sh).
-        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
+        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"], exclude: ["start-path.order"],
+                          linkerSettings: leanExecutable),
         // VM against container (runc/crun) and QEMU: spawns runtimes, writes JSON
         // and SVG with Foundation, so it lives outside the `skiff` executable,
         // whose start it measures; `skiff bench` runs `skiff-bench`.
@@ -87,8 +105,7 @@ let package = Package(
             "SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"])]),
+        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"], linkerSettings: leanExecutable),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem"]),

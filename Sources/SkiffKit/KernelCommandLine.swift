@@ -57,11 +57,14 @@ public enum KernelCommandLine {
     }
 
     /// Splits at the first standalone `--`: the kernel's part, and init's (nil if none).
+    /// Word by word rather than with `firstRange(of:)`: that one lives in
+    /// _StringProcessing, and calling it maps about 450 KiB of its text into
+    /// every `skiff boot` (scripts/make-start-order.sh).
     static func splitAtInitArguments(_ line: String) -> (kernel: String, init: String?) {
-        let padded = " " + line + " "
-        guard let range = padded.firstRange(of: " -- ") else { return (line, nil) }
-        let kernel = String(padded[..<range.lowerBound]).trimmingSpaces
-        let rest = String(padded[range.upperBound...]).trimmingSpaces
+        let words = line.split(separator: " ", omittingEmptySubsequences: false)
+        guard let marker = words.firstIndex(of: "--") else { return (line, nil) }
+        let kernel = words[..<marker].joined(separator: " ").trimmingSpaces
+        let rest = words[(marker + 1)...].joined(separator: " ").trimmingSpaces
         return (kernel, rest)
     }
 }

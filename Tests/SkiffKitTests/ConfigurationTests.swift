@@ -19,6 +19,14 @@ import Testing
         #expect(replaced == "-- /init-arg")
     }
 
+    @Test func splitsAtTheFirstStandaloneDoubleDash() {
+        #expect(KernelCommandLine.splitAtInitArguments("a --b -- c -- d") == ("a --b", "c -- d"))
+        #expect(KernelCommandLine.splitAtInitArguments("a  --  b") == ("a", "b"))
+        #expect(KernelCommandLine.splitAtInitArguments("a --") == ("a", ""))
+        #expect(KernelCommandLine.splitAtInitArguments("-- x") == ("", "x"))
+        #expect(KernelCommandLine.splitAtInitArguments("--x a-- --y") == ("--x a-- --y", nil))
+    }
+
     @Test func hardwareHostsGetNoWorkarounds() {
         let line = KernelCommandLine.compose(base: nil, append: nil, profile: .resolve(.auto, host: .hardware))
         #expect(line == KernelCommandLine.defaults.joined(separator: " "))
