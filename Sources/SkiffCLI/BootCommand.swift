@@ -72,6 +72,7 @@ struct VMOptions: ParsableArguments {
 extension Skiff {
     struct Boot: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "boot",
             abstract: "Boot a microVM: the project's guest, or a kernel (vmlinux or bzImage) and initrd of yours.",
             discussion: """
             Without --kernel, Skiff's own guest kernel and init are used (built on first use by \

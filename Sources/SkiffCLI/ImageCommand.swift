@@ -7,6 +7,7 @@ import SkiffKit
 extension Skiff {
     struct Image: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "image",
             abstract: "Manage the root disks `skiff run` builds from images.",
             subcommands: [List.self, Remove.self, Prune.self])
 
@@ -54,7 +55,7 @@ extension Skiff {
         }
 
         struct Prune: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Remove every cached image no running VM uses, and the OCI runtime's ready guests.")
+            static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove every cached image no running VM uses, and the OCI runtime's ready guests.")
 
             func run() throws {
                 let report = try ImageStore.standard().prune()

@@ -6,6 +6,7 @@ import SkiffKit
 extension Skiff {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "restore",
             abstract: "Start a microVM from a snapshot (skiff boot --snapshot-at ... --snapshot-to DIR).",
             discussion: """
             The snapshot's memory file is mapped copy-on-write: the guest's pages load as it touches \

@@ -9,6 +9,7 @@ import SkiffKit
 extension Skiff {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run an OCI container image in a microVM.",
             discussion: """
             IMAGE is an OCI image layout (oci:DIR[:TAG], or DIR[:TAG]) or a docker save archive \

@@ -81,3 +81,21 @@ func refusal(of arguments: [String]) -> String {
         return Skiff.message(for: error)
     }
 }
+
+@Suite struct CommandTreeTests {
+    /// A command without an explicit name costs every start a scan of all
+    /// protocol conformances (see `Skiff`); "skiff boot" also must stay "boot".
+    @Test func everyCommandNamesItself() {
+        var names: [String] = []
+        func walk(_ command: any ParsableCommand.Type, path: String) {
+            let name = command.configuration.commandName
+            #expect(name != nil, "\(path) has no commandName")
+            let full = path.isEmpty ? (name ?? "?") : path + " " + (name ?? "?")
+            names.append(full)
+            for sub in command.configuration.subcommands { walk(sub, path: full) }
+        }
+        walk(Skiff.self, path: "")
+        #expect(names == ["skiff", "skiff boot", "skiff restore", "skiff run", "skiff image", "skiff image ls",
+                          "skiff image rm", "skiff image prune", "skiff bench"])
+    }
+}
