@@ -39,6 +39,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // SHA-256 for image digests and snapshot checksums (BoringSSL's, with
+        // the CPU's SHA extensions where it has them); 4.x imports only
+        // FoundationEssentials, never Foundation.
+        .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
     ],
     targets: [
         // <linux/kvm.h> and fixed-arity ioctl wrappers; nothing else is C.
@@ -64,7 +68,7 @@ let package = Package(
         // which `skiff` must not load at every start); declarations from its headers.
         .target(name: "CArchiveLazy"),
         // OCI images: layout and docker-save input, digests, layers applied into a root tree.
-        .target(name: "Images", dependencies: ["CArchiveLazy", "Host"]),
+        .target(name: "Images", dependencies: ["CArchiveLazy", "Host", .product(name: "Crypto", package: "swift-crypto")]),
         // Pure device models: they see guest memory and interrupt lines only.
         .target(name: "Devices", dependencies: ["Host", "Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.

@@ -144,6 +144,14 @@ final class EventFD: Sendable {
         return retryingInterrupts { read(fd, &value, 8) } == 8 ? value : 0
     }
 
+    /// Waits (on a non-blocking eventfd) until signalled or `timeoutMilliseconds`
+    /// passed, then resets the counter; returns whether it had been signalled.
+    func wait(timeoutMilliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard retryingInterrupts({ poll(&entry, 1, timeoutMilliseconds) }) == 1 else { return false }
+        return drain()
+    }
+
     /// Resets the counter; returns whether it had been signalled.
     @discardableResult
     func drain() -> Bool {

@@ -515,8 +515,10 @@ public final class Machine: Sendable {
             handOver(restart: true)
         }
         if config.seccomp != .off {
-            ShutdownSignals.confine { [self] in confine(.signals) }
+            // The signal thread and this one install their lists side by side.
+            let signals = ShutdownSignals.startConfining { [self] in confine(.signals) }
             confine(.main)
+            signals.wait()
         }
         startGate.signal(UInt64(threads.count))
         for thread in threads { thread.join() }

@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import Host
 import Synchronization
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT end `skiff` the same way wherever it
@@ -29,7 +30,8 @@ public enum ShutdownSignals {
     }
     /// Wakes the waiting thread to run `confinement`; blocked everywhere like the others.
     static var confineSignal: Int32 { csystem_wake_signal() }
-    private static let confined = Mutex<Bool>(false)
+    /// Signalled by the waiting thread once it ran a `confinement`.
+    private static let confined = try? EventFD()
     private static let state = Mutex(State())
 
     /// The first signal received, if any.
@@ -61,17 +63,32 @@ public enum ShutdownSignals {
         startWaiting()
     }
 
-    /// Runs `install` on the waiting thread (it is asleep in sigwait, so it
-    /// is woken by a signal of its own) and returns once it ran. Without the
-    /// thread (`install()` never called) nothing happens.
-    public static func confine(_ install: @escaping @Sendable () -> Void) {
+    /// Starts `install` on the waiting thread (it is asleep in sigwait, so it
+    /// is woken by a signal of its own) and returns at once; the result's
+    /// `wait()` returns once it ran, so that the caller can confine itself in
+    /// the meantime. Without the thread (`install()` never called) nothing
+    /// happens. The machine does this on its start path, where the polling
+    /// loop it replaces cost at least one 200 µs sleep.
+    public static func startConfining(_ install: @escaping @Sendable () -> Void) -> Confining {
         guard let thread = state.withLock({ state -> pthread_t? in
             state.confinement = install
             return state.thread
-        }) else { return }
-        confined.withLock { $0 = false }
+        }) else { return Confining(started: false) }
+        confined?.drain()
         pthread_kill(thread, confineSignal)
-        for _ in 0..<5000 where !confined.withLock({ $0 }) { usleep(200) }
+        return Confining(started: true)
+    }
+
+    /// A confinement `startConfining` asked the waiting thread for.
+    public struct Confining: Sendable {
+        let started: Bool
+
+        /// Returns once the waiting thread ran it, or after a second (a thread
+        /// that does not answer must not hang the machine's start).
+        public func wait() {
+            guard started, let confined = ShutdownSignals.confined else { return }
+            _ = confined.wait(timeoutMilliseconds: 1000)
+        }
     }
 
     /// Calls `handler` on every SIGWINCH (the terminal was resized) until
@@ -126,7 +143,7 @@ public enum ShutdownSignals {
             }
             if signal == confineSignal {
                 state.withLock { $0.confinement.take() }?()
-                confined.withLock { $0 = true }
+                confined?.signal()
                 continue
             }
             let (first, handlers) = state.withLock { state -> (Bool, [Handler]) in

@@ -149,6 +149,7 @@ public enum VMMSeccompPolicy {
     /// After the machine is built: wait for the vCPUs, tear down, report.
     static var main: [SeccompRule] { [
         SeccompRule(Int(SYS_read), "eventfds"),
+        SeccompRule(Int(SYS_poll), "waiting, a second at most, for the signal thread to install its list (ShutdownSignals.startConfining)"),
         SeccompRule(Int(SYS_close), "teardown"),
         SeccompRule(Int(SYS_getrusage), "the report's CPU time"),
         SeccompRule(Int(SYS_epoll_ctl), "stopping the stdin relay"),

@@ -35,6 +35,17 @@ import Testing
         loop.stop()
     }
 
+    @Test func anEventFDWaitEndsWhenSignalledOrAtItsTimeout() throws {
+        let event = try EventFD()
+        let before = MonotonicClock.now()
+        #expect(!event.wait(timeoutMilliseconds: 50))
+        #expect(MonotonicClock.now() - before >= 45_000_000)
+        let thread = try NativeThread { usleep(20_000); event.signal(3) }
+        #expect(event.wait(timeoutMilliseconds: 5_000))
+        thread.join()
+        #expect(!event.drain(), "the wait took the whole count")
+    }
+
     @Test func aTimerFiresOnceAtItsTime() throws {
         let loop = try EventLoop()
         let started = MonotonicClock.now()
