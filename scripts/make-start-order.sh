@@ -23,22 +23,25 @@ python3 "$repo/bench/start/make-tiny-guest.py" "$work/tiny.elf"
 (cd "$repo" && swift build -c release --product skiff >&2)
 exe=$(realpath "$repo/.build/release/skiff")
 
-# Every function of the executable's .text, as offsets from its load address.
-python3 - "$exe" > "$work/functions" <<'PY'
-import subprocess, sys
-exe = sys.argv[1]
+# Every function of the executable's .text, as offsets from its load address
+# (the tracer's input), and the names at each offset (for the order file).
+python3 - "$exe" "$work/functions" "$work/names.json" <<'PY'
+import json, subprocess, sys
+exe, functions, names_path = sys.argv[1:]
 for line in subprocess.run(["readelf", "-SW", exe], capture_output=True, text=True, check=True).stdout.splitlines():
     parts = line.replace("[ ", "[").split()
     if len(parts) > 5 and parts[1] == ".text":
         start, size = int(parts[3], 16), int(parts[5], 16)
-seen = set()
+names = {}
 for line in subprocess.run(["nm", "-S", "--defined-only", exe], capture_output=True, text=True, check=True).stdout.splitlines():
     parts = line.split(None, 3)
     if len(parts) == 4 and parts[2] in "tTwW":
         address, length = int(parts[0], 16), int(parts[1], 16)
-        if start <= address < start + size and length > 0 and address not in seen:
-            seen.add(address)
-            print(f"{address:x}")
+        if start <= address < start + size and length > 0:
+            names.setdefault(f"{address:x}", {"size": length, "names": []})["names"].append(parts[3])
+with open(functions, "w") as f:
+    f.writelines(address + "\n" for address in names)
+json.dump(names, open(names_path, "w"))
 PY
 
 traces=()
@@ -54,25 +57,19 @@ image=$("$repo/scripts/make-test-image.sh" | sed -n 's/^image=//p')
 traces+=("$work/run.calls")
 
 # Offsets → symbol names, first call first, each name once (lld warns on repeats).
-python3 - "$exe" "$repo/Sources/skiff/start-path.order" "${traces[@]}" <<'PY'
-import subprocess, sys
-exe, out, traces = sys.argv[1], sys.argv[2], sys.argv[3:]
-names, sizes = {}, {}
-for line in subprocess.run(["nm", "-S", "--defined-only", exe], capture_output=True, text=True, check=True).stdout.splitlines():
-    parts = line.split(None, 3)
-    if len(parts) == 4 and parts[2] in "tTwW":
-        address = int(parts[0], 16)
-        names.setdefault(address, []).append(parts[3])
-        sizes[address] = int(parts[1], 16)
+python3 - "$work/names.json" "$repo/Sources/skiff/start-path.order" "${traces[@]}" <<'PY'
+import json, sys
+names_path, out, traces = sys.argv[1], sys.argv[2], sys.argv[3:]
+functions = json.load(open(names_path))
 order, listed, seen, total = [], set(), set(), 0
 for trace in traces:
     for line in open(trace):
-        address = int(line, 16)
+        address = line.strip()
         if address in seen:
             continue
         seen.add(address)
-        total += sizes[address]
-        for name in names[address]:
+        total += functions[address]["size"]
+        for name in functions[address]["names"]:
             if name not in listed:
                 listed.add(name)
                 order.append(name)
@@ -80,6 +77,7 @@ with open(out, "w") as f:
     f.writelines(name + "\n" for name in order)
 print(f"make-start-order: {len(seen)} functions ({total // 1024} KiB) → {out}", file=sys.stderr)
 PY
+
 # SwiftPM does not know the order file is an input of the link: drop the
 # linked executables so that the next build links them with the new order.
 rm -f "$repo"/.build/*/release/skiff "$repo"/.build/*/release/skiff-oci "$repo"/.build/*/debug/skiff "$repo"/.build/*/debug/skiff-oci

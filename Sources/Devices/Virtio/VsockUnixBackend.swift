@@ -179,9 +179,9 @@ public final class VsockUnixBackend: @unchecked Sendable {
 
     private func acceptClients() {
         while true {
-            let fd = csystem_accept_nonblocking(listener)
+            let fd = retryingInterrupts { csystem_accept_nonblocking(listener) }
             guard fd >= 0 else {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == ECONNABORTED { continue } // that client gave up; the next may not have
                 return
             }
             guard connections.count + pending.count < Self.maximumConnections, watch(fd) else {
