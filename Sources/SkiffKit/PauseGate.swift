@@ -18,9 +18,13 @@ final class PauseGate: Sendable {
     private let requested = Atomic<Bool>(false)
     private let tally = Mutex(Tally())
     private let release: EventFD
+    /// Signalled each time a vCPU parks or its thread ends, so that
+    /// `waitForAll` sleeps until the tally changes instead of polling it.
+    private let changed: EventFD
 
     init() throws(MachineError) {
         release = try EventFD(blocking: true, semaphore: true)
+        changed = try EventFD(blocking: true)
     }
 
     /// Checked by each vCPU loop on every exit (no lock).
@@ -43,11 +47,15 @@ final class PauseGate: Sendable {
             state = .failure(error)
         }
         tally.withLock { $0.parked += 1; $0.states[vcpu.id] = state }
+        changed.signal()
         release.wait()
     }
 
     /// A vCPU thread ends: nobody should wait for it to park.
-    func ended() { tally.withLock { $0.ended += 1 } }
+    func ended() {
+        tally.withLock { $0.ended += 1 }
+        changed.signal()
+    }
 
     /// Waits until each of `count` vCPUs has parked or ended; returns the
     /// parked ones' states by vCPU id, and whether every vCPU parked.
@@ -55,7 +63,7 @@ final class PauseGate: Sendable {
         while true {
             let (done, states, all) = tally.withLock { ($0.parked + $0.ended >= count, $0.states, $0.ended == 0) }
             if done { return (states, all) }
-            usleep(100)
+            changed.wait() // a change since the check above leaves the counter set
         }
     }
 
