@@ -45,17 +45,13 @@ public enum GuestRunSpec {
         if let terminalSize, spec.terminal {
             records += ["rows=\(min(max(terminalSize.rows, 0), 0xFFFF))", "columns=\(min(max(terminalSize.columns, 0), 0xFFFF))"]
         }
-        let digits = Array("0123456789abcdef".utf8)
         for file in files {
             let mode = String(file.mode & 0o7777, radix: 8)
             guard let bytes = file.bytes else {
                 records.append("dir=\(mode):\(file.path)")
                 continue
             }
-            var hex: [UInt8] = []
-            hex.reserveCapacity(bytes.count * 2)
-            for byte in bytes { hex += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
-            records.append("file=\(mode):" + String(decoding: hex, as: UTF8.self) + ":\(file.path)")
+            records.append("file=\(mode):" + lowercaseHex(bytes) + ":\(file.path)")
         }
         return records.flatMap { Array($0.utf8) + [0] }
     }

@@ -22,14 +22,7 @@ public struct SHA256: Sendable {
     /// The digest as 64 lowercase hex digits. The hasher is spent afterwards,
     /// as the one it replaced was: start a new one for the next digest.
     public mutating func finalize() -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(64)
-        for byte in hasher.finalize() {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        lowercaseHex(hasher.finalize())
     }
 
     public static func hex<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
