@@ -1,61 +1,68 @@
-import ArgumentParser
 import Glibc
 import Logging
 import Host
 import SkiffKit
 
 /// Options every command that starts a VM shares.
-struct VMOptions: ParsableArguments {
-    @Option(help: "Guest memory in MiB.")
-    var memory: Int = 128
+struct VMOptions {
+    static let options: [OptionSpec] = [
+        .value("memory", valueName: "MiB", default: "128", help: "Guest memory in MiB."),
+        .value("cpus", valueName: "count", default: "1", help: "Number of vCPUs (1–32)."),
+        .value("compat", valueName: "auto|pvm|none", default: "auto", help: "PVM-host workarounds: auto applies them only on a kvm_pvm host."),
+        .flag("timings", help: "Print the VMM setup time, time to first guest instruction and to each boot marker."),
+        .value("timeout", valueName: "seconds", help: "Stop the VM after this many seconds (exit status 124)."),
+        .flag("verbose", short: "v", help: "Log VMM details, every unclaimed port and MMIO access among them."),
+        .repeating("disk", valueName: "PATH[,ro]", help: "A raw disk image for the guest (vda, vdb, ... in order); repeatable."),
+        .repeating("net", valueName: "tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]",
+                   help: "A network interface on a TAP (eth0, eth1, ...); ip= configures it from the kernel command line; repeatable."),
+        .flag("no-rng", help: "Leave out the virtio-rng entropy device."),
+        .repeating("hide-cpu-feature", valueName: "NAME", help: "A CPU feature the guest does not see: rdrand or rdseed; repeatable."),
+    ]
 
-    @Option(help: "Number of vCPUs (1–32).")
-    var cpus: Int = 1
-
-    @Option(help: ArgumentHelp("PVM-host workarounds: auto applies them only on a kvm_pvm host.", valueName: "auto|pvm|none"))
-    var compat: String = "auto"
-
-    @Flag(help: "Print the VMM setup time, time to first guest instruction and to each boot marker.")
+    var memory = 128
+    var cpus = 1
+    var compat = "auto"
     var timings = false
-
-    @Option(help: "Stop the VM after this many seconds (exit status 124).")
     var timeout: Double?
-
-    @Flag(name: .shortAndLong, help: "Log VMM details, every unclaimed port and MMIO access among them.")
-    var verbose: Int
-
-    @Option(help: ArgumentHelp("A raw disk image for the guest (vda, vdb, ... in order); repeatable.", valueName: "PATH[,ro]"))
+    var verbose = 0
     var disk: [String] = []
-
-    @Option(help: ArgumentHelp("A network interface on a TAP (eth0, eth1, ...); ip= configures it from the kernel command line; repeatable.",
-                               valueName: "tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]"))
     var net: [String] = []
-
-    @Flag(name: .customLong("no-rng"), help: "Leave out the virtio-rng entropy device.")
     var noRNG = false
-
-    @Option(name: .customLong("hide-cpu-feature"), help: ArgumentHelp("A CPU feature the guest does not see: rdrand or rdseed; repeatable.", valueName: "NAME"))
     var hiddenCPUFeatures: [String] = []
 
-    func validate() throws {
-        guard CompatibilityMode(rawValue: compat) != nil else { throw ValidationError("--compat must be auto, pvm or none, not '\(compat)'") }
+    init(_ arguments: ParsedArguments) throws(UsageError) {
+        memory = try arguments.int("memory", default: memory)
+        cpus = try arguments.int("cpus", default: cpus)
+        compat = arguments.string("compat") ?? compat
+        timings = arguments.flag("timings")
+        timeout = try arguments.double("timeout")
+        verbose = arguments.count("verbose")
+        disk = arguments.strings("disk")
+        net = arguments.strings("net")
+        noRNG = arguments.flag("no-rng")
+        hiddenCPUFeatures = arguments.strings("hide-cpu-feature")
+        try validate()
+    }
+
+    func validate() throws(UsageError) {
+        guard CompatibilityMode(rawValue: compat) != nil else { throw UsageError("--compat must be auto, pvm or none, not '\(compat)'") }
         var configuration = MachineConfiguration(kernelPath: "", commandLine: "")
         try apply(to: &configuration)
-        do { try configuration.validate() } catch { throw ValidationError("\(error)") }
+        do { try configuration.validate() } catch { throw UsageError("\(error)") }
     }
 
     /// The parsed --disk and --net options.
-    func devices() throws -> (disks: [DiskConfiguration], networks: [NetworkConfiguration]) {
+    func devices() throws(UsageError) -> (disks: [DiskConfiguration], networks: [NetworkConfiguration]) {
         do {
             let networks = try net.map { argument throws(MachineError) in try NetworkConfiguration(argument: argument) }
             return (try disk.map { argument throws(MachineError) in try DiskConfiguration(argument: argument) }, networks)
         } catch {
-            throw ValidationError("\(error)")
+            throw UsageError("\(error)")
         }
     }
 
     /// Applies what these options say to a machine configuration.
-    func apply(to configuration: inout MachineConfiguration) throws {
+    func apply(to configuration: inout MachineConfiguration) throws(UsageError) {
         configuration.memoryMiB = memory
         configuration.cpus = cpus
         configuration.timeout = timeout
@@ -70,65 +77,75 @@ struct VMOptions: ParsableArguments {
 }
 
 extension Skiff {
-    struct Boot: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "boot",
+    struct Boot: SkiffCommand {
+        static let spec = CommandSpec(
+            name: "boot",
             abstract: "Boot a microVM: the project's guest, or a kernel (vmlinux or bzImage) and initrd of yours.",
             discussion: """
             Without --kernel, Skiff's own guest kernel and init are used (built on first use by \
             scripts/build-guest.sh). The guest's serial console is the terminal; Ctrl-a x detaches. \
             Exit status 0 when the guest resets or powers off.
-            """)
+            """,
+            options: [
+                .value("kernel", valueName: "path", help: "Kernel: an uncompressed vmlinux (ELF) or a bzImage."),
+                .value("initrd", valueName: "path", help: "Initial RAM disk (an uncompressed or compressed cpio archive)."),
+                .value("cmdline", valueName: "text", help: "Kernel command line, replacing Skiff's defaults."),
+                .value("append", valueName: "text", help: "Added to the kernel command line; what follows \"--\" goes to init."),
+                .value("console", valueName: "stdio|none|file:PATH", default: "stdio", help: "Where the serial console goes."),
+                .value("snapshot-at", valueName: "MARKER",
+                       help: "Save the machine when the guest writes this boot marker: ready (Skiff's init, before it runs the command), init-started, workload-started, or a code 1–255."),
+                .value("snapshot-to", valueName: "DIR", help: "Where --snapshot-at saves (a new or empty directory); `skiff restore DIR` starts from it."),
+                .value("snapshot-then", valueName: "stop|continue", default: "stop", help: "After the snapshot: stop (exit 0) or carry on."),
+                .value("vsock", valueName: "cid=N,uds=PATH",
+                       help: "A virtio-vsock device: the guest has CID N; host programs connect to the Unix socket PATH and send CONNECT <port>; the guest's connections to the host's port P reach PATH_P."),
+            ] + VMOptions.options + ConfinementOptions.options)
 
-        @Option(help: "Kernel: an uncompressed vmlinux (ELF) or a bzImage.")
         var kernel: String?
-
-        @Option(help: "Initial RAM disk (an uncompressed or compressed cpio archive).")
         var initrd: String?
-
-        @Option(help: "Kernel command line, replacing Skiff's defaults.")
         var cmdline: String?
-
-        @Option(help: "Added to the kernel command line; what follows \"--\" goes to init.")
         var append: String?
-
-        @Option(help: ArgumentHelp("Where the serial console goes.", valueName: "stdio|none|file:PATH"))
-        var console: String = "stdio"
-
-        @Option(help: ArgumentHelp("Save the machine when the guest writes this boot marker: ready (Skiff's init, before it runs the command), init-started, workload-started, or a code 1–255.", valueName: "MARKER"))
+        var console = "stdio"
         var snapshotAt: String?
-
-        @Option(help: ArgumentHelp("Where --snapshot-at saves (a new or empty directory); `skiff restore DIR` starts from it.", valueName: "DIR"))
         var snapshotTo: String?
-
-        @Option(help: ArgumentHelp("After the snapshot: stop (exit 0) or carry on.", valueName: "stop|continue"))
-        var snapshotThen: String = "stop"
-
-        @Option(help: ArgumentHelp("A virtio-vsock device: the guest has CID N; host programs connect to the Unix socket PATH and send CONNECT <port>; the guest's connections to the host's port P reach PATH_P.", valueName: "cid=N,uds=PATH"))
+        var snapshotThen = "stop"
         var vsock: String?
+        var vm: VMOptions
+        var confinement: ConfinementOptions
 
-        @OptionGroup var vm: VMOptions
-        @OptionGroup var confinement: ConfinementOptions
+        init(_ arguments: ParsedArguments) throws(UsageError) {
+            kernel = arguments.string("kernel")
+            initrd = arguments.string("initrd")
+            cmdline = arguments.string("cmdline")
+            append = arguments.string("append")
+            console = arguments.string("console") ?? console
+            snapshotAt = arguments.string("snapshot-at")
+            snapshotTo = arguments.string("snapshot-to")
+            snapshotThen = arguments.string("snapshot-then") ?? snapshotThen
+            vsock = arguments.string("vsock")
+            vm = try VMOptions(arguments)
+            confinement = try ConfinementOptions(arguments)
+            try validate()
+        }
 
-        func validate() throws {
+        func validate() throws(UsageError) {
             if let vsock {
-                do { _ = try VsockConfiguration(argument: vsock) } catch { throw ValidationError("\(error)") }
-                guard snapshotAt == nil else { throw ValidationError("--vsock cannot be combined with --snapshot-at yet (its host connections are not saved)") }
+                do { _ = try VsockConfiguration(argument: vsock) } catch { throw UsageError("\(error)") }
+                guard snapshotAt == nil else { throw UsageError("--vsock cannot be combined with --snapshot-at yet (its host connections are not saved)") }
             }
             guard ConsoleMode(argument: console) != nil else {
-                throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
+                throw UsageError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
             guard (snapshotAt == nil) == (snapshotTo == nil) else {
-                throw ValidationError("--snapshot-at and --snapshot-to go together")
+                throw UsageError("--snapshot-at and --snapshot-to go together")
             }
             if let snapshotAt, SnapshotMarker.code(snapshotAt) == nil {
-                throw ValidationError("--snapshot-at must be ready, init-started, workload-started or a code 1–255, not '\(snapshotAt)'")
+                throw UsageError("--snapshot-at must be ready, init-started, workload-started or a code 1–255, not '\(snapshotAt)'")
             }
             guard ["stop", "continue"].contains(snapshotThen) else {
-                throw ValidationError("--snapshot-then must be stop or continue, not '\(snapshotThen)'")
+                throw UsageError("--snapshot-then must be stop or continue, not '\(snapshotThen)'")
             }
             if let snapshotTo {
-                do { try SnapshotFiles.checkDestination(snapshotTo) } catch { throw ValidationError("\(error)") }
+                do { try SnapshotFiles.checkDestination(snapshotTo) } catch { throw UsageError("\(error)") }
             }
         }
 
@@ -187,7 +204,7 @@ func finish(_ report: MachineReport, logger: Logger) throws -> Never {
             } else {
                 logger.debug("\(report.stopReason)")
             }
-            throw ExitCode(status)
+            throw ExitStatus(status)
 }
 
 /// The logger every command writes to: standard error, info by default,

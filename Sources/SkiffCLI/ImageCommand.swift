@@ -1,18 +1,18 @@
 import Container
-import ArgumentParser
 import FoundationEssentials
 import Glibc
 import SkiffKit
 
 extension Skiff {
-    struct Image: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "image",
-            abstract: "Manage the root disks `skiff run` builds from images.",
-            subcommands: [List.self, Remove.self, Prune.self])
+    /// `skiff image`: a group; its commands are below.
+    enum Image {
+        static let spec = CommandSpec(name: "image", abstract: "Manage the root disks `skiff run` builds from images.",
+                                      subcommands: [List.spec, Remove.spec, Prune.spec].map { ($0.name, $0.abstract) })
 
-        struct List: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List cached images.")
+        struct List: SkiffCommand {
+            static let spec = CommandSpec(name: "ls", abstract: "List cached images.")
+
+            init(_ arguments: ParsedArguments) {}
 
             func run() throws {
                 let store = ImageStore.standard()
@@ -28,14 +28,15 @@ extension Skiff {
             }
         }
 
-        struct Remove: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove cached images by ID (a unique prefix will do).")
+        struct Remove: SkiffCommand {
+            static let spec = CommandSpec(name: "rm", abstract: "Remove cached images by ID (a unique prefix will do).",
+                                          positionals: [PositionalSpec(name: "ids", help: "Image IDs, as `skiff image ls` shows them.", repeating: true)])
 
-            @Argument(help: "Image IDs, as `skiff image ls` shows them.")
             var ids: [String]
 
-            func validate() throws {
-                guard !ids.isEmpty else { throw ValidationError("name at least one image ID") }
+            init(_ arguments: ParsedArguments) throws(UsageError) {
+                ids = arguments.positionals
+                guard !ids.isEmpty else { throw UsageError("Missing expected argument '<ids> ...': name at least one image ID") }
             }
 
             func run() throws {
@@ -50,12 +51,14 @@ extension Skiff {
                         failed = true
                     }
                 }
-                if failed { throw ExitCode(1) }
+                if failed { throw ExitStatus(1) }
             }
         }
 
-        struct Prune: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove every cached image no running VM uses, and the OCI runtime's ready guests.")
+        struct Prune: SkiffCommand {
+            static let spec = CommandSpec(name: "prune", abstract: "Remove every cached image no running VM uses, and the OCI runtime's ready guests.")
+
+            init(_ arguments: ParsedArguments) {}
 
             func run() throws {
                 let report = try ImageStore.standard().prune()
@@ -81,7 +84,7 @@ func localTime(_ seconds: Double) -> String {
     var parts = tm()
     var buffer = [CChar](repeating: 0, count: 32)
     guard localtime_r(&time, &parts) != nil, strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M", &parts) > 0 else { return "?" }
-    return String(cString: buffer)
+    return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
 extension String {

@@ -1,12 +1,11 @@
 import Container
-import ArgumentParser
 import Glibc
 import SkiffKit
 
 extension Skiff {
-    struct Restore: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "restore",
+    struct Restore: SkiffCommand {
+        static let spec = CommandSpec(
+            name: "restore",
             abstract: "Start a microVM from a snapshot (skiff boot --snapshot-at ... --snapshot-to DIR).",
             discussion: """
             The snapshot's memory file is mapped copy-on-write: the guest's pages load as it touches \
@@ -15,42 +14,46 @@ extension Skiff {
             fresh entropy, and the command given after "--" (without one, the command it booted with). \
             A snapshot is refused, with its reason, if it is damaged or was taken on another kind of host, \
             another CPU, or by another snapshot format.
-            """)
+            """,
+            options: [
+                .value("console", valueName: "stdio|none|file:PATH", default: "stdio", help: "Where the serial console goes."),
+                .repeating("override", valueName: "DEVICE=BACKEND",
+                           help: "A host backend in place of the saved one: vdX=PATH (disk image), ethN=TAP or vsock=PATH (Unix socket); repeatable."),
+                .value("timeout", valueName: "seconds", help: "Stop the VM after this many seconds (exit status 124)."),
+                .value("hostname", valueName: "name", help: "This clone's hostname (a guest saved at ready sets it before running the command)."),
+                .flag("timings", help: "Print the restore time and time to each boot marker."),
+                .flag("verbose", short: "v", help: "Log VMM details."),
+            ] + ConfinementOptions.options,
+            positionals: [PositionalSpec(name: "directory", help: "The snapshot directory.")],
+            trailing: .afterTerminator(name: "command", help: "The command the guest's init runs (after \"--\")."))
 
-        @Argument(help: "The snapshot directory.")
         var directory: String
-
-        @Option(help: ArgumentHelp("Where the serial console goes.", valueName: "stdio|none|file:PATH"))
-        var console: String = "stdio"
-
-        @Option(help: ArgumentHelp("A host backend in place of the saved one: vdX=PATH (disk image), ethN=TAP or vsock=PATH (Unix socket); repeatable.", valueName: "DEVICE=BACKEND"))
-        var override: [String] = []
-
-        @Option(help: "Stop the VM after this many seconds (exit status 124).")
+        var console = "stdio"
+        var override: [String]
         var timeout: Double?
-
-        @Option(help: "This clone's hostname (a guest saved at ready sets it before running the command).")
         var hostname: String?
-
-        @Flag(help: "Print the restore time and time to each boot marker.")
-        var timings = false
-
-        @Flag(name: .shortAndLong, help: "Log VMM details.")
+        var timings: Bool
         var verbose: Int
+        var confinement: ConfinementOptions
+        var command: [String]
 
-        @OptionGroup var confinement: ConfinementOptions
-
-        @Argument(parsing: .postTerminator, help: ArgumentHelp("The command the guest's init runs (after \"--\").", valueName: "COMMAND"))
-        var command: [String] = []
-
-        func validate() throws {
+        init(_ arguments: ParsedArguments) throws(UsageError) {
+            directory = arguments.positionals[0]
+            console = arguments.string("console") ?? console
+            override = arguments.strings("override")
+            timeout = try arguments.double("timeout")
+            hostname = arguments.string("hostname")
+            timings = arguments.flag("timings")
+            verbose = arguments.count("verbose")
+            confinement = try ConfinementOptions(arguments)
+            command = arguments.trailing
             if let hostname {
                 guard (1...64).contains(hostname.utf8.count), !hostname.utf8.contains(0) else {
-                    throw ValidationError("--hostname must be 1 to 64 bytes")
+                    throw UsageError("--hostname must be 1 to 64 bytes")
                 }
             }
             guard ConsoleMode(argument: console) != nil else {
-                throw ValidationError("--console must be stdio, none or file:PATH, not '\(console)'")
+                throw UsageError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
         }
 
@@ -62,7 +65,7 @@ extension Skiff {
             configuration.timeout = timeout
             confinement.apply(to: &configuration)
             configuration.handoverPayload = GuestHandover.command(command, hostname: hostname)
-            do { try configuration.validate() } catch { throw ValidationError("\(error)") }
+            do { try configuration.validate() } catch { throw UsageError("\(error)") }
             let report = try Machine(configuration, logger: logger).run(startedAt: skiffStartTime)
             if timings { printTimings(report) }
             try finish(report, logger: logger)

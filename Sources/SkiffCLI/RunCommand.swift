@@ -1,5 +1,4 @@
 import Container
-import ArgumentParser
 import FoundationEssentials
 import Glibc
 import Host
@@ -7,9 +6,9 @@ import Images
 import SkiffKit
 
 extension Skiff {
-    struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "run",
+    struct Run: SkiffCommand {
+        static let spec = CommandSpec(
+            name: "run",
             abstract: "Run an OCI container image in a microVM.",
             discussion: """
             IMAGE is an OCI image layout (oci:DIR[:TAG], or DIR[:TAG]) or a docker save archive \
@@ -19,52 +18,57 @@ extension Skiff {
             on skiff's stdout and stderr; the kernel's console is shown only if the run fails. \
             Exit status: the container's (128+N for signal N, 127 for an unknown executable), \
             125 when the container could not be started.
-            """)
+            """,
+            options: [
+                .repeating("env", short: "e", valueName: "KEY=VALUE", help: "Set an environment variable (KEY alone: the host's value); repeatable."),
+                .value("workdir", short: "w", valueName: "path", help: "Working directory inside the container (absolute)."),
+                .value("user", short: "u", valueName: "USER[:GROUP]", help: "User to run as, resolved in the image's /etc/passwd and /etc/group."),
+                .value("entrypoint", valueName: "path", help: "Replace the image's Entrypoint (and drop its Cmd); \"\" clears it."),
+                .value("hostname", valueName: "name", help: "The container's hostname (default: 12 random hex digits)."),
+                .flag("interactive", short: "i", help: "Forward standard input to the container."),
+                .flag("tty", short: "t", help: "Give the container a terminal (Ctrl-a x detaches)."),
+                .value("max-image-size", valueName: "SIZE[K|M|G|T]",
+                       help: "Most an image may write when unpacked (default: 32 times its compressed layers, 2 GiB to 64 GiB; also SKIFF_MAX_IMAGE_SIZE)."),
+                .flag("no-snapshot", help: "Boot the guest cold instead of restoring the image's ready snapshot (and take none)."),
+                .value("report", help: "", hidden: true),  // skiff bench: where to write this run's phases (JSON)
+            ] + VMOptions.options + ConfinementOptions.options,
+            positionals: [PositionalSpec(name: "image", help: "The image.")],
+            trailing: .afterPositionals(name: "args", help: "The command and its arguments (replace the image's Cmd)."))
 
-        @Option(name: [.customShort("e"), .customLong("env")], help: ArgumentHelp("Set an environment variable (KEY alone: the host's value); repeatable.", valueName: "KEY=VALUE"))
-        var environment: [String] = []
-
-        @Option(name: [.customShort("w"), .customLong("workdir")], help: "Working directory inside the container (absolute).")
+        var environment: [String]
         var workdir: String?
-
-        @Option(name: [.customShort("u"), .customLong("user")], help: ArgumentHelp("User to run as, resolved in the image's /etc/passwd and /etc/group.", valueName: "USER[:GROUP]"))
         var user: String?
-
-        @Option(help: "Replace the image's Entrypoint (and drop its Cmd); \"\" clears it.")
         var entrypoint: String?
-
-        @Option(help: "The container's hostname (default: 12 random hex digits).")
         var hostname: String?
-
-        @Flag(name: [.customShort("i"), .customLong("interactive")], help: "Forward standard input to the container.")
-        var interactive = false
-
-        @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the container a terminal (Ctrl-a x detaches).")
-        var tty = false
-
-        @Option(help: ArgumentHelp("Most an image may write when unpacked (default: 32 times its compressed layers, 2 GiB to 64 GiB; also SKIFF_MAX_IMAGE_SIZE).", valueName: "SIZE[K|M|G|T]"))
+        var interactive: Bool
+        var tty: Bool
         var maxImageSize: String?
+        var noSnapshot: Bool
+        var report: String?
+        var vm: VMOptions
+        var confinement: ConfinementOptions
+        var image: String
+        var arguments: [String]
 
-        func validate() throws {
+        init(_ parsed: ParsedArguments) throws(UsageError) {
+            environment = parsed.strings("env")
+            workdir = parsed.string("workdir")
+            user = parsed.string("user")
+            entrypoint = parsed.string("entrypoint")
+            hostname = parsed.string("hostname")
+            interactive = parsed.flag("interactive")
+            tty = parsed.flag("tty")
+            maxImageSize = parsed.string("max-image-size")
+            noSnapshot = parsed.flag("no-snapshot")
+            report = parsed.string("report")
+            vm = try VMOptions(parsed)
+            confinement = try ConfinementOptions(parsed)
+            image = parsed.positionals[0]
+            arguments = parsed.trailing
             if let maxImageSize, UnpackBudget.parseSize(maxImageSize) == nil {
-                throw ValidationError("--max-image-size must be a positive size like 4096, 512M or 10G, not '\(maxImageSize)'")
+                throw UsageError("--max-image-size must be a positive size like 4096, 512M or 10G, not '\(maxImageSize)'")
             }
         }
-
-        @Flag(name: .customLong("no-snapshot"), help: "Boot the guest cold instead of restoring the image's ready snapshot (and take none).")
-        var noSnapshot = false
-
-        @Option(help: .hidden)  // skiff bench: where to write this run's phases (JSON)
-        var report: String?
-
-        @OptionGroup var vm: VMOptions
-        @OptionGroup var confinement: ConfinementOptions
-
-        @Argument(help: "The image.")
-        var image: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (replace the image's Cmd).", valueName: "ARGS"))
-        var arguments: [String] = []
 
         var commandArguments: [String] { arguments.first == "--" ? Array(arguments.dropFirst()) : arguments }
 
@@ -87,7 +91,7 @@ extension Skiff {
                 try runContainer()
             } catch let error as MachineError {
                 printError("skiff: \(error)")
-                throw ExitCode(125)
+                throw ExitStatus(125)
             }
         }
 
@@ -123,9 +127,9 @@ extension Skiff {
                 _ = bytes.withUnsafeBytes { writeAll(reportFD, $0) }
             }
             let started = machine.timeline.first(.workloadStarted) != nil
-            if let status = report.exitStatus, started || status != 125 { throw ExitCode(Int32(status)) }
+            if let status = report.exitStatus, started || status != 125 { throw ExitStatus(Int32(status)) }
             // Stopped by Ctrl-C or kill: the user knows why; 130, 143, ...
-            if case let .signal(number) = machine.stopReason { throw ExitCode(128 + number) }
+            if case let .signal(number) = machine.stopReason { throw ExitStatus(128 + number) }
             // The container never started, or the guest never said how it ended:
             // show why, with the kernel's and init's last words.
             let console = String(decoding: machine.consoleOutput, as: UTF8.self)
@@ -133,11 +137,11 @@ extension Skiff {
             if !tail.isEmpty { printError("skiff: guest console (last lines):\n" + tail) }
             if report.exitStatus != nil {
                 printError("skiff: the guest could not start the container")
-                throw ExitCode(125)
+                throw ExitStatus(125)
             }
             printError("skiff: the container did not report an exit status: \(machine.stopReason)")
-            if case .timeout = machine.stopReason { throw ExitCode(124) }
-            throw ExitCode(125)
+            if case .timeout = machine.stopReason { throw ExitStatus(124) }
+            throw ExitStatus(125)
         }
     }
 }

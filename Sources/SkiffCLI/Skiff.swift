@@ -1,22 +1,137 @@
-import ArgumentParser
 import Glibc
 import Host
 import SkiffKit
 
-/// `skiff`: the command-line front of SkiffKit. It parses, calls, prints.
-///
-/// Every command in the tree names itself (`commandName`). Without one,
-/// ArgumentParser derives the name from the type's with `String(describing:)`,
-/// for every command at every start, and the dynamic casts inside scan each
-/// protocol conformance in the executable: `perf` put that at a tenth of
-/// `skiff boot`'s CPU time (SkiffCLITests checks that no command lacks a name).
-public struct Skiff: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "skiff",
-        abstract: "A microVM monitor for Linux on /dev/kvm.",
-        subcommands: [Boot.self, Restore.self, Run.self, Image.self, Bench.self])
+/// One `skiff` command: what it accepts, itself built from the words given,
+/// then run. `init` refuses what the command cannot do (`UsageError`), so that
+/// nothing is started on a bad command line.
+protocol SkiffCommand {
+    static var spec: CommandSpec { get }
+    init(_ arguments: ParsedArguments) throws(UsageError)
+    func run() throws
+}
 
-    public init() {}
+/// `skiff`: the command-line front of SkiffKit. It parses, calls, prints.
+/// The words are read against `CommandSpec` tables (see there for why not
+/// swift-argument-parser).
+public enum Skiff {
+    /// A command, or a group of them (`skiff image`).
+    struct Node {
+        let spec: CommandSpec
+        let command: (any SkiffCommand.Type)?
+        let children: [Node]
+
+        init(_ command: any SkiffCommand.Type) {
+            spec = command.spec
+            self.command = command
+            children = []
+        }
+
+        init(_ spec: CommandSpec, _ children: [Node]) {
+            self.spec = spec
+            command = nil
+            self.children = children
+        }
+    }
+
+    static let spec = CommandSpec(name: "skiff", abstract: "A microVM monitor for Linux on /dev/kvm.",
+                                  subcommands: [Boot.spec, Restore.spec, Run.spec, Image.spec, Bench.spec].map { ($0.name, $0.abstract) })
+
+    static var tree: Node { Node(spec, [
+        Node(Boot.self), Node(Restore.self), Node(Run.self),
+        Node(Image.spec, [Node(Image.List.self), Node(Image.Remove.self), Node(Image.Prune.self)]),
+        Node(Bench.self),
+    ]) }
+
+    /// A usage error, with the usage line of the command it concerns.
+    struct Refusal: Error {
+        let error: UsageError
+        let spec: CommandSpec
+        let path: String
+    }
+
+    /// The command `words` (without the program name) ask for, parsed and
+    /// checked. Throws `HelpRequest` for -h, --help and `skiff help ...`,
+    /// `Refusal` for a wrong command line.
+    static func parse(_ words: [String]) throws -> any SkiffCommand { try resolve(words).command }
+
+    /// `parse`, and the words that named the command ("skiff image rm").
+    static func resolve(_ words: [String]) throws -> (command: any SkiffCommand, path: String) {
+        var node = tree
+        var path = "skiff"
+        var rest = words[...]
+        while node.command == nil {
+            guard let word = rest.first else { throw HelpRequest(spec: node.spec, path: path) }
+            if word == "-h" || word == "--help" { throw HelpRequest(spec: node.spec, path: path) }
+            if word == "help" {
+                // `skiff help image ls`: the help of the command those words name.
+                for name in rest.dropFirst() {
+                    guard let child = node.children.first(where: { $0.spec.name == name }) else {
+                        throw Refusal(error: UsageError("Unexpected argument '\(name)'"), spec: node.spec, path: path)
+                    }
+                    node = child
+                    path += " " + name
+                }
+                throw HelpRequest(spec: node.spec, path: path)
+            }
+            guard let child = node.children.first(where: { $0.spec.name == word }) else {
+                let problem = word.hasPrefix("-") ? "Unknown option '\(word)'" : "Unexpected argument '\(word)'"
+                throw Refusal(error: UsageError(problem), spec: node.spec, path: path)
+            }
+            node = child
+            path += " " + word
+            rest = rest.dropFirst()
+        }
+        do {
+            return (try node.command!.init(ParsedArguments(Array(rest), spec: node.spec, path: path)), path)
+        } catch let error as UsageError {
+            throw Refusal(error: error, spec: node.spec, path: path)
+        }
+    }
+
+    /// What `skiff` prints for an error (one line, without "Error: ").
+    public static func message(for error: any Error) -> String {
+        switch error {
+        case let refusal as Refusal: return refusal.error.message
+        case let usage as UsageError: return usage.message
+        case let help as HelpRequest: return HelpText.help(help.spec, path: help.path)
+        default: return "\(error)"
+        }
+    }
+
+    /// Parses, runs and exits: 0 for help, 64 for a wrong command line, the
+    /// status a command throws (`ExitStatus`), 1 for any other error.
+    public static func main(_ words: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        let command: any SkiffCommand
+        let path: String
+        do {
+            (command, path) = try resolve(words)
+        } catch let help as HelpRequest {
+            print(HelpText.help(help.spec, path: help.path))
+            exit(0)
+        } catch let refusal as Refusal {
+            exitRefusing(refusal.error, spec: refusal.spec, path: refusal.path)
+        } catch {
+            printError("Error: \(message(for: error))")
+            exit(1)
+        }
+        do {
+            try command.run()
+            exit(0)
+        } catch let status as ExitStatus {
+            exit(status.code)
+        } catch let usage as UsageError {
+            exitRefusing(usage, spec: type(of: command).spec, path: path)
+        } catch {
+            printError("Error: \(message(for: error))")
+            exit(1)
+        }
+    }
+
+    static func exitRefusing(_ error: UsageError, spec: CommandSpec, path: String) -> Never {
+        printError("Error: \(error.message)\nUsage: \(HelpText.usage(spec, path: path))\n  See '\(path) --help' for more information.")
+        exit(64)
+    }
 }
 
 /// Process start, taken as early as `main` runs, for `--timings`.
@@ -25,13 +140,15 @@ nonisolated(unsafe) public var skiffStartTime: UInt64 = 0
 extension Skiff {
     /// `skiff bench`: runs `skiff-bench` (built and installed beside `skiff`)
     /// with the same arguments, so that `skiff` never loads Foundation.
-    struct Bench: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "bench",
-            abstract: "Measure a microVM against a container (crun or runc) on the same image (skiff bench --help).")
+    struct Bench: SkiffCommand {
+        static let spec = CommandSpec(
+            name: "bench",
+            abstract: "Measure a microVM against a container (crun or runc) on the same image (skiff bench --help).",
+            trailing: .everything(name: "arguments", help: "Options of skiff-bench."))
 
-        @Argument(parsing: .captureForPassthrough, help: "Options of skiff-bench.")
-        var arguments: [String] = []
+        var arguments: [String]
+
+        init(_ arguments: ParsedArguments) { self.arguments = arguments.trailing }
 
         func run() throws {
             let path = siblingExecutable("skiff-bench")
@@ -39,8 +156,7 @@ extension Skiff {
             execv(path, &argv)
             let error = errno
             printError("skiff: cannot run \(path): \(String(cString: strerror(error)))")
-            throw ExitCode(126)
+            throw ExitStatus(126)
         }
     }
 }
-

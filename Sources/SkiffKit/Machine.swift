@@ -340,6 +340,16 @@ public final class Machine: Sendable {
         let system = try openHypervisor()
         // /dev/kvm is open and the VM does not exist yet: from here on, the jail.
         if let jail = config.jail { try Jail.enter(jail, configuration: config) }
+        // The signal thread confines itself while this one sets the machine
+        // up (a signal's handler needs no more during setup than while the
+        // guest runs); it must be done before the guest's first instruction.
+        var signalsConfined: ShutdownSignals.Confining?
+        if config.seccomp != .off {
+            if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
+            tzset() // the log's time zone is read now, not by a confined thread
+            signalsConfined = ShutdownSignals.startConfining { [self] in confine(.signals) }
+        }
+        defer { signalsConfined?.wait() }
         let vm: any VirtualMachineHandle
         let supportedCPUID: [CPUIDEntry]
         do {
@@ -420,8 +430,37 @@ public final class Machine: Sendable {
             }
         }
         adopt(created)
+
+        // The vCPU threads start now, so that their start and confinement
+        // overlap the rest of the setup; each then waits for the start gate,
+        // which opens once every thread of the VMM is confined. If the setup
+        // fails before that, they see the stop, and end.
+        let startGate = try EventFD(blocking: true, semaphore: true)
+        var threads: [NativeThread] = []
+        var gateOpened = false
+        defer {
+            if !gateOpened {
+                requestStop(.vmmError("the machine's setup failed"))
+                startGate.signal(UInt64(max(threads.count, 1)))
+                for thread in threads { thread.join() }
+            }
+        }
+        for vcpu in created {
+            let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
+            do {
+                threads.append(try NativeThread { [self] in
+                    confine(.vcpu)
+                    startGate.wait()
+                    runner.run()
+                })
+            } catch {
+                requestStop(.vmmError("\(error)"))
+                for _ in threads.count..<created.count { pause.ended() }
+                break
+            }
+        }
         if config.compatibility.handlesEmulationFailures {
-            logger.info("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
+            logger.debug("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
         }
         running.withLock {
             $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids, provenance: [
@@ -468,10 +507,6 @@ public final class Machine: Sendable {
             return timer
         }
 
-        if config.seccomp != .off {
-            if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
-            tzset() // the log's time zone is read now, not by a confined thread
-        }
         try loop.start { [self] in confine(.deviceLoop) }
         // A signal stops the machine like any other stop: run returns, the
         // terminal is restored, the caller exits 128+N.
@@ -488,24 +523,6 @@ public final class Machine: Sendable {
             snapshotThread.withLock { $0 = thread }
         }
         timeline.setupDone = MonotonicClock.now()
-        // Each vCPU confines itself, then waits until the main thread is
-        // confined too; only then does the guest run its first instruction.
-        let startGate = try EventFD(blocking: true, semaphore: true)
-        var threads: [NativeThread] = []
-        for vcpu in created {
-            let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
-            do {
-                threads.append(try NativeThread { [self] in
-                    confine(.vcpu)
-                    startGate.wait()
-                    runner.run()
-                })
-            } catch {
-                requestStop(.vmmError("\(error)"))
-                for _ in threads.count..<created.count { pause.ended() }
-                break
-            }
-        }
         if restoredAtReady {
             // Held as a booted guest is held at ready; a stop (a signal, say) releases it.
             if let hold = config.holdAtReady, !stopped {
@@ -515,11 +532,11 @@ public final class Machine: Sendable {
             handOver(restart: true)
         }
         if config.seccomp != .off {
-            // The signal thread and this one install their lists side by side.
-            let signals = ShutdownSignals.startConfining { [self] in confine(.signals) }
             confine(.main)
-            signals.wait()
+            signalsConfined?.wait()
+            signalsConfined = nil
         }
+        gateOpened = true
         startGate.signal(UInt64(threads.count))
         for thread in threads { thread.join() }
         coordinatorEvent.withLock { $0 = .finished }

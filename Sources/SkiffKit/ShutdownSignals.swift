@@ -48,11 +48,13 @@ public enum ShutdownSignals {
     }
 
     /// The thread that sigwaits for the blocked signals.
+    /// Its handle is recorded before this returns, so that a `startConfining`
+    /// right after a fork (the jail) reaches the new thread: the signal it
+    /// sends waits, blocked, until the thread sigwaits for it.
     private static func startWaiting() {
-        _ = try? NativeThread {
-            state.withLock { $0.thread = pthread_self() }
-            waitForSignals()
-        }.detach()
+        guard let thread = try? NativeThread(waitForSignals) else { return }
+        state.withLock { $0.thread = thread.handle }
+        thread.detach()
     }
 
     /// In a child made by fork (the jail): the waiting thread did not come

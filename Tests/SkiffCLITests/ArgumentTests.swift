@@ -1,11 +1,10 @@
-import ArgumentParser
 import Testing
 @testable import SkiffCLI
 @testable import SkiffKit
 
 @Suite struct BootArgumentTests {
     @Test func parsesEveryBootOption() throws {
-        let command = try Skiff.parseAsRoot([
+        let command = try Skiff.parse([
             "boot", "--kernel", "/k", "--initrd", "/i", "--append", "quiet", "--memory", "256", "--cpus", "2",
             "--console", "file:/tmp/c", "--compat", "none", "--timings", "--timeout", "30", "-vv",
         ])
@@ -48,7 +47,7 @@ import Testing
     }
 
     @Test func parsesRepeatedDisksAndNetworks() throws {
-        let command = try Skiff.parseAsRoot([
+        let command = try Skiff.parse([
             "boot", "--disk", "/a.img", "--disk", "/b,c.img,ro", "--net", "tap=tap0,mac=06:00:ac:10:00:02,ip=172.16.0.2/30,gw=172.16.0.1",
             "--net", "tap=tap1", "--no-rng",
         ])
@@ -64,7 +63,7 @@ import Testing
     }
 
     @Test func aFileThatIsNotAKernelIsOneLineOfError() throws {
-        var command = try Skiff.parseAsRoot(["boot", "--kernel", "/etc/hostname", "--console", "none"])
+        let command = try Skiff.parse(["boot", "--kernel", "/etc/hostname", "--console", "none"])
         #expect { try command.run() } throws: { error in
             let message = Skiff.message(for: error)
             return message == "/etc/hostname: not a Linux kernel: neither an ELF vmlinux nor a bzImage" && !message.contains("\n")
@@ -75,7 +74,7 @@ import Testing
 /// What `skiff` says when it refuses `arguments` ("accepted" if it does not).
 func refusal(of arguments: [String]) -> String {
     do {
-        _ = try Skiff.parseAsRoot(arguments)
+        _ = try Skiff.parse(arguments)
         return "accepted"
     } catch {
         return Skiff.message(for: error)
@@ -83,19 +82,34 @@ func refusal(of arguments: [String]) -> String {
 }
 
 @Suite struct CommandTreeTests {
-    /// A command without an explicit name costs every start a scan of all
-    /// protocol conformances (see `Skiff`); "skiff boot" also must stay "boot".
-    @Test func everyCommandNamesItself() {
+    /// The tree users type: "skiff boot" must stay "boot".
+    @Test func theCommandTree() {
         var names: [String] = []
-        func walk(_ command: any ParsableCommand.Type, path: String) {
-            let name = command.configuration.commandName
-            #expect(name != nil, "\(path) has no commandName")
-            let full = path.isEmpty ? (name ?? "?") : path + " " + (name ?? "?")
+        func walk(_ node: Skiff.Node, path: String) {
+            let full = path.isEmpty ? node.spec.name : path + " " + node.spec.name
             names.append(full)
-            for sub in command.configuration.subcommands { walk(sub, path: full) }
+            #expect((node.command == nil) == !node.children.isEmpty, "\(full): a command or a group, not both")
+            #expect(node.children.map(\.spec.name) == node.spec.subcommands.map(\.name), "\(full): its help lists its commands")
+            for child in node.children { walk(child, path: full) }
         }
-        walk(Skiff.self, path: "")
+        walk(Skiff.tree, path: "")
         #expect(names == ["skiff", "skiff boot", "skiff restore", "skiff run", "skiff image", "skiff image ls",
                           "skiff image rm", "skiff image prune", "skiff bench"])
+    }
+
+    /// Every visible option is in its command's help, with its value name
+    /// and default; hidden ones are not; no two options share a name.
+    @Test func helpShowsEveryVisibleOption() {
+        for spec in [Skiff.Boot.spec, Skiff.Restore.spec, Skiff.Run.spec, Skiff.Image.Remove.spec] {
+            let help = HelpText.help(spec, path: "skiff " + spec.name)
+            for option in spec.options {
+                #expect(help.contains(option.synopsis) != option.hidden, "\(spec.name): --\(option.long)")
+                if let value = option.defaultValue { #expect(help.contains("(default: \(value))")) }
+            }
+            #expect(Set(spec.options.map(\.long)).count == spec.options.count, "\(spec.name) declares an option twice")
+            let shorts = spec.options.compactMap(\.short)
+            #expect(Set(shorts).count == shorts.count, "\(spec.name) declares a short option twice")
+            for line in help.split(separator: "\n") { #expect(line.count <= HelpText.width, "\(line)") }
+        }
     }
 }

@@ -1,11 +1,10 @@
-import ArgumentParser
 import Testing
 @testable import SkiffCLI
 @testable import SkiffKit
 
 @Suite struct RunArgumentTests {
     @Test func parsesEveryRunOptionAndTheCommandAfterTheImage() throws {
-        let command = try Skiff.parseAsRoot([
+        let command = try Skiff.parse([
             "run", "--memory", "256", "--cpus", "2", "-e", "A=1", "--env", "B", "-w", "/srv", "-u", "app:staff",
             "-i", "-t", "--entrypoint", "/bin/sh", "--hostname", "box", "--timings", "--disk", "/d.img,ro",
             "oci:/images/x:latest", "--", "-c", "echo hi",
@@ -20,10 +19,10 @@ import Testing
     }
 
     @Test func flagsAfterTheImageBelongToTheCommandAsUnderDocker() throws {
-        let run = try #require(try Skiff.parseAsRoot(["run", "img", "ls", "-l", "--color"]) as? Skiff.Run)
+        let run = try #require(try Skiff.parse(["run", "img", "ls", "-l", "--color"]) as? Skiff.Run)
         #expect(run.containerOptions.arguments == ["ls", "-l", "--color"])
         #expect(run.containerOptions.entrypoint == nil)
-        let bare = try #require(try Skiff.parseAsRoot(["run", "img"]) as? Skiff.Run)
+        let bare = try #require(try Skiff.parse(["run", "img"]) as? Skiff.Run)
         #expect(bare.containerOptions.arguments.isEmpty && !bare.containerOptions.terminal)
     }
 
