@@ -20,6 +20,8 @@ public struct RunPhases: Codable, Sendable, Equatable {
     public var exitStatus: Int?
     /// Restored from the image's ready snapshot rather than booted.
     public var restored: Bool
+    /// A vCPU first entered the guest (KVM_RUN): after a restore, its first instruction follows.
+    public var firstEntry: UInt64?
     /// The guest ran on: the first VM exit (after a restore, the guest's first work).
     public var firstExit: UInt64?
     /// The VMM process's CPU time (user + system, vCPU threads included).
@@ -43,6 +45,7 @@ public struct RunPhases: Codable, Sendable, Equatable {
         stopped = timeline.stopped
         exitStatus = report.exitStatus
         restored = report.start == .restored
+        firstEntry = timeline.firstEntry
         firstExit = timeline.firstExit
         processCPUSeconds = report.machine.processCPUSeconds
     }

@@ -87,7 +87,9 @@ public struct ImageLayout: Sendable {
         defer { close(fd) }
         var hasher = SHA256()
         var size: Int64 = 0
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        // No larger than the blob (and one byte to see it is not longer): a
+        // 1 MiB buffer for a 500-byte manifest cost 256 page faults to zero.
+        var chunk = [UInt8](repeating: 0, count: Int(clamping: min(max(descriptor.size, 4095) + 1, 1 << 20)))
         while size <= descriptor.size {
             let count = chunk.withUnsafeMutableBytes { space in retryingInterrupts { read(fd, space.baseAddress, space.count) } }
             guard count >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
@@ -100,9 +102,18 @@ public struct ImageLayout: Sendable {
         guard "sha256:" + actual == descriptor.digest else { throw .digestMismatch(blob: descriptor.digest, actual: actual) }
     }
 
+    /// A JSON blob, read once: the bytes checked against the descriptor are
+    /// the bytes decoded (no second read a changed file could slip into).
     private func decode<T: Decodable>(blob descriptor: Descriptor, as type: T.Type) throws(ImageError) -> T {
         guard descriptor.size <= Self.documentLimit else { throw .invalidLayout("\(descriptor.digest): a \(descriptor.size)-byte JSON document") }
-        return try decode(try verifiedBlobPath(descriptor), as: type)
+        let path = try blobPath(descriptor)
+        let bytes = try Self.readDocument(path, missing: "blob \(descriptor.digest) is missing")
+        guard bytes.count == descriptor.size else {
+            throw .sizeMismatch(blob: descriptor.digest, expected: descriptor.size, actual: Int64(bytes.count))
+        }
+        let actual = SHA256.hex(bytes)
+        guard "sha256:" + actual == descriptor.digest else { throw .digestMismatch(blob: descriptor.digest, actual: actual) }
+        return try Self.decode(bytes, from: path, as: type)
     }
 
     /// JSON documents are read whole but bounded (index.json has no
@@ -110,15 +121,21 @@ public struct ImageLayout: Sendable {
     static let documentLimit = 16 << 20
 
     private func decode<T: Decodable>(_ file: String, as type: T.Type) throws(ImageError) -> T {
-        let data: Data
-        do { data = Data(try readRegularFile(file, limit: Self.documentLimit)) } catch {
+        try Self.decode(try Self.readDocument(file), from: file, as: type)
+    }
+
+    static func readDocument(_ file: String, missing: String? = nil) throws(ImageError) -> [UInt8] {
+        do { return try readRegularFile(file, limit: documentLimit) } catch {
             switch error {
-            case let .unreadable(errno): throw .unreadable(path: file, reason: String(cString: strerror(errno)))
+            case let .unreadable(errno): throw .unreadable(path: file, reason: errno == ENOENT ? missing ?? String(cString: strerror(errno)) : String(cString: strerror(errno)))
             case let .notRegularFile(kind): throw .unreadable(path: file, reason: "not a regular file (\(kind))")
-            case let .tooLarge(size): throw .invalidLayout("\(file): \(size) bytes, more than a JSON document may have (\(Self.documentLimit))")
+            case let .tooLarge(size): throw .invalidLayout("\(file): \(size) bytes, more than a JSON document may have (\(documentLimit))")
             }
         }
-        do { return try JSONDecoder().decode(type, from: data) } catch {
+    }
+
+    static func decode<T: Decodable>(_ bytes: [UInt8], from file: String, as type: T.Type) throws(ImageError) -> T {
+        do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
             throw .invalidLayout("\(file): \(error)")
         }
     }

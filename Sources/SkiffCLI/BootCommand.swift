@@ -236,6 +236,7 @@ func printTimings(_ report: MachineReport, before: [(String, UInt64)] = [], note
         guestRows.append((event.phase?.label ?? "marker \(event.code)", event.time))
     }
     if let first = timeline.firstOutput { guestRows.append(("first container output", first)) }
+    if let entry = timeline.firstEntry { guestRows.append(("guest entered (first KVM_RUN)", entry)) }
     if report.restored, let exit = timeline.firstExit { guestRows.append(("first exit after restore", exit)) }
     for (label, time) in guestRows.sorted(by: { $0.1 < $1.1 }) { lines.append(row(label, time)) }
     lines.append(row("VM stopped", timeline.stopped))

@@ -154,6 +154,10 @@ public struct BootTimeline: Sendable {
     public internal(set) var markers: [BootMarkerDevice.Event] = []
     /// The first byte the container wrote (ttyS1 or ttyS2), if any.
     public internal(set) var firstOutput: UInt64?
+    /// The first time a vCPU thread called KVM_RUN: the guest has the CPU
+    /// from here, every VMM thread confined. A restored guest's first
+    /// instruction, which no boot marker can time, follows within KVM's entry.
+    public internal(set) var firstEntry: UInt64?
     /// The first time a vCPU came back from KVM_RUN to the VMM: for a restore,
     /// proof that the guest ran on from its saved state.
     public internal(set) var firstExit: UInt64?
@@ -209,6 +213,7 @@ public final class Machine: Sendable {
     private let fwaits = Atomic<Int>(0)
     private let firstOutput = Atomic<UInt64>(0)
     private let firstExit = Atomic<UInt64>(0)
+    private let firstEntry = Atomic<UInt64>(0)
     /// The guest's boot markers and its console's panic line: what the stop policy weighs.
     let markers: BootMarkerDevice
     let panicDetector = KernelPanicDetector()
@@ -551,6 +556,8 @@ public final class Machine: Sendable {
         timeline.markers = markers.events
         let firstOutputTime = firstOutput.load(ordering: .relaxed)
         timeline.firstOutput = firstOutputTime == 0 ? nil : firstOutputTime
+        let firstEntryTime = firstEntry.load(ordering: .relaxed)
+        timeline.firstEntry = firstEntryTime == 0 ? nil : firstEntryTime
         let firstExitTime = firstExit.load(ordering: .relaxed)
         timeline.firstExit = firstExitTime == 0 ? nil : firstExitTime
 
@@ -807,6 +814,11 @@ public final class Machine: Sendable {
             kernelPanicked: panicDetector.panicked,
             anyGuestMarker: events.contains { $0.phase != .firstInstruction })
         requestStop(StopPolicy.reason(for: stop, given: testimony))
+    }
+
+    /// Called by each vCPU loop before its first KVM_RUN.
+    func noteEntry() {
+        _ = firstEntry.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
     }
 
     /// Called by each vCPU loop after KVM_RUN returns (one relaxed load once set).

@@ -21,6 +21,7 @@ struct VCPURunner: @unchecked Sendable {
             machine.pause.ended()
             machine.logger.debug("vCPU \(vcpu.id) stopped\(registerSummary())")
         }
+        machine.noteEntry()
         while !machine.stopped {
             if machine.pause.isRequested {
                 machine.pause.park(vcpu)
