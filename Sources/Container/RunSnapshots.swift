@@ -89,21 +89,36 @@ public enum RunSnapshots {
     }
 
     /// The host CPU as /proc/cpuinfo names it (vendor, family, model,
-    /// stepping, flags): what decides the CPUID a guest is given.
+    /// stepping, flags): what decides the CPUID a guest is given. Only the
+    /// first processor's block is read: the file has one per CPU (100 KB
+    /// and more on a large host), and every `skiff run` asks.
     static func hostCPUSignature() -> String {
         let fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return "unknown" }
         defer { close(fd) }
-        let text = String(decoding: readToEnd(fd), as: UTF8.self)
+        var block: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while block.count < 1 << 16 {
+            let count = chunk.withUnsafeMutableBytes { space in retryingInterrupts { read(fd, space.baseAddress, space.count) } }
+            guard count > 0 else { break }
+            block += chunk[..<count]
+            if let end = firstBlankLine(block) { block.removeSubrange(end...); break }
+        }
         let wanted = ["vendor_id", "cpu family", "model", "stepping", "flags"]
         var found: [String] = []
-        for line in text.split(separator: "\n") {
-            if line.isEmpty { break }
-            let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, wanted.contains(parts[0].trimmed(" \t")) { found.append(String(line)) }
+        for line in block.split(separator: UInt8(ascii: "\n")) {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = Substring(String(decoding: line[..<colon], as: UTF8.self)).trimmed(" \t")
+            if wanted.contains(name) { found.append(String(decoding: line, as: UTF8.self)) }
             if found.count == wanted.count { break }
         }
         return found.joined(separator: "\n")
+    }
+
+    /// Where the first "\n\n" starts, if any.
+    private static func firstBlankLine(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        return (0..<bytes.count - 1).first { bytes[$0] == 10 && bytes[$0 + 1] == 10 }
     }
 
     static func digest(_ bytes: [UInt8]) -> String {

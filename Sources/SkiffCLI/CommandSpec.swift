@@ -31,8 +31,6 @@ struct CommandSpec: Sendable {
         self.subcommands = subcommands
     }
 
-    func option(long: Substring) -> OptionSpec? { options.first { $0.long[...] == long } }
-    func option(short: Unicode.Scalar) -> OptionSpec? { options.first { $0.short == short } }
 }
 
 /// `--long`, maybe `-s`: a flag, or an option that takes a value.

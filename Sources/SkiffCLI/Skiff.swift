@@ -15,32 +15,39 @@ protocol SkiffCommand {
 /// The words are read against `CommandSpec` tables (see there for why not
 /// swift-argument-parser).
 public enum Skiff {
-    /// A command, or a group of them (`skiff image`).
+    /// A command, or a group of them (`skiff image`), found by its name.
+    /// A spec is built only for the command the words name (building all of
+    /// them, their arrays and strings, was a cost of every start).
     struct Node {
-        let spec: CommandSpec
+        let name: String
         let command: (any SkiffCommand.Type)?
+        private let groupSpec: (() -> CommandSpec)?
         let children: [Node]
 
-        init(_ command: any SkiffCommand.Type) {
-            spec = command.spec
+        init(_ name: String, _ command: any SkiffCommand.Type) {
+            self.name = name
             self.command = command
+            groupSpec = nil
             children = []
         }
 
-        init(_ spec: CommandSpec, _ children: [Node]) {
-            self.spec = spec
+        init(_ name: String, _ spec: @escaping () -> CommandSpec, _ children: [Node]) {
+            self.name = name
             command = nil
+            groupSpec = spec
             self.children = children
         }
+
+        var spec: CommandSpec { command?.spec ?? groupSpec!() }
     }
 
     static let spec = CommandSpec(name: "skiff", abstract: "A microVM monitor for Linux on /dev/kvm.",
                                   subcommands: [Boot.spec, Restore.spec, Run.spec, Image.spec, Bench.spec].map { ($0.name, $0.abstract) })
 
-    static var tree: Node { Node(spec, [
-        Node(Boot.self), Node(Restore.self), Node(Run.self),
-        Node(Image.spec, [Node(Image.List.self), Node(Image.Remove.self), Node(Image.Prune.self)]),
-        Node(Bench.self),
+    static var tree: Node { Node("skiff", { spec }, [
+        Node("boot", Boot.self), Node("restore", Restore.self), Node("run", Run.self),
+        Node("image", { Image.spec }, [Node("ls", Image.List.self), Node("rm", Image.Remove.self), Node("prune", Image.Prune.self)]),
+        Node("bench", Bench.self),
     ]) }
 
     /// A usage error, with the usage line of the command it concerns.
@@ -66,7 +73,7 @@ public enum Skiff {
             if word == "help" {
                 // `skiff help image ls`: the help of the command those words name.
                 for name in rest.dropFirst() {
-                    guard let child = node.children.first(where: { $0.spec.name == name }) else {
+                    guard let child = node.children.first(where: { $0.name == name }) else {
                         throw Refusal(error: UsageError("Unexpected argument '\(name)'"), spec: node.spec, path: path)
                     }
                     node = child
@@ -74,7 +81,7 @@ public enum Skiff {
                 }
                 throw HelpRequest(spec: node.spec, path: path)
             }
-            guard let child = node.children.first(where: { $0.spec.name == word }) else {
+            guard let child = node.children.first(where: { $0.name == word }) else {
                 let problem = word.hasPrefix("-") ? "Unknown option '\(word)'" : "Unexpected argument '\(word)'"
                 throw Refusal(error: UsageError(problem), spec: node.spec, path: path)
             }

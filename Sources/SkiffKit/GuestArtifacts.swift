@@ -36,24 +36,40 @@ public struct GuestArtifacts: Sendable, Equatable {
 
     /// SHA-256 (16 hex digits) over each input's relative path, a newline and
     /// its contents, in the script's order; nil if a file cannot be read.
-    static func sourceKey(repository: String) -> String? {
+    /// When no input's stat changed since the key was last hashed (the
+    /// `guest-stamp-*` record beside the script's), the recorded key is used
+    /// and no input is read: hashing them cost a warm `skiff run` 0.5 ms.
+    static func sourceKey(repository: String, cache: String = cacheDirectory()) -> String? {
+        guard let inputs = sourceFiles(repository: repository) else { return nil }
+        let stampPath = cache + "/guest-stamp-" + String(SHA256.hex(Array(repository.utf8)).prefix(16))
+        // Taken before the files are read: a file changed while they are
+        // hashed then has a newer stat than the record, and is hashed again.
+        let stamp = SourceStamp(inputs, in: repository)
+        if let stamp, let key = stamp.recordedKey(at: stampPath) { return key }
         var hasher = SHA256()
-        for (directory, suffix) in sourceInputs {
-            let names: [String]
-            if suffix.hasPrefix("/") {
-                names = [String(suffix.dropFirst())]
-            } else {
-                guard let listed = listDirectory(atPath: repository + "/" + directory) else { return nil }
-                names = listed.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            }
-            for name in names {
-                let relative = directory + "/" + name
-                guard let contents = try? readFile(repository + "/" + relative, limit: 1 << 24) else { return nil }
-                hasher.update(Array((relative + "\n").utf8))
-                hasher.update(contents)
-            }
+        for relative in inputs {
+            guard let contents = try? readFile(repository + "/" + relative, limit: 1 << 24) else { return nil }
+            hasher.update(Array((relative + "\n").utf8))
+            hasher.update(contents)
         }
-        return String(hasher.finalize().prefix(16))
+        let key = String(hasher.finalize().prefix(16))
+        stamp?.record(key, at: stampPath)
+        return key
+    }
+
+    /// The inputs' paths relative to the repository, in the script's order.
+    static func sourceFiles(repository: String) -> [String]? {
+        var files: [String] = []
+        for (directory, suffix) in sourceInputs {
+            if suffix.hasPrefix("/") {
+                files.append(directory + suffix)
+                continue
+            }
+            guard let listed = listDirectory(atPath: repository + "/" + directory) else { return nil }
+            let names = listed.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            files += names.map { directory + "/" + $0 }
+        }
+        return files
     }
 
     /// The guest the script built for this tree, if it did and its files are still there.

@@ -89,10 +89,10 @@ struct VCPURunner: @unchecked Sendable {
                 if first == Self.int3 {
                     try vcpu.injectException(Self.breakpointVector)
                     if machine.countBreakpoint() == 1 {
-                        machine.logger.info("PVM compatibility: INT3 at 0x\(String(registers.rip &- 1, radix: 16)) delivered to the guest as #BP")
+                        machine.logger.debug("PVM compatibility: INT3 at 0x\(String(registers.rip &- 1, radix: 16)) delivered to the guest as #BP")
                     }
                 } else if machine.countFwait() == 1 {
-                    machine.logger.info("PVM compatibility: FWAIT at 0x\(String(registers.rip &- 1, radix: 16)) skipped")
+                    machine.logger.debug("PVM compatibility: FWAIT at 0x\(String(registers.rip &- 1, radix: 16)) skipped")
                 }
             } catch {
                 machine.requestStop(.vmmError("\(error)"))

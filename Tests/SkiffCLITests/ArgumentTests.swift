@@ -86,7 +86,8 @@ func refusal(of arguments: [String]) -> String {
     @Test func theCommandTree() {
         var names: [String] = []
         func walk(_ node: Skiff.Node, path: String) {
-            let full = path.isEmpty ? node.spec.name : path + " " + node.spec.name
+            #expect(node.name == node.spec.name, "\(path): the name a node is found by is its command's")
+            let full = path.isEmpty ? node.name : path + " " + node.name
             names.append(full)
             #expect((node.command == nil) == !node.children.isEmpty, "\(full): a command or a group, not both")
             #expect(node.children.map(\.spec.name) == node.spec.subcommands.map(\.name), "\(full): its help lists its commands")
