@@ -9,18 +9,24 @@
 # and peak RSS from wait4. Then, for skiff and QEMU, what that RSS is made of:
 # each runs a guest that spins, and after 1 s /proc/PID/smaps_rollup is read
 # (private dirty memory is what each further VM costs; clean file pages, the
-# executable's text, are shared between VMMs). Prints tables; writes JSON
-# with every run.
-# usage: scripts/bench-start.sh [--runs N] [--json PATH]
+# executable's text, are shared between VMMs). With --warm-run, then a warm
+# `skiff run` of the test image (scripts/make-test-image.sh; restored from its
+# ready snapshot, which two untimed runs make sure of), RUNS times: the phases
+# of --timings, above all the restored guest's first KVM_RUN (its first
+# instruction follows within KVM's entry; no boot marker can time it).
+# Prints tables; writes JSON with every run.
+# usage: scripts/bench-start.sh [--runs N] [--json PATH] [--warm-run]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=20
 json=""
+image=""
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--json PATH]" >&2; exit 64 ;;
+    --warm-run) image=$("$repo/scripts/make-test-image.sh" | sed -n 's/^image=//p'); shift ;;
+    *) echo "usage: $0 [--runs N] [--json PATH] [--warm-run]" >&2; exit 64 ;;
   esac
 done
 work=$(mktemp -d)
@@ -36,9 +42,9 @@ sync
 skiff="$repo/.build/release/skiff"
 qemu=$(command -v qemu-system-x86_64 || true)
 
-python3 - "$work" "$skiff" "$runs" "$json" "${qemu:-}" <<'PY'
+python3 - "$work" "$skiff" "$runs" "$json" "${qemu:-}" "$image" <<'PY'
 import json, os, re, statistics, subprocess, sys, time
-work, skiff, runs, json_path, qemu = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+work, skiff, runs, json_path, qemu, image = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 tiny = os.path.join(work, "tiny.elf")
 commands = {
     "skiff": [skiff, "boot", "--kernel", tiny, "--memory", "32", "--console", "none", "--timings"],
@@ -54,18 +60,22 @@ def once(name):
     line = subprocess.run([os.path.join(work, "measure"), out] + commands[name], capture_output=True, text=True, check=True).stdout
     run = {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)", line)}
     text = open(out, errors="replace").read()
-    first = None
+    first = stopped = None
     if name == "skiff":
         m = re.search(r"first guest instruction\s+([0-9.]+) ms", text)
         first = float(m.group(1)) if m else None          # ms since spawn (SKIFF_SPAWNED_AT)
+        m = re.search(r"VM stopped\s+([0-9.]+) ms", text)
+        stopped = float(m.group(1)) if m else None
     elif name == "C floor":
         m = re.search(r"first_instruction_ns=(\d+)", text)
         first = (int(m.group(1)) - run["spawned_ns"]) / 1e6 if m else None
+        stopped = first                                   # its guest's first instruction is its exit
     ok = run["status"] == 0 or (name == "QEMU microvm" and run["status"] == ((0xfe << 1) | 1) & 0xff)
     if not ok:
         sys.exit(f"{name} exited {run['status']}:\n{text}")
     return {"wall_ms": run["wall_ns"] / 1e6, "cpu_ms": run["cpu_ns"] / 1e6, "maxrss_mib": run["maxrss_kib"] / 1024,
-            "first_instruction_ms": first}
+            "first_instruction_ms": first, "stopped_ms": stopped,
+            "teardown_ms": run["wall_ns"] / 1e6 - stopped if stopped is not None else None}
 
 results = {name: [] for name in commands}
 for name in commands: once(name)                      # warm-up, untimed
@@ -88,6 +98,14 @@ for name in commands:
     summary[name] = row
     f = f"{first:.2f} ms" if first is not None else "n/a"
     print(f"{name:14}{f:>16}{wall:>8.2f}ms{row['cpu_ms']:>8.2f}ms{row['maxrss_mib']:>8.1f}MiB{row['wall_vs_c_floor']:>8.2f}")
+    row["stopped_ms"], row["teardown_ms"] = median(name, "stopped_ms"), median(name, "teardown_ms")
+# Most of every wall is the kernel destroying the VM at exit (SRCU grace
+# periods, which come in whole timer ticks): the walls fall into modes some
+# 4 ms apart, and a median moves by a mode between runs of this benchmark.
+print(f"\n{'':14}{'spawn→VM stopped':>17}{'after':>10}   (wall = both; after: the exit, mostly the kernel destroying the VM)")
+for name in ("skiff", "C floor"):
+    row = summary[name]
+    print(f"{name:14}{row['stopped_ms']:>15.2f}ms{row['teardown_ms']:>8.2f}ms")
 # Steady state: what the resident memory of a running VMM is made of.
 def composition(name):
     argv = [a if a != tiny else os.path.join(work, "spin.elf") for a in commands[name]]
@@ -115,12 +133,38 @@ for name, samples in memory.items():
     memory_summary[name] = row
     print(f"{name:14}{row['Rss']:>8.1f}{row['Private_Dirty']:>15.1f}{row['Private_Clean']:>15.1f}{row['Shared_Clean']:>14.1f}")
 
+# A warm `skiff run`: every --timings row, ms since spawn.
+warm, warm_summary = [], {}
+if image:
+    argv = [skiff, "run", "--timings", image, "sh", "-c", "exit 0"]
+    for _ in range(2): subprocess.run(argv, capture_output=True)   # the disk and the ready snapshot exist
+    for _ in range(runs):
+        out = os.path.join(work, "out.txt")
+        line = subprocess.run([os.path.join(work, "measure"), out] + argv, capture_output=True, text=True, check=True).stdout
+        run = {k: int(v) for k, v in re.findall(r"(\w+)=(-?\d+)", line)}
+        text = open(out, errors="replace").read()
+        if run["status"] != 0 or "guest: restored" not in text:
+            sys.exit(f"warm skiff run: status {run['status']}, not restored:\n{text}")
+        phases = {label.strip(): float(ms) for label, ms in re.findall(r"^  ([a-zA-Z(][^\n]*?)\s+([0-9.]+) ms$", text, re.M)}
+        warm.append({"phases_ms": phases, "wall_ms": run["wall_ns"] / 1e6, "maxrss_mib": run["maxrss_kib"] / 1024})
+    print(f"\nwarm skiff run (restored from the image's ready snapshot; {runs} runs, medians, ms since spawn)")
+    for label in ["image opened", "root disk ready (cached)", "machine setup started", "VMM setup done",
+                  "guest entered (first KVM_RUN)", "first exit after restore", "workload started", "VM stopped"]:
+        values = [r["phases_ms"][label] for r in warm if label in r["phases_ms"]]
+        if values:
+            warm_summary[label] = statistics.median(values)
+            print(f"  {label:32}{warm_summary[label]:>10.2f}")
+    warm_summary["wall_ms"] = statistics.median(r["wall_ms"] for r in warm)
+    warm_summary["maxrss_mib"] = statistics.median(r["maxrss_mib"] for r in warm)
+    print(f"  {'wall':32}{warm_summary['wall_ms']:>10.2f}\n  {'peak RSS (MiB)':32}{warm_summary['maxrss_mib']:>10.1f}")
+
 if json_path:
     host = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", host)
     with open(json_path, "w") as out:
-        json.dump({"command": "scripts/bench-start.sh --runs %d" % runs, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        json.dump({"command": "scripts/bench-start.sh --runs %d%s" % (runs, " --warm-run" if image else ""), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "host": {"cpu": model.group(1) if model else "?", "kvm": "nested PVM (kvm_pvm)" if os.path.exists("/sys/module/kvm_pvm") else "hardware KVM"},
                    "summary": summary, "runs": results,
-                   "resident_memory_mib": {"summary": memory_summary, "samples": memory}}, out, indent=2, sort_keys=True)
+                   "resident_memory_mib": {"summary": memory_summary, "samples": memory},
+                   "warm_run": {"image": image, "summary": warm_summary, "runs": warm} if image else None}, out, indent=2, sort_keys=True)
 PY
