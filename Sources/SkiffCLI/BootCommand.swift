@@ -10,7 +10,7 @@ struct VMOptions {
         .value("cpus", valueName: "count", default: "1", help: "Number of vCPUs (1–32)."),
         .value("compat", valueName: "auto|pvm|none", default: "auto", help: "PVM-host workarounds: auto applies them only on a kvm_pvm host."),
         .flag("timings", help: "Print the VMM setup time, time to first guest instruction and to each boot marker."),
-        .value("timeout", valueName: "seconds", help: "Stop the VM after this many seconds (exit status 124)."),
+        .timeout,
         .flag("verbose", short: "v", help: "Log VMM details, every unclaimed port and MMIO access among them."),
         .repeating("disk", valueName: "PATH[,ro]", help: "A raw disk image for the guest (vda, vdb, ... in order); repeatable."),
         .repeating("net", valueName: "tap=NAME[,mac=MAC][,ip=A.B.C.D/N][,gw=A.B.C.D]",
@@ -91,7 +91,7 @@ extension Skiff {
                 .value("initrd", valueName: "path", help: "Initial RAM disk (an uncompressed or compressed cpio archive)."),
                 .value("cmdline", valueName: "text", help: "Kernel command line, replacing Skiff's defaults."),
                 .value("append", valueName: "text", help: "Added to the kernel command line; what follows \"--\" goes to init."),
-                .value("console", valueName: "stdio|none|file:PATH", default: "stdio", help: "Where the serial console goes."),
+                .console,
                 .value("snapshot-at", valueName: "MARKER",
                        help: "Save the machine when the guest writes this boot marker: ready (Skiff's init, before it runs the command), init-started, workload-started, or a code 1–255."),
                 .value("snapshot-to", valueName: "DIR", help: "Where --snapshot-at saves (a new or empty directory); `skiff restore DIR` starts from it."),
@@ -104,7 +104,7 @@ extension Skiff {
         var initrd: String?
         var cmdline: String?
         var append: String?
-        var console = "stdio"
+        var console: ConsoleMode
         var snapshotAt: String?
         var snapshotTo: String?
         var snapshotThen = "stop"
@@ -117,7 +117,7 @@ extension Skiff {
             initrd = arguments.string("initrd")
             cmdline = arguments.string("cmdline")
             append = arguments.string("append")
-            console = arguments.string("console") ?? console
+            console = try arguments.console()
             snapshotAt = arguments.string("snapshot-at")
             snapshotTo = arguments.string("snapshot-to")
             snapshotThen = arguments.string("snapshot-then") ?? snapshotThen
@@ -131,9 +131,6 @@ extension Skiff {
             if let vsock {
                 do { _ = try VsockConfiguration(argument: vsock) } catch { throw UsageError("\(error)") }
                 guard snapshotAt == nil else { throw UsageError("--vsock cannot be combined with --snapshot-at yet (its host connections are not saved)") }
-            }
-            guard ConsoleMode(argument: console) != nil else {
-                throw UsageError("--console must be stdio, none or file:PATH, not '\(console)'")
             }
             guard (snapshotAt == nil) == (snapshotTo == nil) else {
                 throw UsageError("--snapshot-at and --snapshot-to go together")
@@ -166,7 +163,7 @@ extension Skiff {
                 commandLine: KernelCommandLine.compose(base: cmdline, append: append, profile: profile))
             try vm.apply(to: &configuration)
             confinement.apply(to: &configuration)
-            configuration.console = ConsoleMode(argument: console)!
+            configuration.console = console
             configuration.compatibility = profile
             configuration.host = host
             configuration.vsock = try vsock.map { argument throws(MachineError) in try VsockConfiguration(argument: argument) }

@@ -16,10 +16,10 @@ extension Skiff {
             another CPU, or by another snapshot format.
             """,
             options: [
-                .value("console", valueName: "stdio|none|file:PATH", default: "stdio", help: "Where the serial console goes."),
+                .console,
                 .repeating("override", valueName: "DEVICE=BACKEND",
                            help: "A host backend in place of the saved one: vdX=PATH (disk image), ethN=TAP or vsock=PATH (Unix socket); repeatable."),
-                .value("timeout", valueName: "seconds", help: "Stop the VM after this many seconds (exit status 124)."),
+                .timeout,
                 .value("hostname", valueName: "name", help: "This clone's hostname (a guest saved at ready sets it before running the command)."),
                 .flag("timings", help: "Print the restore time and time to each boot marker."),
                 .flag("verbose", short: "v", help: "Log VMM details."),
@@ -28,7 +28,7 @@ extension Skiff {
             trailing: .afterTerminator(name: "command", help: "The command the guest's init runs (after \"--\")."))
 
         var directory: String
-        var console = "stdio"
+        var console: ConsoleMode
         var override: [String]
         var timeout: Double?
         var hostname: String?
@@ -39,7 +39,7 @@ extension Skiff {
 
         init(_ arguments: ParsedArguments) throws(UsageError) {
             directory = arguments.positionals[0]
-            console = arguments.string("console") ?? console
+            console = try arguments.console()
             override = arguments.strings("override")
             timeout = try arguments.double("timeout")
             hostname = arguments.string("hostname")
@@ -52,16 +52,13 @@ extension Skiff {
                     throw UsageError("--hostname must be 1 to 64 bytes")
                 }
             }
-            guard ConsoleMode(argument: console) != nil else {
-                throw UsageError("--console must be stdio, none or file:PATH, not '\(console)'")
-            }
         }
 
         func run() throws {
             let logger = makeLogger(verbosity: verbose)
             let snapshot = try SnapshotFiles.load(directory, on: HostKind.detect())
             var configuration = try MachineConfiguration.restoring(snapshot, overrides: override)
-            configuration.console = ConsoleMode(argument: console)!
+            configuration.console = console
             configuration.timeout = timeout
             confinement.apply(to: &configuration)
             configuration.handoverPayload = GuestHandover.command(command, hostname: hostname)

@@ -12,7 +12,7 @@ import Testing
         #expect(boot.kernel == "/k" && boot.initrd == "/i" && boot.append == "quiet")
         #expect(boot.vm.memory == 256 && boot.vm.cpus == 2 && boot.vm.compatibilityMode == CompatibilityMode.none)
         #expect(boot.vm.timings && boot.vm.timeout == 30 && boot.vm.verbose == 2)
-        #expect(boot.console == "file:/tmp/c")
+        #expect(boot.console == .file("/tmp/c"))
     }
 
     /// Each bad value is refused with its own reason (not just any error), and
