@@ -816,8 +816,9 @@ public final class Machine: Sendable {
         requestStop(StopPolicy.reason(for: stop, given: testimony))
     }
 
-    /// Called by each vCPU loop before its first KVM_RUN.
+    /// Called by each vCPU loop before KVM_RUN (one relaxed load once set).
     func noteEntry() {
+        guard firstEntry.load(ordering: .relaxed) == 0 else { return }
         _ = firstEntry.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
     }
 

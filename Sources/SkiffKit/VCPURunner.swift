@@ -21,12 +21,12 @@ struct VCPURunner: @unchecked Sendable {
             machine.pause.ended()
             machine.logger.debug("vCPU \(vcpu.id) stopped\(registerSummary())")
         }
-        machine.noteEntry()
         while !machine.stopped {
             if machine.pause.isRequested {
                 machine.pause.park(vcpu)
                 continue
             }
+            machine.noteEntry()
             let exit: VCPUExit
             do { exit = try vcpu.runOnce() } catch {
                 machine.requestStop(.vmmError("\(error)"))
