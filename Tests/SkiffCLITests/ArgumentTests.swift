@@ -46,6 +46,29 @@ import Testing
         #expect(message.contains(reason), "\(arguments): \(message)")
     }
 
+    @Test func parsesEveryRestoreOptionAndTheCommandAfterTheDoubleDash() throws {
+        let command = try Skiff.parse([
+            "restore", "--console", "none", "--override", "vda=/d.img", "--override", "eth0=tap1", "--timeout", "9",
+            "--hostname", "clone-1", "--timings", "-v", "--seccomp", "log", "--jail", "--jail-user", "1000:1000",
+            "/snapshots/a", "--", "sh", "-c", "--timings",
+        ])
+        let restore = try #require(command as? Skiff.Restore)
+        #expect(restore.directory == "/snapshots/a" && restore.console == ConsoleMode.none)
+        #expect(restore.override == ["vda=/d.img", "eth0=tap1"] && restore.timeout == 9 && restore.hostname == "clone-1")
+        #expect(restore.timings && restore.verbose == 1 && restore.command == ["sh", "-c", "--timings"])
+        #expect(restore.confinement.seccomp == "log" && restore.confinement.jail && restore.confinement.jailUser == "1000:1000")
+        #expect(refusal(of: ["restore"]) == "Missing expected argument '<directory>'")
+        #expect(refusal(of: ["restore", "d", "--hostname", ""]) == "--hostname must be 1 to 64 bytes")
+    }
+
+    @Test func imageCommandsParse() throws {
+        #expect(try Skiff.parse(["image", "ls"]) is Skiff.Image.List)
+        #expect(try Skiff.parse(["image", "prune"]) is Skiff.Image.Prune)
+        let remove = try #require(try Skiff.parse(["image", "rm", "abc", "def"]) as? Skiff.Image.Remove)
+        #expect(remove.ids == ["abc", "def"])
+        #expect(refusal(of: ["image", "ls", "extra"]) == "Unexpected argument 'extra'")
+    }
+
     @Test func parsesRepeatedDisksAndNetworks() throws {
         let command = try Skiff.parse([
             "boot", "--disk", "/a.img", "--disk", "/b,c.img,ro", "--net", "tap=tap0,mac=06:00:ac:10:00:02,ip=172.16.0.2/30,gw=172.16.0.1",
