@@ -88,7 +88,7 @@ public struct ImageLayout: Sendable {
         var hasher = SHA256()
         var size: Int64 = 0
         // No larger than the blob (and one byte to see it is not longer): a
-        // 1 MiB buffer for a 500-byte manifest cost 256 page faults to zero.
+        // 1 MiB buffer zeroed for a blob of a few hundred bytes is 256 page faults.
         var chunk = [UInt8](repeating: 0, count: Int(clamping: min(max(descriptor.size, 4095) + 1, 1 << 20)))
         while size <= descriptor.size {
             let count = chunk.withUnsafeMutableBytes { space in retryingInterrupts { read(fd, space.baseAddress, space.count) } }
@@ -97,8 +97,13 @@ public struct ImageLayout: Sendable {
             size += Int64(count)
             if size <= descriptor.size { chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) } }
         }
+        try check(size: size, digest: hasher.finalize(), against: descriptor)
+    }
+
+    /// A blob's size, then its SHA-256, against what its descriptor says.
+    static func check(size: Int64, digest: @autoclosure () -> String, against descriptor: Descriptor) throws(ImageError) {
         guard size == descriptor.size else { throw .sizeMismatch(blob: descriptor.digest, expected: descriptor.size, actual: size) }
-        let actual = hasher.finalize()
+        let actual = digest()
         guard "sha256:" + actual == descriptor.digest else { throw .digestMismatch(blob: descriptor.digest, actual: actual) }
     }
 
@@ -108,11 +113,7 @@ public struct ImageLayout: Sendable {
         guard descriptor.size <= Self.documentLimit else { throw .invalidLayout("\(descriptor.digest): a \(descriptor.size)-byte JSON document") }
         let path = try blobPath(descriptor)
         let bytes = try Self.readDocument(path, missing: "blob \(descriptor.digest) is missing")
-        guard bytes.count == descriptor.size else {
-            throw .sizeMismatch(blob: descriptor.digest, expected: descriptor.size, actual: Int64(bytes.count))
-        }
-        let actual = SHA256.hex(bytes)
-        guard "sha256:" + actual == descriptor.digest else { throw .digestMismatch(blob: descriptor.digest, actual: actual) }
+        try Self.check(size: Int64(bytes.count), digest: SHA256.hex(bytes), against: descriptor)
         return try Self.decode(bytes, from: path, as: type)
     }
 
