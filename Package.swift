@@ -13,6 +13,7 @@ import PackageDescription
 ///   spends milliseconds in the loader before `main`; and libstdc++ (which
 ///   the runtime is written in) statically as well: loading and relocating
 ///   libstdc++.so took about 0.3 ms of each start and 1 MiB of resident pages;
+///   Nettle (SHA-256) likewise, through Sources/skiff/link/libnettle.so;
 /// - by lld with packed relative relocations (DT_RELR, glibc 2.36 and later):
 ///   the loader reads 8 KB of them instead of 950 KB of RELA entries;
 /// - the functions a start calls laid out side by side, in the order of
@@ -42,11 +43,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        // SHA-256 for image digests and snapshot checksums (BoringSSL's, with
-        // the CPU's SHA extensions where it has them); 4.x imports only
-        // FoundationEssentials, never Foundation.
-        .package(url: "https://github.com/apple/swift-crypto", "4.0.0"..<"5.0.0"),
     ],
     targets: [
         // <linux/kvm.h> and fixed-arity ioctl wrappers; nothing else is C.
@@ -68,53 +64,45 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM", "Host", "Hypervisor", "Memory"]),
         // libarchive linked, for the tests that write archives (apt install libarchive-dev).
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // Nettle's SHA-256 for image digests, snapshot checksums and cache keys
+        // (apt install nettle-dev); linked statically into the executables.
+        .systemLibrary(name: "CNettle", providers: [.apt(["nettle-dev"])]),
         // libarchive loaded with dlopen on first use (it pulls in libxml2 and ICU,
         // which `skiff` must not load at every start); declarations from its headers.
         .target(name: "CArchiveLazy"),
         // OCI images: layout and docker-save input, digests, layers applied into a root tree.
-        .target(name: "Images", dependencies: ["CArchiveLazy", "Host", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Images", dependencies: ["CArchiveLazy", "CNettle", "Host", "JSON"]),
+        // JSON read strictly and written stably, and Codable over it: what the
+        // executables use instead of FoundationEssentials' coders.
+        .target(name: "JSON"),
         // Pure device models: they see guest memory and interrupt lines only.
         .target(name: "Devices", dependencies: ["Host", "Memory", "CSystem"]),
         // x86_64 Linux boot structures and loaders.
         .target(name: "Boot", dependencies: ["Memory"]),
         // Assembles a machine, runs it, times it.
-        .target(name: "SkiffKit", dependencies: [
-            "KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "SkiffKit", dependencies: ["KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM"]),
         // `skiff run`: image → root disk (cached) → run spec → a machine,
         // restored from the image's ready snapshot or booted and saved.
-        .target(name: "Container", dependencies: [
-            "SkiffKit", "Images", "Host", "Boot", "Devices",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Boot", "Devices", "JSON"]),
         // Command-line interface (a library so that tests can parse arguments).
-        .target(name: "SkiffCLI", dependencies: [
-            "SkiffKit", "Container", "Host", "Seccomp",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "SkiffCLI", dependencies: ["SkiffKit", "Container", "CSystem", "Host", "Seccomp", "JSON"]),
         .executableTarget(name: "skiff", dependencies: ["SkiffCLI"], exclude: ["start-path.order", "link"],
                           linkerSettings: leanExecutable),
         // VM against container (runc/crun) and QEMU: spawns runtimes, writes JSON
         // and SVG with Foundation, so it lives outside the `skiff` executable,
         // whose start it measures; `skiff bench` runs `skiff-bench`.
-        .target(name: "Bench", dependencies: [
-            "SkiffKit", "Container", "Host", "Images",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "Bench", dependencies: ["SkiffKit", "Container", "Host", "Images"]),
         .executableTarget(name: "skiff-bench", dependencies: [
             "Bench", "SkiffCLI", "SkiffKit", "Host",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
-        .target(name: "OCIRuntime", dependencies: [
-            "SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(name: "OCIRuntime", dependencies: ["SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp", "JSON"]),
         .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"], linkerSettings: leanExecutable),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
@@ -140,6 +128,7 @@ if Context.environment["SKIFF_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-image-layout", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/image-layout", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-docker-archive", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/docker-archive", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-layer", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/layer", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-json", dependencies: ["JSON", "Images"], path: "Fuzz/json", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-kernel", dependencies: ["Boot", "Memory"], path: "Fuzz/kernel", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-snapshot", dependencies: ["SkiffKit", "Devices", "Images", "Memory"], path: "Fuzz/snapshot", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-virtio", dependencies: ["Devices", "Memory"], path: "Fuzz/virtio", swiftSettings: fuzzSettings),

@@ -29,9 +29,11 @@ done
 [ -f /usr/include/libelf.h ] || need_pkgs+=(libelf-dev)
 command -v cpio >/dev/null || need_pkgs+=(cpio)   # the tests pack a foreign initramfs with it
 [ -f /usr/include/openssl/ssl.h ] || need_pkgs+=(libssl-dev)
-# Skiff itself links libarchive (image layers) and runs mkfs.ext4 (root disks);
-# the device tests make ext4 images (debugfs) and a netns with a TAP (ip).
+# Skiff itself links libarchive (image layers) and Nettle (SHA-256) and runs
+# mkfs.ext4 (root disks); the device tests make ext4 images (debugfs) and a
+# netns with a TAP (ip).
 [ -f /usr/include/archive.h ] || need_pkgs+=(libarchive-dev)
+[ -f /usr/include/nettle/sha2.h ] || need_pkgs+=(nettle-dev)
 [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || need_pkgs+=(e2fsprogs)
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /usr/bin/ip ] || need_pkgs+=(iproute2)
 # `skiff bench` compares against real OCI runtimes (crun, or runc where crun

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [--time SECONDS] [--merge] [TARGET...]
 #
 # Targets (Fuzz/<name>, seeds in Fuzz/corpus/<name>): kernel, virtio,
-# snapshot, image-layout, docker-archive, layer (Swift, built by SwiftPM with
+# snapshot, image-layout, docker-archive, layer, json (Swift, built by SwiftPM with
 # --sanitize fuzzer --sanitize address into .build/fuzz) and run-spec (the
 # guest init's C parser, clang -fsanitize=fuzzer,address). Each runs for
 # SECONDS (default 30) on a copy of its seeds; new inputs stay in
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all=(kernel virtio snapshot image-layout docker-archive layer run-spec)
+all=(kernel virtio snapshot image-layout docker-archive layer json run-spec)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 out=.build/fuzz
@@ -37,7 +37,7 @@ products=()
 for target in "${targets[@]}"; do
   case "$target" in
     run-spec) ;;
-    kernel|virtio|snapshot|image-layout|docker-archive|layer) products+=("fuzz-$target") ;;
+    kernel|virtio|snapshot|image-layout|docker-archive|layer|json) products+=("fuzz-$target") ;;
     *) echo "fuzz.sh: no target '$target' (${all[*]})" >&2; exit 64 ;;
   esac
 done

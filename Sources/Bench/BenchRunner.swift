@@ -3,7 +3,6 @@ import SkiffKit
 import Foundation
 import Glibc
 import Images
-import Logging
 
 /// `skiff bench`: the same image and argv started as a microVM (`skiff run`,
 /// a fresh process each time) and as a container (crun or runc over an OCI

@@ -151,7 +151,10 @@ public enum X86Boot {
             try memory.write(bytes: mpTable.bytes, at: X86Layout.ebda)
             try memory.write(bytes: GDT.bytes, at: X86Layout.gdt)
             try memory.fill(0, at: X86Layout.idt, length: 8)
-            for page in PageTables.build() { try memory.write(bytes: page.bytes, at: page.address) }
+            let ramTop = memory.layout.filter { $0.guestAddress < 1 << 32 }.map { $0.guestAddress + UInt64($0.size) }.max() ?? 0
+            for page in PageTables.build(gibibytes: PageTables.gibibytes(coveringRAMUpTo: ramTop)) {
+                try memory.write(bytes: page.bytes, at: page.address)
+            }
         }
 
         var instructionPointer = entry

@@ -10,7 +10,7 @@ public enum X86Layout {
     public static let stackTop: UInt64 = 0x8FF0
     public static let pml4: UInt64 = 0x9000
     public static let pdpt: UInt64 = 0xA000
-    /// Four page directories: 4 GiB identity-mapped with 2 MiB pages.
+    /// Up to four page directories: up to 4 GiB identity-mapped with 2 MiB pages.
     public static let pageDirectories: UInt64 = 0xB000
     public static let identityMappedGiB = 4
     public static let commandLine: UInt64 = 0x20000

@@ -105,3 +105,8 @@ int csystem_malloc_never_trim(void)
 {
 	return mallopt(M_TRIM_THRESHOLD, INT_MAX);
 }
+
+int csystem_malloc_one_arena(void)
+{
+	return mallopt(M_ARENA_MAX, 1);
+}

@@ -2,7 +2,6 @@ import SkiffKit
 import Devices
 import Glibc
 import Images
-import Logging
 
 /// `skiff run`: image → cached root disk → run spec → microVM → exit status.
 /// Every phase is stamped on the host clock so that `--timings` and

@@ -1,8 +1,8 @@
-import SkiffKit
-import FoundationEssentials
 import Glibc
-import Images
 import Host
+import Images
+import JSON
+import SkiffKit
 
 /// Root disks built from images, cached by the image's content address
 /// (manifest digest, or docker image ID) so that a second `skiff run` of the
@@ -24,9 +24,10 @@ public struct ImageStore: Sendable {
     /// `$SKIFF_IMAGE_DIR`, else the images directory in Skiff's cache; the
     /// unpack limit from `$SKIFF_MAX_IMAGE_SIZE` (like 10G) when set.
     public static func standard() -> ImageStore {
-        let environment = ProcessInfo.processInfo.environment
-        let limit = environment["SKIFF_MAX_IMAGE_SIZE"].flatMap(UnpackBudget.parseSize)
-        if let directory = environment["SKIFF_IMAGE_DIR"], !directory.isEmpty { return ImageStore(directory: directory, maxImageSize: limit) }
+        let limit = getenv("SKIFF_MAX_IMAGE_SIZE").flatMap { UnpackBudget.parseSize(String(cString: $0)) }
+        if let directory = getenv("SKIFF_IMAGE_DIR").map({ String(cString: $0) }), !directory.isEmpty {
+            return ImageStore(directory: directory, maxImageSize: limit)
+        }
         return ImageStore(directory: GuestArtifacts.cacheDirectory() + "/images", maxImageSize: limit)
     }
 
@@ -66,35 +67,35 @@ public struct ImageStore: Sendable {
         if let entry = load(entryDirectory) { return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: false) }
 
         let scratch = "\(directory)/.build-\(hex)-\(getpid())"
-        try? FileManager.default.removeItem(atPath: scratch)
+        removeTree(atPath: scratch)
         try makeDirectory(scratch)
         // Removed on every way out: return, error, and a shutdown signal.
         let signals = ShutdownSignals.register { _ in
-            try? FileManager.default.removeItem(atPath: scratch)
+            removeTree(atPath: scratch)
             return false
         }
         defer {
             signals.cancel()
-            try? FileManager.default.removeItem(atPath: scratch)
+            removeTree(atPath: scratch)
         }
         let result = try RootDiskBuilder.build(source, scratch: scratch, diskPath: scratch + "/rootfs.ext4", budget: budget(for: source))
-        let entry = Entry(id: source.id, source: source.reference.description, created: Date().timeIntervalSince1970,
+        let entry = Entry(id: source.id, source: source.reference.description, created: Self.now(),
                           layerCount: source.layerCount, treeBytes: result.treeBytes, diskBytes: result.diskBytes,
                           unpackSeconds: result.unpackSeconds, diskSeconds: result.diskSeconds, users: result.users)
         let finished = "\(directory)/.done-\(hex)-\(getpid())"
-        do {
-            try FileManager.default.createDirectory(atPath: finished, withIntermediateDirectories: false)
-            try FileManager.default.moveItem(atPath: scratch + "/rootfs.ext4", toPath: finished + "/rootfs.ext4")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(entry).write(to: URL(fileURLWithPath: finished + "/image.json"))
+        do throws(MachineError) {
+            guard mkdir(finished, 0o755) == 0 else { throw .system("mkdir \(finished)", errno) }
+            guard rename(scratch + "/rootfs.ext4", finished + "/rootfs.ext4") == 0 else { throw .system("rename \(scratch)/rootfs.ext4", errno) }
+            let bytes: [UInt8]
+            do { bytes = try JSONCodec.encode(entry, pretty: true) } catch { throw .invalidConfiguration("\(error)") }
+            try Self.writeNewFile(finished + "/image.json", bytes)
         } catch {
-            try? FileManager.default.removeItem(atPath: finished)
+            removeTree(atPath: finished)
             throw .invalidConfiguration("cannot store the root disk in \(directory): \(error)")
         }
         guard rename(finished, entryDirectory) == 0 else {
             let error = errno
-            try? FileManager.default.removeItem(atPath: finished)
+            removeTree(atPath: finished)
             throw .system("rename \(finished) to \(entryDirectory)", error)
         }
         return RootDisk(path: entryDirectory + "/rootfs.ext4", entry: entry, built: true)
@@ -111,19 +112,19 @@ public struct ImageStore: Sendable {
         defer { close(lock) }
         if access(tree + "/.skiff-complete", F_OK) == 0 { return tree + "/rootfs" }
         let scratch = entryDirectory + "/.tree-\(getpid())"
-        try? FileManager.default.removeItem(atPath: scratch)
+        removeTree(atPath: scratch)
         try makeDirectory(scratch)
         do {
             _ = try RootDiskBuilder.unpack(source, scratch: scratch, into: scratch + "/rootfs", budget: budget(for: source))
         } catch {
-            try? FileManager.default.removeItem(atPath: scratch)
+            removeTree(atPath: scratch)
             throw error
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [] where name != "rootfs" {
-            try? FileManager.default.removeItem(atPath: scratch + "/" + name)
+        for name in listDirectory(atPath: scratch) ?? [] where name != "rootfs" {
+            removeTree(atPath: scratch + "/" + name)
         }
-        _ = FileManager.default.createFile(atPath: scratch + "/.skiff-complete", contents: nil)
-        try? FileManager.default.removeItem(atPath: tree)
+        try Self.writeNewFile(scratch + "/.skiff-complete", [])
+        removeTree(atPath: tree)
         guard rename(scratch, tree) == 0 else { throw .system("rename \(scratch)", errno) }
         return tree + "/rootfs"
     }
@@ -134,7 +135,7 @@ public struct ImageStore: Sendable {
 
     /// Every cached image, newest first.
     public func list() -> [Entry] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let names = listDirectory(atPath: directory) ?? []
         return names.filter { !$0.hasPrefix(".") }.compactMap { load("\(directory)/\($0)") }
             .sorted { $0.created > $1.created }
     }
@@ -188,11 +189,11 @@ public struct ImageStore: Sendable {
                 report.leftovers.append("\(hex.prefix(12))/snapshots/\(name)")
             }
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+        for name in listDirectory(atPath: directory) ?? [] {
             guard Self.isOrphanedScratch(name) else { continue }
             let path = "\(directory)/\(name)"
             report.reclaimedBytes += (try? RootDiskBuilder.measure(path).allocated) ?? 0
-            try? FileManager.default.removeItem(atPath: path)
+            removeTree(atPath: path)
             report.leftovers.append(name)
         }
         return report
@@ -201,7 +202,7 @@ public struct ImageStore: Sendable {
     /// `.build-HEX-PID`, `.done-HEX-PID`, `.remove-HEX-PID` (and a snapshot's
     /// `KEY.tmp-PID`) of a PID that is gone.
     static func isOrphanedScratch(_ name: String) -> Bool {
-        guard [".build-", ".done-", ".remove-"].contains(where: { name.hasPrefix($0) }) || name.contains(".tmp-"),
+        guard [".build-", ".done-", ".remove-"].contains(where: { name.hasPrefix($0) }) || name.containsText(".tmp-"),
               let dash = name.lastIndex(of: "-"), let pid = pid_t(name[name.index(after: dash)...]), pid > 0 else { return false }
         return kill(pid, 0) != 0 && errno == ESRCH
     }
@@ -221,13 +222,28 @@ public struct ImageStore: Sendable {
         }
         let doomed = "\(directory)/.remove-\(hex)-\(getpid())"
         guard rename(entryDirectory, doomed) == 0 else { throw .system("rename \(entryDirectory)", errno) }
-        try? FileManager.default.removeItem(atPath: doomed)
+        removeTree(atPath: doomed)
     }
 
     private func load(_ entryDirectory: String) -> Entry? {
         guard access(entryDirectory + "/rootfs.ext4", R_OK) == 0,
-              let data = FileManager.default.contents(atPath: entryDirectory + "/image.json") else { return nil }
-        return try? JSONDecoder().decode(Entry.self, from: data)
+              let data = try? readRegularFile(entryDirectory + "/image.json", limit: 1 << 20) else { return nil }
+        return try? JSONCodec.decode(Entry.self, from: data)
+    }
+
+    /// Seconds since the epoch, as `Entry.created` records them.
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    /// Creates `path` (it must not exist) holding `bytes`.
+    static func writeNewFile(_ path: String, _ bytes: [UInt8]) throws(MachineError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .system("create \(path)", errno) }
+        defer { close(fd) }
+        if let error = bytes.withUnsafeBytes({ writeAll(fd, $0) }) { throw .system("write \(path)", error) }
     }
 
     private func lockFile() throws(MachineError) -> Int32 {
@@ -243,8 +259,8 @@ public struct ImageStore: Sendable {
     }
 
     private func makeDirectory(_ path: String) throws(MachineError) {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw .invalidConfiguration("cannot create \(path): \(error)")
+        guard makeDirectories(path, mode: 0o755) else {
+            throw .invalidConfiguration("cannot create \(path): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -1,5 +1,4 @@
 import SkiffKit
-import FoundationEssentials
 import Glibc
 import Host
 import Images

@@ -71,7 +71,7 @@ public enum RunSnapshots {
     public static func pruneBundleReadyGuests(in directory: String = bundleReadyGuests()) -> (removed: [String], bytes: Int64) {
         var removed: [String] = []
         var bytes: Int64 = 0
-        for name in (listDirectory(atPath: directory) ?? []).sorted() where !name.contains(".tmp-") || ImageStore.isOrphanedScratch(name) {
+        for name in (listDirectory(atPath: directory) ?? []).sorted() where !name.containsText(".tmp-") || ImageStore.isOrphanedScratch(name) {
             let path = directory + "/" + name
             bytes += (try? RootDiskBuilder.measure(path).allocated) ?? 0
             SnapshotFiles.removeTree(path)

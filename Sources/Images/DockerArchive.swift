@@ -1,7 +1,7 @@
 import CArchiveLazy
-import FoundationEssentials
 import Glibc
 import Host
+import JSON
 
 /// A `docker save` archive: `manifest.json` names the config and the layer
 /// tars inside the archive (in both the classic layout and the OCI-shaped one
@@ -33,7 +33,7 @@ public struct DockerArchive: Sendable {
         let manifestData = try members(["manifest.json"], limit: 1 << 20)["manifest.json"]
         guard let manifestData else { throw .invalidLayout("\(path): no manifest.json (is this a docker save archive?)") }
         let entries: [ManifestEntry]
-        do { entries = try JSONDecoder().decode([ManifestEntry].self, from: Data(manifestData)) } catch {
+        do { entries = try JSONCodec.decode([ManifestEntry].self, from: manifestData) } catch {
             throw .invalidLayout("\(path): manifest.json: \(error)")
         }
         guard entries.count == 1, let entry = entries.first else {
@@ -46,7 +46,7 @@ public struct DockerArchive: Sendable {
         var hasher = SHA256()
         hasher.update(configData)
         let configuration: ImageConfiguration
-        do { configuration = try JSONDecoder().decode(ImageConfiguration.self, from: Data(configData)) } catch {
+        do { configuration = try JSONCodec.decode(ImageConfiguration.self, from: configData) } catch {
             throw .invalidLayout("\(path): config \(entry.Config): \(error)")
         }
         let diffIDs = configuration.rootfs?.diff_ids ?? []

@@ -1,6 +1,6 @@
-import FoundationEssentials
 import Glibc
 import Host
+import JSON
 
 /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`), as
 /// umoci, skopeo and buildah write it. Every blob read is checked against the
@@ -11,11 +11,11 @@ public struct ImageLayout: Sendable {
 
     public init(path: String) throws(ImageError) {
         let marker = path + "/oci-layout"
-        guard let data = try? Data(readRegularFile(marker, limit: 1 << 16)) else {
+        guard let data = try? readRegularFile(marker, limit: 1 << 16) else {
             throw .unreadable(path: path, reason: "not an OCI image layout (no oci-layout file)")
         }
         struct Marker: Decodable { let imageLayoutVersion: String }
-        guard let version = try? JSONDecoder().decode(Marker.self, from: data).imageLayoutVersion, version.hasPrefix("1.") else {
+        guard let version = try? JSONCodec.decode(Marker.self, from: data).imageLayoutVersion, version.hasPrefix("1.") else {
             throw .invalidLayout("\(marker): unsupported or missing imageLayoutVersion")
         }
         self.path = path
@@ -136,7 +136,7 @@ public struct ImageLayout: Sendable {
     }
 
     static func decode<T: Decodable>(_ bytes: [UInt8], from file: String, as type: T.Type) throws(ImageError) -> T {
-        do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
+        do { return try JSONCodec.decode(type, from: bytes) } catch {
             throw .invalidLayout("\(file): \(error)")
         }
     }

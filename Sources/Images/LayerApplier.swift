@@ -267,19 +267,5 @@ public struct LayerApplier {
 /// Removes `name` in `parent` and, if it is a directory, everything in it.
 /// Never follows a symlink: a link is removed, not what it points to.
 func removeTree(_ parent: Int32, _ name: String, path: String) throws(ImageError) {
-    var info = stat()
-    guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-        if errno == ENOENT { return }
-        throw .io(path: path, operation: "stat", errno: errno)
-    }
-    if info.st_mode & S_IFMT == S_IFDIR {
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(path: path, operation: "open", errno: errno) }
-        defer { close(fd) }
-        for child in listDirectory(fd) ?? [] { try removeTree(fd, child, path: path) }
-        guard unlinkat(parent, name, AT_REMOVEDIR) == 0 else { throw .io(path: path, operation: "rmdir", errno: errno) }
-    } else {
-        guard unlinkat(parent, name, 0) == 0 else { throw .io(path: path, operation: "unlink", errno: errno) }
-    }
+    if let failure = Host.removeTree(in: parent, name) { throw .io(path: path, operation: failure.operation, errno: failure.errno) }
 }
-

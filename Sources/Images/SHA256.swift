@@ -1,16 +1,22 @@
-import Crypto
+import CNettle
 
 /// SHA-256 as Skiff uses it: streamed (a layer of any size is hashed as it is
 /// read) and rendered as 64 lowercase hex digits, the form OCI digests,
 /// snapshot checksums and cache keys are written in. The hashing is
-/// swift-crypto's (BoringSSL on Linux), not Skiff's own.
+/// Nettle's (with the CPU's SHA extensions where it has them), not Skiff's
+/// own. It replaced swift-crypto, whose Swift layer linked FoundationEssentials,
+/// Dispatch and the concurrency runtime into `skiff`: 60 more pages for the
+/// loader to relocate at every start (issue 11).
 public struct SHA256: Sendable {
-    private var hasher = Crypto.SHA256()
+    private var context = sha256_ctx()
 
-    public init() {}
+    public init() {
+        nettle_sha256_init(&context)
+    }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        hasher.update(bufferPointer: bytes)
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        nettle_sha256_update(&context, bytes.count, base.assumingMemoryBound(to: UInt8.self))
     }
 
     public mutating func update<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
@@ -19,10 +25,12 @@ public struct SHA256: Sendable {
         }
     }
 
-    /// The digest as 64 lowercase hex digits. The hasher is spent afterwards,
-    /// as the one it replaced was: start a new one for the next digest.
+    /// The digest as 64 lowercase hex digits. Nettle starts the context
+    /// afresh afterwards, so the hasher then hashes a new message.
     public mutating func finalize() -> String {
-        lowercaseHex(hasher.finalize())
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_SIZE))
+        nettle_sha256_digest(&context, digest.count, &digest)
+        return lowercaseHex(digest)
     }
 
     public static func hex<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {

@@ -1,7 +1,7 @@
 import Container
-import FoundationEssentials
 import Glibc
 import Host
+import JSON
 import Images
 import SkiffKit
 
@@ -74,7 +74,7 @@ public struct BundleConfiguration: Decodable, Sendable {
 
     public static func decode(_ bytes: [UInt8]) throws(RuntimeError) -> BundleConfiguration {
         guard bytes.count <= maximumSize else { throw .invalidBundle("config.json has \(bytes.count) bytes; at most \(maximumSize)") }
-        do { return try JSONDecoder().decode(BundleConfiguration.self, from: Data(bytes)) } catch {
+        do { return try JSONCodec.decode(BundleConfiguration.self, from: bytes) } catch {
             throw .invalidBundle("config.json: \(Self.describe(error))")
         }
     }
@@ -90,7 +90,7 @@ public struct BundleConfiguration: Decodable, Sendable {
     /// `exec --process FILE`: a runtime-spec process object alone.
     public static func decodeProcess(_ bytes: [UInt8]) throws(RuntimeError) -> Process {
         guard bytes.count <= maximumSize else { throw .invalidBundle("the process file has \(bytes.count) bytes; at most \(maximumSize)") }
-        do { return try JSONDecoder().decode(Process.self, from: Data(bytes)) } catch {
+        do { return try JSONCodec.decode(Process.self, from: bytes) } catch {
             throw .invalidBundle("the process file: \(Self.describe(error))")
         }
     }
@@ -224,16 +224,10 @@ extension BundleConfiguration {
         boundFilesAndWarnings().warnings
     }
 
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case let DecodingError.keyNotFound(key, context):
-            return "missing '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
-        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context):
-            return "wrong type at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case let DecodingError.dataCorrupted(context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        default:
-            return "\(error)"
+    static func describe(_ error: JSONError) -> String {
+        switch error.location {
+        case .offset: "not valid JSON (\(error))"
+        case .path: "\(error)"
         }
     }
 }

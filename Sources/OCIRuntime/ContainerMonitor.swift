@@ -3,7 +3,6 @@ import CSystem
 import Glibc
 import Host
 import Images
-import Logging
 import Seccomp
 import SkiffKit
 import Synchronization
@@ -63,8 +62,7 @@ enum ContainerMonitor {
         do {
             configuration = try machineConfiguration(directory: directory, terminal: consoleSocket != nil, memoryMiB: memoryMiB)
         } catch { fail("\(error)") }
-        var logger = Logger(label: "skiff-oci") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = .warning
+        let logger = Logger(label: "skiff-oci", logLevel: .warning)
         let machine: Machine
         do { machine = try ReadyGuest.machine(configuration, logger: logger, id: id, log: log) } catch { fail("\(error)") }
 

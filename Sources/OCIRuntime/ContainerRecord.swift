@@ -1,6 +1,6 @@
-import FoundationEssentials
 import Glibc
 import Host
+import JSON
 
 /// One container's state under `--root/ID`: state.json as the runtime-spec
 /// defines it (plus what runc adds: rootfs, created, owner), the monitor's
@@ -80,7 +80,7 @@ public struct ContainerStore: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw .container("container \(id) does not exist") }
         defer { close(fd) }
-        do { return try JSONDecoder().decode(ContainerRecord.self, from: Data(readToEnd(fd))) } catch {
+        do { return try JSONCodec.decode(ContainerRecord.self, from: readToEnd(fd)) } catch {
             throw .container("container \(id): state.json is damaged: \(error)")
         }
     }
@@ -99,10 +99,8 @@ public struct ContainerStore: Sendable {
     }
 
     public func save(_ record: ContainerRecord) throws(RuntimeError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let bytes: [UInt8]
-        do { bytes = Array(try encoder.encode(record)) } catch { throw .system("encoding state.json: \(error)") }
+        do { bytes = try JSONCodec.encode(record) } catch { throw .system("encoding state.json: \(error)") }
         try Self.replace(directory(record.id) + "/state.json", with: bytes)
     }
 

@@ -1,7 +1,6 @@
 import Container
 import Glibc
 import Host
-import Logging
 import SkiffKit
 
 /// The OCI runtime's ready guest: booted once per machine shape, saved while

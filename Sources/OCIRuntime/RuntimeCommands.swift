@@ -1,6 +1,5 @@
 import Container
 import CSystem
-import FoundationEssentials
 import Glibc
 import Host
 import Images
@@ -125,7 +124,7 @@ public enum RuntimeCommands {
             try ContainerStore.replace(directory + "/spec", with: GuestRunSpec.encode(spec, rootDevice: "/dev/vda", rootSize: UInt64(disk.st_size) & ~511,
                                                                                        files: binds.files))
             var record = ContainerRecord(id: id, status: "creating", pid: 0, bundle: bundle, rootfs: rootfs,
-                                         created: Date().formatted(.iso8601), annotations: config.annotations)
+                                         created: rfc3339Now(nanoseconds: true), annotations: config.annotations)
             record.cgroupPath = cgroupPath
             try store.save(record)
             var monitorOptions = ["--memory", "\(memoryMiB)"]

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import Host
 
@@ -22,7 +21,7 @@ public struct RuntimeLog: Sendable {
     func write(_ level: String, _ message: String, toStandardError: Bool = true) {
         if toStandardError { writeErrorLine("skiff-oci: \(level == "error" ? "" : level + ": ")\(message)") }
         guard let path, !path.isEmpty else { return }
-        let time = Date().formatted(.iso8601)
+        let time = rfc3339Now()
         let entry: String
         if json {
             entry = "{\"level\":\"\(level)\",\"msg\":\(Self.quoted(message)),\"time\":\"\(time)\"}\n"

@@ -1,5 +1,4 @@
 import Glibc
-import Logging
 import Host
 import SkiffKit
 
@@ -207,7 +206,7 @@ func finish(_ report: MachineReport, logger: Logger) throws -> Never {
 /// The logger every command writes to: standard error, info by default,
 /// debug with one -v, trace with two.
 public func makeLogger(verbosity: Int) -> Logger {
-    var logger = Logger(label: "skiff") { label in StreamLogHandler.standardError(label: label) }
+    var logger = Logger(label: "skiff")
     logger.logLevel = verbosity >= 2 ? .trace : verbosity == 1 ? .debug : .info
     return logger
 }

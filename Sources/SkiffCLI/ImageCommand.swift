@@ -1,5 +1,4 @@
 import Container
-import FoundationEssentials
 import Glibc
 import SkiffKit
 

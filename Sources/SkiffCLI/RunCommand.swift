@@ -1,7 +1,7 @@
 import Container
-import FoundationEssentials
 import Glibc
 import Host
+import JSON
 import Images
 import SkiffKit
 
@@ -121,9 +121,7 @@ extension Skiff {
             let machine = report.machine
             if vm.timings { printRunTimings(report) }
             if let reportFD {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                let bytes = Array(try encoder.encode(RunPhases(report)))
+                let bytes = try JSONCodec.encode(RunPhases(report))
                 _ = bytes.withUnsafeBytes { writeAll(reportFD, $0) }
             }
             let started = machine.timeline.first(.workloadStarted) != nil

@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 import Host
 import SkiffKit
@@ -143,6 +144,23 @@ public enum Skiff {
 
 /// Process start, taken as early as `main` runs, for `--timings`.
 nonisolated(unsafe) public var skiffStartTime: UInt64 = 0
+
+extension Skiff {
+    /// What `main` does first: one malloc arena for every thread (the VMM's
+    /// threads, signals, vCPUs and device I/O, allocate little and rarely at
+    /// once, and each further arena cost a dozen page faults at every start),
+    /// and the process start for `--timings`: the parent's CLOCK_MONOTONIC at
+    /// spawn when it hands one over in SKIFF_SPAWNED_AT (benchmarks do, so that
+    /// what the loader and runtime cost before `main` counts), else now.
+    public static func prepareProcess() {
+        _ = csystem_malloc_one_arena()
+        let now = MonotonicClock.now()
+        skiffStartTime = now
+        guard let text = getenv("SKIFF_SPAWNED_AT").map({ String(cString: $0) }), let spawned = UInt64(text),
+              spawned <= now, now - spawned < 60_000_000_000 else { return }
+        skiffStartTime = spawned
+    }
+}
 
 extension Skiff {
     /// `skiff bench`: runs `skiff-bench` (built and installed beside `skiff`)

@@ -5,7 +5,6 @@ import Glibc
 import Host
 import Hypervisor
 import KVM
-import Logging
 import Memory
 import Seccomp
 import Synchronization
@@ -244,7 +243,10 @@ public final class Machine: Sendable {
         let loop: EventLoop
         let devices: [(name: String, device: any SnapshotDevice)]
         let cpuids: [[CPUIDEntry]]
-        let provenance: [String: String]
+        /// What a snapshot records it was booted from (its provenance), kept
+        /// as plain fields: a dictionary built at every start cost 40 µs.
+        let kernel: String
+        let commandLine: String
         /// ttyS2, whose receive side carries `ContainerControl` messages.
         let errorLine: Serial16550
     }
@@ -351,7 +353,6 @@ public final class Machine: Sendable {
         var signalsConfined: ShutdownSignals.Confining?
         if config.seccomp != .off {
             if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
-            tzset() // the log's time zone is read now, not by a confined thread
             signalsConfined = ShutdownSignals.startConfining { [self] in confine(.signals) }
         }
         defer { signalsConfined?.wait() }
@@ -468,10 +469,9 @@ public final class Machine: Sendable {
             logger.debug("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
         }
         running.withLock {
-            $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids, provenance: [
-                "kernel": config.restore?.state.provenance["kernel"] ?? config.kernelPath,
-                "cmdline": config.restore?.state.provenance["cmdline"] ?? commandLine,
-            ], errorLine: errorLine)
+            $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids,
+                         kernel: config.restore?.state.provenance["kernel"] ?? config.kernelPath,
+                         commandLine: config.restore?.state.provenance["cmdline"] ?? commandLine, errorLine: errorLine)
         }
         defer { running.withLock { $0 = nil } }
         // A guest saved while it waited for its hand-over gets this run's
@@ -762,8 +762,7 @@ public final class Machine: Sendable {
                                vsock: configuration.vsock),
                 machineState: machineState, vcpus: vcpus,
                 devices: running.devices.map { ($0.name, $0.device.saveState()) })
-            state.provenance = running.provenance
-            state.provenance["marker"] = String(request.marker)
+            state.provenance = ["kernel": running.kernel, "cmdline": running.commandLine, "marker": String(request.marker)]
             (written, memoryBytes) = try SnapshotFiles.write(state, memory: running.memory, to: request.directory)
         } catch {
             failure = "\(error)"

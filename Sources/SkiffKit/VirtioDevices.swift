@@ -1,6 +1,5 @@
 import Devices
 import Hypervisor
-import Logging
 import Memory
 
 /// The machine's virtio-mmio devices: where each sits, its IRQ, the eventfds

@@ -97,6 +97,20 @@ import Testing
         #expect(pages.count == 2 + X86Layout.identityMappedGiB)
     }
 
+    /// A small guest gets one page directory; RAM up to the 4 GiB hole, all four.
+    @Test func pageTablesCoverTheRAMBelowFourGiB() {
+        #expect(PageTables.gibibytes(coveringRAMUpTo: 32 << 20) == 1)
+        #expect(PageTables.gibibytes(coveringRAMUpTo: 1 << 30) == 1)
+        #expect(PageTables.gibibytes(coveringRAMUpTo: (1 << 30) + 4096) == 2)
+        #expect(PageTables.gibibytes(coveringRAMUpTo: 3 << 30) == 3)
+        #expect(PageTables.gibibytes(coveringRAMUpTo: 1 << 32) == 4)
+        let pages = PageTables.build(gibibytes: 1)
+        #expect(pages.count == 3)
+        #expect(u64(pages[1].bytes, 0) == X86Layout.pageDirectories | 3)
+        #expect(u64(pages[1].bytes, 8) == 0, "no second page directory")
+        #expect(u64(pages[2].bytes, 511 * 8) == 511 << 21 | 0x83)
+    }
+
     @Test func trampolineReportsThenJumps() {
         let code = X86Boot.trampoline(port: 0x440, code: 0x10, jumpTo: 0x100_0000)
         let expected: [UInt8] = [0xB0, 0x10, 0x66, 0xBA, 0x40, 0x04, 0xEE, 0x48, 0xB8,

@@ -1,5 +1,4 @@
 import Glibc
-import Logging
 import Testing
 @testable import SkiffKit
 

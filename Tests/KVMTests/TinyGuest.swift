@@ -1,7 +1,6 @@
 import Boot
 import Devices
 import Glibc
-import Logging
 import Memory
 import Synchronization
 @testable import KVM

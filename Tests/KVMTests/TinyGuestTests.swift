@@ -1,7 +1,6 @@
 import Boot
 import Devices
 import Glibc
-import Logging
 import Synchronization
 import Testing
 @testable import KVM

@@ -122,14 +122,14 @@ import TestSupport
         }
         let process = #""user": {"uid": 0, "gid": 0}, "cwd": "/""#
         #expect(reason("not json").contains("not valid JSON"))
-        #expect(reason(#"{"process": {}}"#).contains("missing 'ociVersion'"))
+        #expect(reason(#"{"process": {}}"#).contains("$.ociVersion: missing"))
         #expect(reason(#"{"ociVersion": "1"}"#).contains("no process"))
         #expect(reason(#"{"ociVersion": "1", "process": {\#(process), "args": []}}"#).contains("process.args is empty"))
         #expect(reason(#"{"ociVersion": "1", "process": {"user": {"uid": 0, "gid": 0}, "cwd": "rel", "args": ["x"]}}"#).contains("not absolute"))
         #expect(reason(#"{"ociVersion": "1", "process": {\#(process), "args": ["x"], "env": ["NOEQUALS"]}}"#).contains("has no '='"))
-        #expect(reason(#"{"ociVersion": "1", "process": {\#(process), "args": ["x\u0000y"]}}"#).contains("NUL"))
-        #expect(reason(#"{"ociVersion": "1", "process": {"user": {"uid": -1, "gid": 0}, "cwd": "/", "args": ["x"]}}"#).hasPrefix("invalid bundle: config.json"), "a negative uid (Foundation calls it invalid JSON)")
-        #expect(reason(#"{"ociVersion": "1", "process": {"user": {"uid": "root", "gid": 0}, "cwd": "/", "args": ["x"]}}"#).contains("wrong type at 'process.user.uid'"))
+        #expect(reason(#"{"ociVersion": "1", "process": {\#(process), "args": ["x\u0000y"]}}"#).contains("U+0000"))
+        #expect(reason(#"{"ociVersion": "1", "process": {"user": {"uid": -1, "gid": 0}, "cwd": "/", "args": ["x"]}}"#).contains("$.process.user.uid: -1 does not fit in UInt32"))
+        #expect(reason(#"{"ociVersion": "1", "process": {"user": {"uid": "root", "gid": 0}, "cwd": "/", "args": ["x"]}}"#).contains("$.process.user.uid: expected an integer, found a string"))
         #expect(reason(#"{"ociVersion": "1", "hostname": "\#(String(repeating: "h", count: 65))", "process": {\#(process), "args": ["x"]}}"#).contains("64 bytes"))
         #expect(throws: RuntimeError.self) { try BundleConfiguration.decode([UInt8](repeating: 0x20, count: BundleConfiguration.maximumSize + 1)) }
     }

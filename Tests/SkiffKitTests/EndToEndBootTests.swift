@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Testing
 import TestSupport
 @testable import SkiffKit

@@ -1,6 +1,5 @@
 import Devices
 import Hypervisor
-import Logging
 import Memory
 import Synchronization
 import Testing

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Hypervisor
-import Logging
 import Testing
 @testable import SkiffKit
 

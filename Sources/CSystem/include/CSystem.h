@@ -44,6 +44,9 @@ int csystem_accept_nonblocking(int listener);
 /// again (<malloc.h>, which Glibc's module does not export). 1 on success.
 int csystem_malloc_never_trim(void);
 
+/// mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena. 1 on success.
+int csystem_malloc_one_arena(void);
+
 /// A new pseudo-terminal: its master and its slave, both close-on-exec. 0 or -1.
 int csystem_open_pty(int *master, int *slave);
 
