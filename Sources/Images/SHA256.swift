@@ -4,9 +4,9 @@ import CNettle
 /// read) and rendered as 64 lowercase hex digits, the form OCI digests,
 /// snapshot checksums and cache keys are written in. The hashing is
 /// Nettle's (with the CPU's SHA extensions where it has them), not Skiff's
-/// own. It replaced swift-crypto, whose Swift layer linked FoundationEssentials,
-/// Dispatch and the concurrency runtime into `skiff`: 60 more pages for the
-/// loader to relocate at every start (issue 11).
+/// own. It replaced swift-crypto, whose Swift layer imports FoundationEssentials
+/// and so linked it into `skiff`, with Dispatch and the concurrency runtime
+/// behind it: pages the loader relocates at every start (issue 11).
 public struct SHA256: Sendable {
     private var context = sha256_ctx()
 

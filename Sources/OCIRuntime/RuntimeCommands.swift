@@ -2,6 +2,7 @@ import Container
 import CSystem
 import Glibc
 import Host
+import JSON
 import Images
 import SkiffKit
 
@@ -312,17 +313,17 @@ public enum RuntimeCommands {
 
     /// The runtime-spec state, as runc prints it (the monitor's start time is ours alone).
     static func stateJSON(_ record: ContainerRecord) -> String {
-        var fields = [
-            "\"ociVersion\": \(RuntimeLog.quoted(record.ociVersion))", "\"id\": \(RuntimeLog.quoted(record.id))",
-            "\"pid\": \(record.status == "stopped" ? 0 : record.pid)", "\"status\": \(RuntimeLog.quoted(record.status))",
-            "\"bundle\": \(RuntimeLog.quoted(record.bundle))", "\"rootfs\": \(RuntimeLog.quoted(record.rootfs))",
-            "\"created\": \(RuntimeLog.quoted(record.created))", "\"owner\": \(RuntimeLog.quoted(record.owner))",
+        var fields: [String: JSONValue] = [
+            "ociVersion": .string(record.ociVersion), "id": .string(record.id),
+            "pid": .number(String(record.status == "stopped" ? 0 : record.pid)), "status": .string(record.status),
+            "bundle": .string(record.bundle), "rootfs": .string(record.rootfs),
+            "created": .string(record.created), "owner": .string(record.owner),
         ]
         if let annotations = record.annotations, !annotations.isEmpty {
-            let items = annotations.keys.sorted().map { "    \(RuntimeLog.quoted($0)): \(RuntimeLog.quoted(annotations[$0]!))" }
-            fields.append("\"annotations\": {\n" + items.joined(separator: ",\n") + "\n  }")
+            fields["annotations"] = .object(annotations.mapValues { .string($0) })
         }
-        return "{\n  " + fields.joined(separator: ",\n  ") + "\n}"
+        // JSONWriter's pretty form ends with a newline; print adds its own.
+        return String(decoding: JSONWriter.write(.object(fields), pretty: true).dropLast(), as: UTF8.self)
     }
 
     static func signal(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {

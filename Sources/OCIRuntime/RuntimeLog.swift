@@ -1,5 +1,6 @@
 import Glibc
 import Host
+import JSON
 
 /// `--log FILE --log-format json|text`: conmon and containerd's shim read the
 /// last `error` entry of the log when a command fails, so every failure is
@@ -36,21 +37,7 @@ public struct RuntimeLog: Sendable {
 
     /// A JSON string literal.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        String(decoding: JSONWriter.write(.string(text)), as: UTF8.self)
     }
 }
 
