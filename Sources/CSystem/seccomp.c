@@ -116,3 +116,13 @@ long csystem_syscall3(long number, long a, long b, long c)
 {
     return syscall(number, a, b, c);
 }
+
+int csystem_pidfd_open(int pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int csystem_pidfd_send_signal(int pidfd, int signal)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}

@@ -353,12 +353,29 @@ public enum RuntimeCommands {
         if record.status == "running" && !force {
             throw .container("cannot delete container \(id) that is running; stop it first or use --force")
         }
-        if record.status != "stopped" && ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) {
-            kill(record.pid, SIGKILL)
-            for _ in 0..<1000 where ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) { usleep(10_000) }
-        }
+        if record.status != "stopped" { killMonitor(record) }
         if let path = record.cgroupPath { (try? ControlGroup(path: path, limits: .init()))?.remove() }
         store.remove(id)
+    }
+
+    /// Kills the container's monitor (and with it the VM) if it still runs,
+    /// and waits up to 10 s for it to be gone. Through a pidfd: it is checked
+    /// to be the monitor after it was opened, so the signal cannot reach a
+    /// process that reused the PID, and the wait ends when the monitor does.
+    /// Kernels before 5.3 have no pidfd: a signal by PID and a 10 ms poll.
+    static func killMonitor(_ record: ContainerRecord) {
+        let pidfd = csystem_pidfd_open(record.pid)
+        guard pidfd >= 0 else {
+            guard ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) else { return }
+            kill(record.pid, SIGKILL)
+            for _ in 0..<1000 where ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime) { usleep(10_000) }
+            return
+        }
+        defer { close(pidfd) }
+        guard ContainerRecord.isAlive(pid: record.pid, startTime: record.monitorStartTime),
+              csystem_pidfd_send_signal(pidfd, SIGKILL) == 0 else { return }
+        var exit = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        _ = retryingInterrupts { poll(&exit, 1, 10_000) }
     }
 
     static func processes(_ line: RuntimeCommandLine, store: ContainerStore) throws(RuntimeError) {

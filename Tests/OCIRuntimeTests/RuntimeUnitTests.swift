@@ -265,3 +265,40 @@ import TestSupport
         #expect(throws: AgentFrame.Reader.Problem.unknownKind(0x7A)) { try unknown.next() }
     }
 }
+
+@Suite struct MonitorKillTests {
+    func sleeper() throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        process.arguments = ["60"]
+        try process.run()
+        return process
+    }
+
+    func record(_ pid: Int32, startTime: UInt64?) -> ContainerRecord {
+        var record = ContainerRecord(id: "c", status: "running", pid: pid, bundle: "/b", rootfs: "/b/rootfs", created: "", annotations: nil)
+        record.monitorStartTime = startTime
+        return record
+    }
+
+    /// `delete --force` kills the monitor and returns once it is gone, not
+    /// after a polling interval; a process that only has the monitor's PID
+    /// (its start time differs) is left alone.
+    @Test func theMonitorIsKilledAndWaitedForButAnImpostorIsNot() throws {
+        let impostor = try sleeper()
+        defer { kill(impostor.processIdentifier, SIGKILL); impostor.waitUntilExit() }
+        let started = ContainerRecord.processStartTime(impostor.processIdentifier)
+        try #require(started != nil)
+        RuntimeCommands.killMonitor(record(impostor.processIdentifier, startTime: started! + 1))
+        #expect(impostor.isRunning, "a process that reused the monitor's PID is not signalled")
+
+        let monitor = try sleeper()
+        let clock = ContinuousClock()
+        let elapsed = clock.measure {
+            RuntimeCommands.killMonitor(record(monitor.processIdentifier, startTime: ContainerRecord.processStartTime(monitor.processIdentifier)))
+        }
+        monitor.waitUntilExit()
+        #expect(monitor.terminationReason == .uncaughtSignal && monitor.terminationStatus == SIGKILL)
+        #expect(elapsed < .seconds(5), "killMonitor returned after \(elapsed)")
+    }
+}

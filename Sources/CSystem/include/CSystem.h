@@ -101,4 +101,11 @@ int csystem_drop_privileges(unsigned int uid, unsigned int gid);
 /// syscall(2) with three arguments, for tests that make one exact call.
 long csystem_syscall3(long number, long a, long b, long c);
 
+/// pidfd_open(pid, 0): a file descriptor that refers to the process `pid`
+/// is now, whatever later reuses the number (Linux 5.3). The fd, or -1.
+int csystem_pidfd_open(int pid);
+
+/// pidfd_send_signal(pidfd, signal, NULL, 0). 0 or -1.
+int csystem_pidfd_send_signal(int pidfd, int signal);
+
 #endif
