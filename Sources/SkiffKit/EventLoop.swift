@@ -21,10 +21,10 @@ final class EventLoop: Sendable {
     private let cpuTime = Atomic<UInt64>(0)
 
     init() throws(MachineError) {
-        wake = try EventFD()
-        pauseRequest = try EventFD()
-        paused = try EventFD(blocking: true)
-        unpaused = try EventFD(blocking: true)
+        wake = try EventFD.make()
+        pauseRequest = try EventFD.make()
+        paused = try EventFD.make(blocking: true)
+        unpaused = try EventFD.make(blocking: true)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .system("epoll_create1", errno) }
         try add(wake.fd, events: UInt32(EPOLLIN.rawValue))
@@ -116,75 +116,5 @@ final class EventLoop: Sendable {
         var usage = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &usage)
         cpuTime.store(UInt64(usage.tv_sec) * 1_000_000_000 + UInt64(usage.tv_nsec), ordering: .relaxed)
-    }
-}
-
-/// An eventfd: a counter the kernel (KVM's ioeventfd, irqfd) and threads signal through.
-final class EventFD: Sendable {
-    let fd: Int32
-
-    /// `blocking`: `wait()` sleeps until signalled. `semaphore`: each
-    /// `wait()` takes one from the counter instead of all of it.
-    init(blocking: Bool = false, semaphore: Bool = false) throws(MachineError) {
-        fd = eventfd(0, Int32(EFD_CLOEXEC) | (blocking ? 0 : Int32(EFD_NONBLOCK)) | (semaphore ? Int32(EFD_SEMAPHORE) : 0))
-        guard fd >= 0 else { throw .system("eventfd", errno) }
-    }
-
-    deinit { close(fd) }
-
-    func signal(_ count: UInt64 = 1) {
-        var value = count
-        _ = retryingInterrupts { write(fd, &value, 8) }
-    }
-
-    /// Blocks (on a blocking eventfd) until signalled; returns what it took.
-    @discardableResult
-    func wait() -> UInt64 {
-        var value: UInt64 = 0
-        return retryingInterrupts { read(fd, &value, 8) } == 8 ? value : 0
-    }
-
-    /// Waits (on a non-blocking eventfd) until signalled or `timeoutMilliseconds`
-    /// passed, then resets the counter; returns whether it had been signalled.
-    func wait(timeoutMilliseconds: Int32) -> Bool {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard retryingInterrupts({ poll(&entry, 1, timeoutMilliseconds) }) == 1 else { return false }
-        return drain()
-    }
-
-    /// Resets the counter; returns whether it had been signalled.
-    @discardableResult
-    func drain() -> Bool {
-        var value: UInt64 = 0
-        return read(fd, &value, 8) == 8
-    }
-}
-
-/// A one-shot CLOCK_MONOTONIC timer as a file descriptor, for the event loop:
-/// the machine's `--timeout` without a thread polling the clock.
-final class TimerFD: Sendable {
-    let fd: Int32
-
-    /// Fires once, `seconds` from now.
-    init(seconds: Double) throws(MachineError) {
-        fd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_CLOEXEC | TFD_NONBLOCK))
-        guard fd >= 0 else { throw .system("timerfd_create", errno) }
-        var spec = itimerspec()
-        let whole = seconds.rounded(.down)
-        spec.it_value.tv_sec = Int(whole)
-        spec.it_value.tv_nsec = max(1, Int((seconds - whole) * 1e9)) // all zero would disarm it
-        guard timerfd_settime(fd, 0, &spec, nil) == 0 else {
-            let error = errno
-            close(fd)
-            throw .system("timerfd_settime", error)
-        }
-    }
-
-    deinit { close(fd) }
-
-    /// Reads the expiration count, so that a level-triggered loop stops reporting it.
-    func acknowledge() {
-        var expirations: UInt64 = 0
-        _ = read(fd, &expirations, 8)
     }
 }

@@ -49,7 +49,7 @@ final class InputRelay: Sendable {
         self.loop = loop
         let isTerminal = style == .interactive && isatty(fd) == 1
         escapes = isTerminal && escape
-        drained = try EventFD()
+        drained = try EventFD.make()
         if isTerminal { TerminalMode.enterRaw() }
     }
 

@@ -262,8 +262,8 @@ public final class Machine: Sendable {
         self.openHypervisor = hypervisor
         self.pause = try PauseGate()
         self.handoverPayload = Mutex(configuration.handoverPayload)
-        self.heldRelease = try EventFD(blocking: true)
-        self.coordinatorWake = try EventFD(blocking: true)
+        self.heldRelease = try EventFD.make(blocking: true)
+        self.coordinatorWake = try EventFD.make(blocking: true)
         self.markers = BootMarkerDevice(clock: MonotonicClock.now) { [logger] event in
             logger.debug("boot marker", metadata: ["phase": "\(event.phase?.label ?? "code \(event.code)")"])
         }
@@ -441,7 +441,7 @@ public final class Machine: Sendable {
         // overlap the rest of the setup; each then waits for the start gate,
         // which opens once every thread of the VMM is confined. If the setup
         // fails before that, they see the stop, and end.
-        let startGate = try EventFD(blocking: true, semaphore: true)
+        let startGate = try EventFD.make(blocking: true, semaphore: true)
         var threads: [NativeThread] = []
         var gateOpened = false
         defer {
@@ -504,7 +504,7 @@ public final class Machine: Sendable {
         defer { resizes?.cancel() }
         // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
-            let timer = try TimerFD(seconds: seconds)
+            let timer = try TimerFD.make(seconds: seconds)
             try loop.register(timer.fd) { [weak self] in
                 timer.acknowledge()
                 self?.requestStop(.timeout(seconds: seconds))

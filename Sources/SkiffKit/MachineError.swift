@@ -52,3 +52,17 @@ func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError
         }
     }
 }
+
+/// Host's eventfds and timerfds as the machine's setup makes them: a failure
+/// is a `MachineError.system`, like every other system call's there.
+extension EventFD {
+    static func make(blocking: Bool = false, semaphore: Bool = false) throws(MachineError) -> EventFD {
+        do { return try EventFD(blocking: blocking, semaphore: semaphore) } catch { throw .system(error.operation, error.errno) }
+    }
+}
+
+extension TimerFD {
+    static func make(seconds: Double) throws(MachineError) -> TimerFD {
+        do { return try TimerFD(seconds: seconds) } catch { throw .system(error.operation, error.errno) }
+    }
+}

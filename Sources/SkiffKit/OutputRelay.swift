@@ -20,7 +20,7 @@ final class OutputRelay: Sendable {
 
     init(fd: Int32, loop: EventLoop) throws(MachineError) {
         self.fd = fd
-        wake = try EventFD()
+        wake = try EventFD.make()
         let wake = self.wake
         try loop.register(wake.fd) { [weak self] in
             wake.drain()

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Hypervisor
 import Synchronization
 
@@ -23,8 +24,8 @@ final class PauseGate: Sendable {
     private let changed: EventFD
 
     init() throws(MachineError) {
-        release = try EventFD(blocking: true, semaphore: true)
-        changed = try EventFD(blocking: true)
+        release = try EventFD.make(blocking: true, semaphore: true)
+        changed = try EventFD.make(blocking: true)
     }
 
     /// Checked by each vCPU loop on every exit (no lock).

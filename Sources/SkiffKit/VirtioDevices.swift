@@ -1,4 +1,5 @@
 import Devices
+import Host
 import Hypervisor
 import Memory
 
@@ -142,7 +143,7 @@ final class VirtioDevices {
         let irq = Self.firstIRQ + UInt32(slot)
 
         let trigger: any InterruptTrigger
-        let interruptFD = try EventFD()
+        let interruptFD = try EventFD.make()
         do {
             try vm.attachInterruptEventFD(interruptFD.fd, line: irq)
             eventFDs.append(interruptFD)
@@ -159,7 +160,7 @@ final class VirtioDevices {
             throw .invalidConfiguration("\(error)")
         }
         for queue in 0..<transport.queueCount {
-            let notifyFD = try EventFD()
+            let notifyFD = try EventFD.make()
             do {
                 try vm.attachMMIOWriteEventFD(notifyFD.fd, address: base + 0x50, length: 4, value: UInt64(queue))
             } catch {

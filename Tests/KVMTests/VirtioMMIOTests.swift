@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Host
 import Memory
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Synchronization
 import Testing
 @testable import SkiffKit
