@@ -50,8 +50,8 @@ let package = Package(
         // Host interfaces Glibc does not export (getrandom, TUN/TAP, epoll, eventfd).
         .target(name: "CSystem"),
         // System calls as Skiff uses them: the one EINTR retry, transfers of
-        // exact lengths, reading to the end, waiting for a child, eventfds,
-        // timerfds, removing a tree.
+        // exact lengths, reading to the end, waiting for a child, threads,
+        // eventfds, timerfds, removing a tree.
         .target(name: "Host", dependencies: ["CSystem"]),
         // seccomp-BPF: allow lists compiled to BPF, installed per thread, and
         // the SIGSYS reporter. The VMM's lists live in SkiffKit (VMMSeccompPolicy).

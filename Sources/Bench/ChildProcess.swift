@@ -46,7 +46,7 @@ final class ChildProcess: Sendable {
         self.pid = pid
         guard captureOutput else { output.withLock { $0.closed = true }; return }
         let readEnd = fds[0]
-        let reader = try NativeThread { [self] in
+        let reader = try NativeThread.start { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = buffer.withUnsafeMutableBytes { space in retryingInterrupts { read(readEnd, space.baseAddress!, space.count) } }

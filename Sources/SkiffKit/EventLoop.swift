@@ -81,7 +81,7 @@ final class EventLoop: Sendable {
 
     /// Starts the loop thread; `prepare` runs on it first (the seccomp list).
     func start(prepare: @escaping @Sendable () -> Void = {}) throws(MachineError) {
-        let started = try NativeThread { [self] in
+        let started = try NativeThread.start { [self] in
             prepare()
             run()
         }

@@ -454,7 +454,7 @@ public final class Machine: Sendable {
         for vcpu in created {
             let runner = VCPURunner(vcpu: vcpu, memory: memory, ports: portBus, mmio: mmioBus, machine: self)
             do {
-                threads.append(try NativeThread { [self] in
+                threads.append(try NativeThread.start { [self] in
                     confine(.vcpu)
                     startGate.wait()
                     runner.run()
@@ -521,7 +521,7 @@ public final class Machine: Sendable {
         }
         defer { signals.cancel() }
         if config.snapshot != nil || config.holdAtReady != nil {
-            let thread = try NativeThread { [self] in
+            let thread = try NativeThread.start { [self] in
                 confine(.coordinator)
                 coordinate()
             }

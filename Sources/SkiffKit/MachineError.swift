@@ -53,8 +53,14 @@ func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError
     }
 }
 
-/// Host's eventfds and timerfds as the machine's setup makes them: a failure
-/// is a `MachineError.system`, like every other system call's there.
+/// Host's threads, eventfds and timerfds as the machine's setup makes them: a
+/// failure is a `MachineError.system`, like every other system call's there.
+extension NativeThread {
+    public static func start(_ body: @escaping @Sendable () -> Void) throws(MachineError) -> NativeThread {
+        do { return try NativeThread(body) } catch { throw .system(error.operation, error.errno) }
+    }
+}
+
 extension EventFD {
     static func make(blocking: Bool = false, semaphore: Bool = false) throws(MachineError) -> EventFD {
         do { return try EventFD(blocking: blocking, semaphore: semaphore) } catch { throw .system(error.operation, error.errno) }

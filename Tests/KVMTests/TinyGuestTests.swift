@@ -1,6 +1,7 @@
 import Boot
 import Devices
 import Glibc
+import Host
 import Synchronization
 import Testing
 @testable import KVM

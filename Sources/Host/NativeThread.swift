@@ -9,10 +9,10 @@ public struct NativeThread: Sendable {
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
 
-    let handle: pthread_t
+    public let handle: pthread_t
 
     /// Starts `body` on a new thread with an 8 MiB stack.
-    public init(_ body: @escaping @Sendable () -> Void) throws(MachineError) {
+    public init(_ body: @escaping @Sendable () -> Void) throws(SystemCallError) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -26,7 +26,7 @@ public struct NativeThread: Sendable {
         }, context)
         guard result == 0 else {
             Unmanaged<Body>.fromOpaque(context).release()
-            throw MachineError.system("pthread_create", result)
+            throw SystemCallError("pthread_create", result)
         }
         self.handle = handle
     }
