@@ -233,8 +233,7 @@ public struct ImageStore: Sendable {
 
     /// Seconds since the epoch, as `Entry.created` records them.
     static func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
+        let time = WallClock.now()
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// A UTC time as RFC 3339 text, as runc writes it: `2026-12-01T05:30:12Z`
 /// in log lines, and with nanoseconds (trailing zeros dropped, as Go's
@@ -22,7 +23,5 @@ func rfc3339(_ time: timespec, nanoseconds: Bool = false) -> String {
 }
 
 func rfc3339Now(nanoseconds: Bool = false) -> String {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return rfc3339(now, nanoseconds: nanoseconds)
+    rfc3339(WallClock.now(), nanoseconds: nanoseconds)
 }

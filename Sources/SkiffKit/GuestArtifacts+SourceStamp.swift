@@ -44,8 +44,7 @@ struct SourceStamp: Equatable {
     /// Records `key` with this stamp (atomically, by rename), unless a file
     /// is too new to trust its times. A failure to write only costs a hash.
     func record(_ key: String, at path: String) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        let now = WallClock.now()
         guard newest < now.tv_sec - 1 else { return }
         let text = ([key] + lines).joined(separator: "\n") + "\n"
         let temporary = path + ".tmp-\(getpid())"

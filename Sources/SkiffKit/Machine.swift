@@ -726,8 +726,7 @@ public final class Machine: Sendable {
         _ = seed.withUnsafeMutableBytes { space in
             transferAll(space.count) { done in getrandom(space.baseAddress! + done, space.count - done, 0) }
         }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        let now = WallClock.now()
         let delivery = HandoverMailbox.Delivery(realtimeSeconds: Int64(now.tv_sec), realtimeNanoseconds: UInt32(now.tv_nsec), seed: seed)
         let payload = handoverPayload.withLock { $0 }
         handoverOffset.withLock { offset in

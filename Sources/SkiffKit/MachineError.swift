@@ -53,22 +53,27 @@ func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError
     }
 }
 
-/// Host's threads, eventfds and timerfds as the machine's setup makes them: a
-/// failure is a `MachineError.system`, like every other system call's there.
+extension MachineError {
+    /// A Host system call's failure, as every other system call's in the
+    /// machine's setup is reported.
+    init(_ error: SystemCallError) { self = .system(error.operation, error.errno) }
+}
+
+/// Host's threads, eventfds and timerfds as the machine's setup makes them.
 extension NativeThread {
     public static func start(_ body: @escaping @Sendable () -> Void) throws(MachineError) -> NativeThread {
-        do { return try NativeThread(body) } catch { throw .system(error.operation, error.errno) }
+        do { return try NativeThread(body) } catch { throw MachineError(error) }
     }
 }
 
 extension EventFD {
     static func make(blocking: Bool = false, semaphore: Bool = false) throws(MachineError) -> EventFD {
-        do { return try EventFD(blocking: blocking, semaphore: semaphore) } catch { throw .system(error.operation, error.errno) }
+        do { return try EventFD(blocking: blocking, semaphore: semaphore) } catch { throw MachineError(error) }
     }
 }
 
 extension TimerFD {
     static func make(seconds: Double) throws(MachineError) -> TimerFD {
-        do { return try TimerFD(seconds: seconds) } catch { throw .system(error.operation, error.errno) }
+        do { return try TimerFD(seconds: seconds) } catch { throw MachineError(error) }
     }
 }
