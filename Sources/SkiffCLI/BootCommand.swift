@@ -222,6 +222,7 @@ func printTimings(_ report: MachineReport, before: [(String, UInt64)] = [], note
         return "  " + label.padding(30) + format3(ms).leftPad(12) + " ms"
     }
     var lines = ["skiff: timings (ms since skiff started)"]
+    if skiffMainTime > timeline.start { lines.append(row("main entered", skiffMainTime)) }
     for (label, time) in before { lines.append(row(label, time)) }
     lines.append(row("machine setup started", timeline.machineStart))
     lines.append(row("KVM VM created", timeline.vmCreated))

@@ -144,6 +144,10 @@ public enum Skiff {
 
 /// Process start, taken as early as `main` runs, for `--timings`.
 nonisolated(unsafe) public var skiffStartTime: UInt64 = 0
+/// When `main` ran; later than `skiffStartTime` when a spawner handed its
+/// spawn time over, and the difference is what the loader and the Swift
+/// runtime cost before `main` (`--timings` shows it).
+nonisolated(unsafe) public var skiffMainTime: UInt64 = 0
 
 extension Skiff {
     /// What `main` does first: one malloc arena for every thread (the VMM's
@@ -156,6 +160,7 @@ extension Skiff {
         _ = csystem_malloc_one_arena()
         let now = MonotonicClock.now()
         skiffStartTime = now
+        skiffMainTime = now
         guard let text = getenv("SKIFF_SPAWNED_AT").map({ String(cString: $0) }), let spawned = UInt64(text),
               spawned <= now, now - spawned < 60_000_000_000 else { return }
         skiffStartTime = spawned
