@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The VMM's own start, measured against its floor and a peer (issue 11):
 #   skiff boot --kernel tiny.elf --memory 32 --console none     (release build)
-#   bench/start/kvm-floor.c: the same KVM objects in ~60 lines of C
+#   bench/start/kvm-floor.c: the same KVM objects and exit in ~60 lines of C
 #   qemu-system-x86_64 -M microvm on the same tiny guest (where installed)
 # Runs alternate (skiff, C, QEMU, skiff, ...), RUNS each after one untimed
 # warm-up. Each run is spawned by bench/start/measure.c, which hands its
@@ -103,9 +103,10 @@ for name in commands:
     row["stopped_ms"], row["teardown_ms"] = median(name, "stopped_ms"), median(name, "teardown_ms")
     row["main_ms"] = median(name, "main_ms")
 print(f"skiff's main ran {summary['skiff']['main_ms']:.2f} ms after its spawn (the loader and the Swift runtime)")
-# Most of every wall is the kernel destroying the VM at exit (SRCU grace
-# periods, which come in whole timer ticks): the walls fall into modes some
-# 4 ms apart, and a median moves by a mode between runs of this benchmark.
+# Most of every wall is the exit: turning the PIT's tick reinjection off and
+# destroying the VM wait for SRCU grace periods, which end on timer ticks
+# (docs/vm-teardown.md): the walls fall into modes some 4 ms apart, and a
+# median moves by a mode between runs of this benchmark.
 print(f"\n{'':14}{'spawn→VM stopped':>17}{'after':>10}   (wall = both; after: the exit, mostly the kernel destroying the VM)")
 for name in ("skiff", "C floor"):
     row = summary[name]

@@ -19,6 +19,17 @@ public protocol VirtualMachineHandle: Sendable {
     func setSystemPages() throws(HypervisorError)
     /// The in-kernel interrupt controllers (x86: PIC, I/O APIC, PIT) and per-vCPU LAPICs.
     func createInterruptController() throws(HypervisorError)
+    /// x86: the in-kernel PIT stops re-delivering timer ticks the guest
+    /// missed. The VMM calls it once the guest has stopped, just before the
+    /// VM is destroyed: with reinjection on, destroying the VM removes the
+    /// PIT's interrupt-acknowledge and mask notifiers, and waits for a normal
+    /// SRCU grace period right after an expedited one, which with the PIT's
+    /// I/O devices' own waits took 20–30 ms on the nested host; this call
+    /// waits for one grace period (about 13 ms) and the destruction then for
+    /// almost nothing (docs/vm-teardown.md has the kernel stacks and figures).
+    /// Not while a vCPU runs: the call holds the PIT's lock throughout, and
+    /// vCPU 0 takes it whenever it moves to another host CPU.
+    func disableTimerReinjection() throws(HypervisorError)
     func setInterruptLine(_ line: UInt32, high: Bool) throws(HypervisorError)
     /// Raises `line` (edge) whenever `eventFD` is signalled, without the VMM.
     func attachInterruptEventFD(_ eventFD: Int32, line: UInt32) throws(HypervisorError)

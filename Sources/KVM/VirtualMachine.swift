@@ -50,6 +50,13 @@ public final class VirtualMachine: VirtualMachineHandle {
         try syscallRetrying("KVM_CREATE_PIT2") { ckvm_ioctl_pointer(fd, CKVM_CREATE_PIT2, &pit) }
     }
 
+    /// KVM_REINJECT_CONTROL with pit_reinject 0 (the protocol's comment says why and when).
+    public func disableTimerReinjection() throws(KVMError) {
+        var control = kvm_reinject_control()
+        control.pit_reinject = 0
+        try syscallRetrying("KVM_REINJECT_CONTROL") { ckvm_ioctl_pointer(fd, CKVM_REINJECT_CONTROL, &control) }
+    }
+
     /// Drives an interrupt line of the in-kernel IRQ chip (GSI `line`) high or low.
     public func setInterruptLine(_ line: UInt32, high: Bool) throws(KVMError) {
         var level = kvm_irq_level()

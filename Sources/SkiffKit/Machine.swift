@@ -553,6 +553,12 @@ public final class Machine: Sendable {
         console.flush()
         timeline.stopped = MonotonicClock.now()
         TerminalMode.restore()
+        // The guest is gone and the VM is destroyed next: without the PIT's
+        // reinjection notifier, the destruction waits for no normal SRCU
+        // grace period (VirtualMachineHandle.disableTimerReinjection).
+        do { try vm.disableTimerReinjection() } catch {
+            logger.debug("the PIT's tick reinjection stays on", metadata: ["error": "\(error)"])
+        }
         timeline.markers = markers.events
         let firstOutputTime = firstOutput.load(ordering: .relaxed)
         timeline.firstOutput = firstOutputTime == 0 ? nil : firstOutputTime

@@ -152,6 +152,8 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_poll), "waiting, a second at most, for the signal thread to install its list (ShutdownSignals.startConfining)"),
         SeccompRule(Int(SYS_close), "teardown"),
         SeccompRule(Int(SYS_getrusage), "the report's CPU time"),
+        SeccompRule(Int(SYS_ioctl), "the PIT's tick reinjection off before the VM is destroyed (KVM_REINJECT_CONTROL)",
+                    when: .oneOf(argument: 1, [UInt32(truncatingIfNeeded: CKVM_REINJECT_CONTROL)])),
         SeccompRule(Int(SYS_epoll_ctl), "stopping the stdin relay"),
         SeccompRule(Int(SYS_fsync), "the --console file on the way out"),
         SeccompRule(Int(SYS_rt_sigaction), "dying by a container's signal (the OCI monitor)"),

@@ -2,6 +2,7 @@ import Boot
 import Devices
 import Glibc
 import Host
+import Hypervisor
 import Synchronization
 import Testing
 @testable import KVM
@@ -9,6 +10,20 @@ import Testing
 
 @Suite(.enabled(if: kvmAvailable, "needs /dev/kvm"), .serialized)
 struct TinyGuestTests {
+    /// The request the machine makes before its VM is destroyed reaches
+    /// KVM as meant: the PIT's reinjection goes off (and a second time there
+    /// is nothing left to do), and a VM without a PIT answers ENXIO.
+    @Test func timerReinjectionTurnsOffWhereThereIsAPIT() throws {
+        let withPIT = try TinyGuest(irqchip: true)
+        try withPIT.vm.disableTimerReinjection()
+        try withPIT.vm.disableTimerReinjection()
+        let withoutPIT = try TinyGuest(irqchip: false)
+        #expect { try withoutPIT.vm.disableTimerReinjection() } throws: { error in
+            guard let error = error as? HypervisorError else { return false }
+            return error.operation == "KVM_REINJECT_CONTROL" && error.errno == ENXIO
+        }
+    }
+
     @Test func realModePortIOAndHalt() throws {
         let guest = try TinyGuest()
         try guest.enterRealMode(at: 0x1000, code: [

@@ -1,8 +1,11 @@
 // The floor for a VMM's start: the same KVM objects Skiff creates for a tiny
 // guest (a VM with the in-kernel irqchip and PIT, 32 MiB of guest memory, one
 // vCPU), then the guest runs `mov al, 0xfe; out 0x64, al` in real mode and the
-// program exits at that port write. No device models, no threads, no checks
-// beyond what a correct program needs: what a VMM cannot go below.
+// program exits at that port write, after turning the PIT's tick reinjection
+// off as Skiff does once its guest stopped (destroying the VM then waits for
+// no normal SRCU grace period: docs/vm-teardown.md). No device models, no
+// threads, no checks beyond what a correct program needs: what a VMM cannot
+// go below.
 // Prints first_instruction_ns=T (CLOCK_MONOTONIC at the guest's first exit).
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -52,6 +55,8 @@ int main(void) {
             struct timespec t;
             clock_gettime(CLOCK_MONOTONIC, &t);
             printf("first_instruction_ns=%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+            struct kvm_reinject_control off = { .pit_reinject = 0 };
+            if (ioctl(vm, KVM_REINJECT_CONTROL, &off) < 0) die("KVM_REINJECT_CONTROL");
             return 0;
         }
         if (run->exit_reason != KVM_EXIT_IO) { fprintf(stderr, "unexpected exit %u\n", run->exit_reason); return 1; }
