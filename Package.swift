@@ -22,12 +22,19 @@ import PackageDescription
 ///   one of them sits in. Names it lists that no longer exist are ignored;
 /// - exporting only what the shared libraries need: the loader searches the
 ///   executable's dynamic symbols for every symbol the libraries bind, and
-///   5,000 exported Swift symbols cost 400 KiB of mapped tables.
+///   5,000 exported Swift symbols cost 400 KiB of mapped tables;
+/// - with full RELRO (`-z now`): libc's functions are bound at load and the
+///   GOT is then read-only, so a write through a guest-controlled pointer
+///   cannot redirect them (what Rust's defaults give Firecracker). No cost
+///   measured: 40 alternated starts, first instruction 3.66 ms without,
+///   3.69 with, on a noisy hour.
 let leanExecutable: [LinkerSetting] = [.unsafeFlags([
     "-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims",
     // libstdc++ statically too, through Sources/skiff/link/libstdc++.so (a linker script).
     "-L\(Context.packageDirectory)/Sources/skiff/link",
     "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+    // Full RELRO: every symbol bound at load, then the GOT read-only.
+    "-Xlinker", "-z", "-Xlinker", "now",
     "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/skiff/start-path.order",
     "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
 ])]
