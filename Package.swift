@@ -126,6 +126,19 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+/// Generic type metadata reached through accessor calls rather than mangled
+/// names: by default the compiler refers to a concrete generic type (an
+/// `[UInt8]`'s storage, an `Optional<StopReason>`) by its mangled name, and
+/// the runtime demangles that name the first time the type is used: about
+/// 0.6 ms of CPU per `skiff boot` went to swift_getTypeByMangledName, a good
+/// part of it before the first guest instruction (perf, 150 starts; the
+/// accessors cost 18 KB of code). Every code target, the executables' and
+/// the libraries' alike.
+let directMetadataAccess: SwiftSetting = .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])
+for target in package.targets where target.type != .system && target.type != .test {
+    target.swiftSettings = (target.swiftSettings ?? []) + [directMetadataAccess]
+}
+
 // Coverage-guided fuzz targets (libFuzzer), only when asked for: they are
 // built with `--sanitize fuzzer --sanitize address` by scripts/fuzz.sh,
 // which sets SKIFF_FUZZ=1 and a build directory of their own.
