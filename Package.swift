@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "SkiffKit", dependencies: ["KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM"]),
         // `skiff run`: image → root disk (cached) → run spec → a machine,
         // restored from the image's ready snapshot or booted and saved.
-        .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Boot", "Devices", "JSON"]),
+        .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Boot", "Devices", "JSON", "CSystem"]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: ["SkiffKit", "Container", "CSystem", "Host", "Seccomp", "JSON"]),
         .executableTarget(name: "skiff", dependencies: ["SkiffCLI"], exclude: ["start-path.order", "link"],

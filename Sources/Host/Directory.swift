@@ -7,20 +7,27 @@ public func listDirectory(_ fd: Int32) -> [String]? {
     guard copy >= 0 else { return nil }
     guard let stream = fdopendir(copy) else { close(copy); return nil }
     defer { closedir(stream) }
-    var names: [String] = []
-    while let entry = readdir(stream) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
+    return names(in: stream)
 }
 
 /// The names in the directory at `path`; nil if it cannot be read.
 public func listDirectory(atPath path: String) -> [String]? {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    return listDirectory(fd)
+    // The stream owns this descriptor (no copy to make, as for a caller's).
+    guard let stream = fdopendir(fd) else { close(fd); return nil }
+    defer { closedir(stream) }
+    return names(in: stream)
+}
+
+/// Every name a directory stream yields but "." and "..".
+private func names(in stream: OpaquePointer) -> [String] {
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
 
 /// `mkdir -p`: `path` and its missing parents, each made with `mode`.

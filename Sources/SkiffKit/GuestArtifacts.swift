@@ -58,16 +58,20 @@ public struct GuestArtifacts: Sendable, Equatable {
     }
 
     /// The inputs' paths relative to the repository, in the script's order.
+    /// Each directory is listed once (two suffixes share each).
     static func sourceFiles(repository: String) -> [String]? {
         var files: [String] = []
+        var listings: [String: [String]] = [:]
         for (directory, suffix) in sourceInputs {
             if suffix.hasPrefix("/") {
                 files.append(directory + suffix)
                 continue
             }
-            guard let listed = listDirectory(atPath: repository + "/" + directory) else { return nil }
-            let names = listed.filter { $0.hasSuffix(suffix) && !$0.hasPrefix(".") }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            files += names.map { directory + "/" + $0 }
+            if listings[directory] == nil {
+                guard let listed = listDirectory(atPath: repository + "/" + directory) else { return nil }
+                listings[directory] = listed.filter { !$0.hasPrefix(".") }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            }
+            files += listings[directory]!.filter { $0.hasSuffix(suffix) }.map { directory + "/" + $0 }
         }
         return files
     }

@@ -147,7 +147,21 @@ import TestSupport
         vary { $0.vsock = VsockConfiguration(guestCID: 3, path: "v.sock") }
         let keys = variants.map { RunSnapshots.key(for: $0, imageID: "sha256:a") } + [RunSnapshots.key(for: base, imageID: "sha256:b")]
         #expect(Set(keys + [key]).count == keys.count + 1, "every change is another snapshot")
-        #expect(RunSnapshots.hostCPUSignature().contains("vendor_id"))
+        // The host CPU: the same on every call (whichever CPU runs it), and
+        // naming what /proc/cpuinfo names (the vendor; family, model and
+        // stepping in leaf 1's eax).
+        let signature = RunSnapshots.hostCPUSignature()
+        #expect((0..<8).allSatisfy { _ in RunSnapshots.hostCPUSignature() == signature })
+        let cpuinfo = RunSnapshots.cpuinfoSignature()
+        #if arch(x86_64)
+        let vendor = cpuinfo.split(separator: "\n").first { $0.hasPrefix("vendor_id") }.map { String($0.split(separator: " ").last ?? "") }
+        #expect(vendor != nil && signature.hasPrefix(vendor! + " 1.0:"), "\(signature) / \(cpuinfo)")
+        let leaf1 = signature.split(separator: " ").first { $0.hasPrefix("1.0:") }.flatMap { UInt32($0.dropFirst(4).split(separator: ",")[0], radix: 16) }
+        let family = leaf1.map { ($0 >> 8) & 0xF == 0xF ? (($0 >> 8) & 0xF) + (($0 >> 20) & 0xFF) : ($0 >> 8) & 0xF }
+        #expect(family.map { cpuinfo.contains("cpu family\t: \($0)\n") } == true, "\(signature) / \(cpuinfo)")
+        #else
+        #expect(signature == cpuinfo)
+        #endif
         // What the run-time spec carries (argv, env, ...) is not in the key: one snapshot serves every run.
         var run = base
         run.handoverPayload = [1, 2, 3]

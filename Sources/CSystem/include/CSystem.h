@@ -77,6 +77,18 @@ const char *csystem_syscall_name(long number);
 /// "fork", "socket", "open") from the calling thread.
 int csystem_seccomp_probe(const char *call);
 
+/// CPUID `leaf`/`subleaf` as the host CPU (or the hypervisor beneath this
+/// host) answers it to user space: eax, ebx, ecx, edx in `out`. Zeros where
+/// there is no CPUID instruction (arm64).
+static inline void csystem_cpuid(unsigned int leaf, unsigned int subleaf, unsigned int out[4]) {
+#if defined(__x86_64__)
+    __asm__ volatile("cpuid" : "=a"(out[0]), "=b"(out[1]), "=c"(out[2]), "=d"(out[3]) : "a"(leaf), "c"(subleaf));
+#else
+    (void)leaf; (void)subleaf;
+    out[0] = out[1] = out[2] = out[3] = 0;
+#endif
+}
+
 /// The real-time signal that wakes Skiff's signal-waiting thread for work
 /// of its own (SIGRTMIN + 2; KVM's vCPU kick is SIGRTMIN + 1).
 static inline int csystem_wake_signal(void) { return SIGRTMIN + 2; }
