@@ -350,18 +350,22 @@ public final class Machine: Sendable {
         // The signal thread confines itself while this one sets the machine
         // up (a signal's handler needs no more during setup than while the
         // guest runs); it must be done before the guest's first instruction.
+        // It asks the hypervisor for its CPUID table first (EarlyAnswer):
+        // needed only when the vCPUs are set up, and slow to build.
+        let supportedCPUID = try EarlyAnswer { () throws(HypervisorError) in try system.supportedCPUID() }
         var signalsConfined: ShutdownSignals.Confining?
         if config.seccomp != .off {
             if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
-            signalsConfined = ShutdownSignals.startConfining { [self] in confine(.signals) }
+            signalsConfined = ShutdownSignals.startConfining { [self] in
+                supportedCPUID.offer()
+                confine(.signals)
+            }
         }
         defer { signalsConfined?.wait() }
         let vm: any VirtualMachineHandle
-        let supportedCPUID: [CPUIDEntry]
         do {
             vm = try system.createVirtualMachine()
             timeline.vmCreated = MonotonicClock.now()
-            supportedCPUID = try system.supportedCPUID()
             try vm.map(memory)
             try vm.setSystemPages()
             try vm.createInterruptController()
@@ -414,8 +418,10 @@ public final class Machine: Sendable {
         ] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
 
         // vCPUs: configured for the boot protocol, or given their saved state.
+        let supported: [CPUIDEntry]
+        do { supported = try supportedCPUID.answer() } catch { throw .kvm(error) }
         let cpuids = (0..<config.cpus).map { id in
-            X86CPUSetup.cpuid(supportedCPUID, vcpu: id, of: config.cpus, hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures,
+            X86CPUSetup.cpuid(supported, vcpu: id, of: config.cpus, hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures,
                               hiddenFeatures: config.hiddenCPUFeatures)
         }
         var created: [any VirtualCPU] = []
