@@ -27,7 +27,11 @@ import PackageDescription
 ///   GOT is then read-only, so a write through a guest-controlled pointer
 ///   cannot redirect them (what Rust's defaults give Firecracker). No cost
 ///   measured: 40 alternated starts, first instruction 3.66 ms without,
-///   3.69 with, on a noisy hour.
+///   3.69 with, on a noisy hour;
+/// - with `.rodata` read-only: Sources/skiff/link/relro.ld moves the
+///   writable `.rodata` sections Swift emits (constants holding pointers the
+///   loader relocates) into `.data.rel.ro`; lld had made all of `.rodata`
+///   (1 MB) writable because of them.
 let leanExecutable: [LinkerSetting] = [.unsafeFlags([
     "-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims",
     // libstdc++ statically too, through Sources/skiff/link/libstdc++.so (a linker script).
@@ -35,6 +39,8 @@ let leanExecutable: [LinkerSetting] = [.unsafeFlags([
     "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
     // Full RELRO: every symbol bound at load, then the GOT read-only.
     "-Xlinker", "-z", "-Xlinker", "now",
+    // The writable `.rodata` input sections Swift emits go into RELRO (the script says why).
+    "-Xlinker", "-T\(Context.packageDirectory)/Sources/skiff/link/relro.ld",
     "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/skiff/start-path.order",
     "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--no-export-dynamic",
 ])]
