@@ -117,7 +117,7 @@ let package = Package(
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem"]),
+        .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem", "TestSupport"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.

@@ -1,6 +1,7 @@
 import CSystem
 import Glibc
 import Seccomp
+import TestSupport
 import Testing
 
 /// The BPF a filter compiles to, run by the kernel: each test forks a child
@@ -172,21 +173,9 @@ extension SeccompFilterTests {
         return otherwise
     }
 
-    /// SplitMix64: the same rule sets on every run.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: [1, 2, 3, 4, 5, 9, 17, 60, 200])
     func everyNumberGetsWhatTheRulesSay(ruleCount: Int) {
-        var random = Seeded(state: UInt64(ruleCount))
+        var random = SeededGenerator(seed: UInt64(ruleCount))
         var rules: [SeccompRule] = []
         for _ in 0..<ruleCount {
             let number = Int.random(in: 0..<460, using: &random)
