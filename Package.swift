@@ -116,7 +116,7 @@ let package = Package(
         .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"], linkerSettings: leanExecutable),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
-        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem", "TestSupport"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),

@@ -24,11 +24,11 @@ public struct UnixSocketFailure: Error, Equatable {
 /// first: the vsock backend and the OCI monitor's control socket each have
 /// their own rule for that.
 public func listenOnUnixSocket(_ path: String, backlog: Int32, nonBlocking: Bool = false) -> Result<Int32, UnixSocketFailure> {
-    guard var (address, length) = unixSocketAddress(path) else { return .failure(UnixSocketFailure(errno: ENAMETOOLONG)) }
+    guard let (address, length) = unixSocketAddress(path) else { return .failure(UnixSocketFailure(errno: ENAMETOOLONG)) }
     let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
     let fd = socket(AF_UNIX, flags, 0)
     guard fd >= 0 else { return .failure(UnixSocketFailure(errno: errno)) }
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    let bound = withUnsafePointer(to: address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
     guard bound == 0, listen(fd, backlog) == 0 else {
         let error = errno
         close(fd)

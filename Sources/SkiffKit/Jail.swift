@@ -70,7 +70,7 @@ enum Jail {
         }
         var template = Array("/tmp/skiff-jail-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw .system("mkdtemp /tmp/skiff-jail-XXXXXX", errno) }
-        let root = String(cString: template)
+        let root = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let cgroup: ControlGroup
         do {
             cgroup = try ControlGroup(path: "skiff-jail-\(getpid())",

@@ -1,3 +1,4 @@
+import TestSupport
 import Testing
 @testable import JSON
 
@@ -61,7 +62,7 @@ import Testing
 
     /// Whatever the parser accepts, the writer writes back to an equal value.
     @Test func writesWhatItReadsBack() throws {
-        var generator = SplitMix(seed: 11)
+        var generator = SeededGenerator(seed: 11)
         for _ in 0..<300 {
             let value = generator.value(depth: 0)
             for pretty in [false, true] {
@@ -88,16 +89,7 @@ import Testing
 }
 
 /// Random documents, reproducible from a seed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SeededGenerator {
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 
     mutating func string() -> String {
