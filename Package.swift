@@ -5,6 +5,7 @@
 // Images → CArchiveLazy (dlopen). Container is `skiff run`'s pipeline; SkiffKit the VMM.
 // skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
 // skiff-oci → OCIRuntime → SkiffKit: the OCI runtime (runc's command line) and its monitor process.
+// skiff, skiff-oci → CProcessStart: what is settled before the Swift runtime starts.
 import PackageDescription
 
 /// How `skiff` and `skiff-oci` are linked, for a start that maps little
@@ -62,6 +63,9 @@ let package = Package(
         .target(name: "CKVM"),
         // Host interfaces Glibc does not export (getrandom, TUN/TAP, epoll, eventfd).
         .target(name: "CSystem"),
+        // Settled before the Swift runtime starts, in the executables only:
+        // its crash backtracer off (process_start.c says why).
+        .target(name: "CProcessStart"),
         // System calls as Skiff uses them: the one EINTR retry, transfers of
         // exact lengths, reading to the end, waiting for a child, threads,
         // eventfds, timerfds, removing a tree.
@@ -100,7 +104,7 @@ let package = Package(
         .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Boot", "Devices", "JSON", "CSystem"]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: ["SkiffKit", "Container", "CSystem", "Host", "Seccomp", "JSON"]),
-        .executableTarget(name: "skiff", dependencies: ["SkiffCLI"], exclude: ["start-path.order", "link"],
+        .executableTarget(name: "skiff", dependencies: ["SkiffCLI", "CProcessStart"], exclude: ["start-path.order", "link"],
                           linkerSettings: leanExecutable),
         // VM against container (runc/crun) and QEMU: spawns runtimes, writes JSON
         // and SVG with Foundation, so it lives outside the `skiff` executable,
@@ -113,7 +117,7 @@ let package = Package(
 
         // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
         .target(name: "OCIRuntime", dependencies: ["SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp", "JSON"]),
-        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime"], linkerSettings: leanExecutable),
+        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime", "CProcessStart"], linkerSettings: leanExecutable),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),

@@ -1,8 +1,11 @@
+import CProcessStart
 import Glibc
 import OCIRuntime
 
 /// `skiff-oci`: Skiff as an OCI runtime (runc's command line), for podman
 /// (`--runtime`), containerd's runc shim, or by hand.
+// The environment as given (CProcessStart added a setting for the runtime's start).
+cprocessstart_restore_environment()
 let line: RuntimeCommandLine
 do {
     line = try RuntimeCommandLine(parsing: Array(CommandLine.arguments.dropFirst()))
