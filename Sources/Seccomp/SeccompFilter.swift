@@ -205,8 +205,25 @@ public struct SeccompFilter: Sendable {
     /// Installs the filter on the calling thread (and the threads it starts
     /// later). A no-op for `.off`.
     public func install(_ mode: SeccompMode) throws(SeccompError) {
-        guard mode != .off else { return }
-        let code = program(mode)
+        try compile(mode).install()
+    }
+
+    /// The program for `mode`, ready to install on whichever thread it is
+    /// for: compiling is the part of an install that needs no kernel, so a
+    /// thread with time to spare can do it for one that has none.
+    public func compile(_ mode: SeccompMode) -> SeccompProgram {
+        SeccompProgram(code: mode == .off ? [] : program(mode))
+    }
+}
+
+/// A compiled filter (`SeccompFilter.compile`); empty for `.off`.
+public struct SeccompProgram: Sendable {
+    let code: [sock_filter]
+
+    /// Installs it on the calling thread (and the threads it starts later).
+    /// A no-op when empty (`.off`).
+    public func install() throws(SeccompError) {
+        guard !code.isEmpty else { return }
         guard code.count <= Int(BPF_MAXINSNS) else { throw .tooLong(code.count) }
         let result = code.withUnsafeBufferPointer { csystem_seccomp_install($0.baseAddress, UInt16($0.count)) }
         if result != 0 { throw .install(errno: -result) }

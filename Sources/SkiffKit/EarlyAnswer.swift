@@ -9,9 +9,11 @@ import Synchronization
 /// has not begun: at worst it does the work itself, as it would without one.
 ///
 /// The machine asks the signal thread, which has a moment free while the
-/// main thread creates the VM, for the hypervisor's supported CPUID table:
-/// the kernel executes CPUID for every leaf to build it, 0.12 ms here
-/// where each one traps to the hypervisor below.
+/// main thread creates the VM, for the hypervisor's supported CPUID table
+/// (the kernel executes CPUID for every leaf to build it, 0.12 ms here
+/// where each one traps to the hypervisor below), and then for the main
+/// thread's seccomp program, whose install is on the path to the guest's
+/// first instruction.
 final class EarlyAnswer<Value: Sendable, Failure: Error>: Sendable {
     private enum State {
         case unasked

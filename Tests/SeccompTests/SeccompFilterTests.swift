@@ -10,7 +10,9 @@ import Testing
 @Suite struct SeccompFilterTests {
     /// Runs `calls` (number, arg0, arg1, arg2) in a child under `filter`;
     /// exits 0 if every call returned, else whatever the filter did.
-    func runConfined(_ filter: SeccompFilter, _ mode: SeccompMode, _ calls: [(Int, Int, Int, Int)]) throws -> (status: Int32, stderr: String) {
+    /// With `compiled`, the child installs that through `SeccompProgram.install`.
+    func runConfined(_ filter: SeccompFilter, _ mode: SeccompMode, _ calls: [(Int, Int, Int, Int)],
+                     compiled: SeccompProgram? = nil) throws -> (status: Int32, stderr: String) {
         let program = filter.program(mode)
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)
@@ -25,8 +27,12 @@ import Testing
         if child == 0 {
             dup2(fds[1], 2)
             _ = csystem_seccomp_install_reporter()
-            let installed = program.withUnsafeBufferPointer { csystem_seccomp_install($0.baseAddress, UInt16($0.count)) }
-            if installed != 0 { _exit(100) }
+            if let compiled {
+                do { try compiled.install() } catch { _exit(100) }
+            } else {
+                let installed = program.withUnsafeBufferPointer { csystem_seccomp_install($0.baseAddress, UInt16($0.count)) }
+                if installed != 0 { _exit(100) }
+            }
             for (number, a, b, c) in calls { _ = csystem_syscall3(number, a, b, c) }
             _exit(0)
         }
@@ -55,6 +61,18 @@ import Testing
         let forbidden = try runConfined(filter, .kill, [(Int(SYS_getppid), 0, 0, 0), (Int(SYS_socket), 1, 1, 0), (Int(SYS_getppid), 0, 0, 0)])
         #expect(forbidden.status == 159)
         #expect(forbidden.stderr.contains("forbidden system call, socket (41)"), "\(forbidden.stderr)")
+    }
+
+    /// A program compiled in one place confines the thread that installs it
+    /// (the machine compiles the main thread's list on the signal thread);
+    /// compiled for `.off`, it installs nothing.
+    @Test func aProgramCompiledAheadConfinesWhoeverInstallsIt() throws {
+        let filter = SeccompFilter(rules: base + [SeccompRule(Int(SYS_getppid), "test")])
+        let compiled = filter.compile(.kill)
+        #expect(try runConfined(filter, .kill, [(Int(SYS_getppid), 0, 0, 0)], compiled: compiled).status == 0)
+        let forbidden = try runConfined(filter, .kill, [(Int(SYS_socket), 1, 1, 0)], compiled: compiled)
+        #expect(forbidden.status == 159, "\(forbidden.stderr)")
+        #expect(try runConfined(filter, .off, [(Int(SYS_socket), 1, 1, 0)], compiled: filter.compile(.off)).status == 0)
     }
 
     @Test func logModeLetsEverythingThrough() throws {
