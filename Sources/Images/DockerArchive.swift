@@ -77,7 +77,6 @@ public struct DockerArchive: Sendable {
                 let failure: Int32? = buffer.withUnsafeBytes { bytes in
                     let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
                     hasher.update(chunk)
-                    var done = 0
                     return writeAll(fd, UnsafeRawBufferPointer(chunk))
                 }
                 if let failure { throw .io(path: target, operation: "write", errno: failure) }
