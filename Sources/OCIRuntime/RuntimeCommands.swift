@@ -13,7 +13,7 @@ import SkiffKit
 /// and it exits as the container's process does. `start` releases the guest
 /// with the run spec; `kill` signals the monitor; `delete` removes it all.
 public enum RuntimeCommands {
-    public static let version = "0.1.0"
+    public static let version = SkiffVersion.number
     public static let specVersion = "1.1.0"
     /// Where state lives without `--root` (runc uses /run/runc).
     public static let defaultRoot = "/run/skiff-oci"
@@ -409,8 +409,12 @@ public enum RuntimeCommands {
     }
 
     static func currentDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        return getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "/"
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let found = buffer.withUnsafeMutableBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
+        }
+        guard found, let end = buffer.firstIndex(of: 0) else { return "/" }
+        return String(decoding: buffer[..<end], as: UTF8.self)
     }
 
     static func readSmallFile(_ path: String, limit: Int) throws(RuntimeError) -> [UInt8] {

@@ -45,6 +45,7 @@ enum HelpText {
             if let value = option.defaultValue { help += " (default:\u{1}\(value))" }
             lines += entry(option.synopsis, help)
         }
+        if path == "skiff" { lines += entry("--version", "Show the version.") }
         lines += entry("-h, --help", "Show help information.")
         if !spec.subcommands.isEmpty {
             lines += ["", "SUBCOMMANDS:"]

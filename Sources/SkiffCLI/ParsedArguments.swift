@@ -12,6 +12,9 @@ struct HelpRequest: Error {
     let path: String
 }
 
+/// `skiff --version`.
+struct VersionRequest: Error {}
+
 /// The status the process ends with, thrown from where a command knows it.
 public struct ExitStatus: Error, Equatable {
     public let code: Int32

@@ -60,6 +60,7 @@ public enum Skiff {
 
     /// The command `words` (without the program name) ask for, parsed and
     /// checked. Throws `HelpRequest` for -h, --help and `skiff help ...`,
+    /// `VersionRequest` for `skiff --version`,
     /// `Refusal` for a wrong command line.
     static func parse(_ words: [String]) throws -> any SkiffCommand { try resolve(words).command }
 
@@ -71,6 +72,7 @@ public enum Skiff {
         while node.command == nil {
             guard let word = rest.first else { throw HelpRequest(spec: node.spec, path: path) }
             if word == "-h" || word == "--help" { throw HelpRequest(spec: node.spec, path: path) }
+            if word == "--version" && path == "skiff" { throw VersionRequest() }
             if word == "help" {
                 // `skiff help image ls`: the help of the command those words name.
                 for name in rest.dropFirst() {
@@ -116,6 +118,9 @@ public enum Skiff {
             (command, path) = try resolve(words)
         } catch let help as HelpRequest {
             print(HelpText.help(help.spec, path: help.path))
+            exit(0)
+        } catch is VersionRequest {
+            print("skiff version \(SkiffVersion.number)")
             exit(0)
         } catch let refusal as Refusal {
             exitRefusing(refusal.error, spec: refusal.spec, path: refusal.path)

@@ -119,6 +119,17 @@ import Testing
         #expect(SkiffCLITests.refusal(of: ["--nope"]) == "Unknown option '--nope'")
     }
 
+    /// `skiff --version` names the version; below the root it is an unknown
+    /// option like any other, and the root's help lists it.
+    @Test func versionIsAskedForAtTheRoot() {
+        #expect(throws: VersionRequest.self) { try Skiff.parse(["--version"]) }
+        #expect(throws: VersionRequest.self) { try Skiff.parse(["--version", "boot"]) }
+        #expect(SkiffCLITests.refusal(of: ["boot", "--version"]) == "Unknown option '--version'")
+        #expect(SkiffCLITests.refusal(of: ["image", "--version"]) == "Unknown option '--version'")
+        #expect(HelpText.help(Skiff.spec, path: "skiff").contains("  --version"))
+        #expect(!HelpText.help(Skiff.Boot.spec, path: "skiff boot").contains("--version"))
+    }
+
     @Test func usageLines() {
         #expect(HelpText.usage(Skiff.Boot.spec, path: "skiff boot") == "skiff boot [<options>]")
         #expect(HelpText.usage(Skiff.Restore.spec, path: "skiff restore") == "skiff restore [<options>] <directory> [-- <command> ...]")
