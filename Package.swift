@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Host", "Memory", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem", "Host"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Container", "Images", "TestSupport"]),
     ],

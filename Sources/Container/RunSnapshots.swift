@@ -58,6 +58,51 @@ public enum RunSnapshots {
         String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
     }
 
+    /// What a ready guest records (provenance) about the files and the CPU
+    /// it was made from, so that a later save can tell whether any run can
+    /// still restore it (`removeUnrestorable`): the kernel's and initrd's
+    /// identities as the key has them, and the host CPU's signature.
+    static func inputs(for configuration: MachineConfiguration) -> [String: String] {
+        ["kernel-file": fileIdentity(configuration.kernelPath),
+         "initrd-file": configuration.initrdPath.map(fileIdentity) ?? "none",
+         "host-cpu": digest(Array(hostCPUSignature().utf8))]
+    }
+
+    /// Before a ready guest is booted to be saved as `kept` in an image
+    /// entry's `snapshotsDirectory`: removes the snapshots beside it that no run can
+    /// restore again, which would otherwise keep their memory files until
+    /// `skiff image rm`: made from a kernel or initrd since rebuilt or gone,
+    /// on another host CPU, in another format (an older skiff), or without
+    /// a record of their inputs (made before skiff kept one). Another shape
+    /// of the same image (its memory, CPUs, command line) whose inputs still
+    /// stand is kept: a run of that shape restores it. Half-written ones are
+    /// `skiff image prune`'s (a live process may be writing one). Returns the
+    /// names removed.
+    static func removeUnrestorable(in snapshotsDirectory: String, keeping kept: String, host: HostKind) -> [String] {
+        let cpu = digest(Array(hostCPUSignature().utf8))
+        var removed: [String] = []
+        for name in (listDirectory(atPath: snapshotsDirectory) ?? []).sorted() where name != kept && !name.containsText(".tmp-") {
+            let path = snapshotsDirectory + "/" + name
+            if let loaded = try? SnapshotFiles.load(path, on: host), let kernel = loaded.state.provenance["kernel-file"],
+               let initrd = loaded.state.provenance["initrd-file"], loaded.state.provenance["host-cpu"] == cpu,
+               stillIdentifies(kernel), initrd == "none" || stillIdentifies(initrd) {
+                continue
+            }
+            SnapshotFiles.removeTree(path)
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// Whether `identity` (`fileIdentity`'s "path:dev:ino:size:mtime") is
+    /// still what its path names.
+    static func stillIdentifies(_ identity: String) -> Bool {
+        var fields = identity.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count >= 5 else { return false }
+        fields.removeLast(4)
+        return fileIdentity(fields.joined(separator: ":")) == identity
+    }
+
     /// Where the OCI runtime keeps its ready guests (one per machine shape,
     /// named by `key(machineKeyLines(...))`).
     public static func bundleReadyGuests() -> String {

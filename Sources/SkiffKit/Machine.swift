@@ -124,8 +124,12 @@ public struct SnapshotRequest: Sendable, Equatable {
     /// A snapshot that cannot be written stops the machine with an error
     /// (`skiff boot`); otherwise the run carries on without one (`skiff run`'s cache).
     public var required: Bool
-    public init(marker: UInt8, directory: String, thenStop: Bool, required: Bool) {
+    /// More provenance lines for the state file, beside the kernel, command
+    /// line and marker the machine records (`skiff run` adds its inputs').
+    public var provenance: [String: String]
+    public init(marker: UInt8, directory: String, thenStop: Bool, required: Bool, provenance: [String: String] = [:]) {
         self.marker = marker; self.directory = directory; self.thenStop = thenStop; self.required = required
+        self.provenance = provenance
     }
 }
 
@@ -784,7 +788,8 @@ public final class Machine: Sendable {
                                vsock: configuration.vsock),
                 machineState: machineState, vcpus: vcpus,
                 devices: running.devices.map { ($0.name, $0.device.saveState()) })
-            state.provenance = ["kernel": running.kernel, "cmdline": running.commandLine, "marker": String(request.marker)]
+            state.provenance = request.provenance.merging(
+                ["kernel": running.kernel, "cmdline": running.commandLine, "marker": String(request.marker)]) { _, machine in machine }
             (written, memoryBytes) = try SnapshotFiles.write(state, memory: running.memory, to: request.directory)
         } catch {
             failure = "\(error)"

@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Host
 import Hypervisor
 import Testing
 import TestSupport
@@ -97,6 +98,53 @@ import TestSupport
         #expect(loadError() == "loaded")
         #expect(throws: MachineError.self) { try SnapshotFiles.checkDestination(directory) }
         #expect(throws: Never.self) { try SnapshotFiles.checkDestination(directory + "/new") }
+    }
+
+    /// After a save, `skiff run` removes the image's snapshots no run can
+    /// restore (their kernel rebuilt, another CPU, no record of their inputs,
+    /// damaged) and keeps the one just saved, another shape whose inputs
+    /// stand, and a half-written one (a live process may be writing it).
+    @Test func aSaveRemovesTheImagesSnapshotsNoRunCanRestore() throws {
+        let root = "/tmp/skiff-run-snapshots-\(getpid())"
+        let snapshots = root + "/snapshots"
+        defer { for name in listDirectory(atPath: snapshots) ?? [] { SnapshotFiles.removeTree(snapshots + "/" + name) }
+                for name in ["snapshots", "vmlinux", "vmlinux-old"] { unlink(root + "/" + name); rmdir(root + "/" + name) }
+                rmdir(root) }
+        mkdir(root, 0o700)
+        mkdir(snapshots, 0o700)
+        func writeFile(_ path: String, _ bytes: [UInt8]) {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        writeFile(root + "/vmlinux", [1, 2, 3])
+        writeFile(root + "/vmlinux-old", [1])
+        let oldIdentity = RunSnapshots.fileIdentity(root + "/vmlinux-old")
+        writeFile(root + "/vmlinux-old", [1, 2]) // rebuilt since
+        let cpu = RunSnapshots.digest(Array(RunSnapshots.hostCPUSignature().utf8))
+        func snapshot(_ name: String, _ inputs: [String: String]?, damaged: Bool = false) {
+            let directory = snapshots + "/" + name
+            mkdir(directory, 0o700)
+            var state = Self.state
+            if let inputs { state.provenance.merge(inputs) { $1 } }
+            writeFile(directory + "/state", damaged ? [0x53, 0x4b] : state.encoded())
+            writeFile(directory + "/memory", [])
+            truncate(directory + "/memory", 16 << 20)
+        }
+        let standing = ["kernel-file": RunSnapshots.fileIdentity(root + "/vmlinux"), "initrd-file": "none", "host-cpu": cpu]
+        snapshot("just-saved", nil)
+        snapshot("other-shape", standing)
+        snapshot("kernel-rebuilt", standing.merging(["kernel-file": oldIdentity]) { $1 })
+        snapshot("initrd-gone", standing.merging(["initrd-file": RunSnapshots.fileIdentity(root + "/initrd")]) { $1 })
+        snapshot("other-cpu", standing.merging(["host-cpu": "0123"]) { $1 })
+        snapshot("no-inputs", nil)
+        snapshot("damaged", standing, damaged: true)
+        snapshot("writing.tmp-1", nil)
+
+        let removed = RunSnapshots.removeUnrestorable(in: snapshots, keeping: "just-saved", host: .hardware)
+        #expect(removed == ["damaged", "initrd-gone", "kernel-rebuilt", "no-inputs", "other-cpu"])
+        #expect((listDirectory(atPath: snapshots) ?? []).sorted() == ["just-saved", "other-shape", "writing.tmp-1"])
+        #expect(RunSnapshots.inputs(for: MachineConfiguration(kernelPath: root + "/vmlinux", commandLine: "")) == standing)
     }
 
     @Test func restoringTakesTheSavedMachineWithOverrides() throws {
