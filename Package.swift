@@ -117,7 +117,7 @@ let package = Package(
 
         // Skiff as an OCI runtime: runc's command line, container state, the monitor process.
         .target(name: "OCIRuntime", dependencies: ["SkiffKit", "Container", "Images", "Host", "CSystem", "Seccomp", "JSON"]),
-        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime", "CProcessStart"], linkerSettings: leanExecutable),
+        .executableTarget(name: "skiff-oci", dependencies: ["OCIRuntime", "SkiffKit", "CProcessStart"], linkerSettings: leanExecutable),
 
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),

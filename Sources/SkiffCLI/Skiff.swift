@@ -155,14 +155,13 @@ nonisolated(unsafe) public var skiffStartTime: UInt64 = 0
 nonisolated(unsafe) public var skiffMainTime: UInt64 = 0
 
 extension Skiff {
-    /// What `main` does first: one malloc arena for every thread (the VMM's
-    /// threads, signals, vCPUs and device I/O, allocate little and rarely at
-    /// once, and each further arena cost a dozen page faults at every start),
-    /// and the process start for `--timings`: the parent's CLOCK_MONOTONIC at
-    /// spawn when it hands one over in SKIFF_SPAWNED_AT (benchmarks do, so that
-    /// what the loader and runtime cost before `main` counts), else now.
+    /// What `main` does first, before any thread exists: malloc set up
+    /// (`MallocPolicy`), and the process start for `--timings`: the parent's
+    /// CLOCK_MONOTONIC at spawn when it hands one over in SKIFF_SPAWNED_AT
+    /// (benchmarks do, so that what the loader and runtime cost before
+    /// `main` counts), else now.
     public static func prepareProcess() {
-        _ = csystem_malloc_one_arena()
+        MallocPolicy.apply()
         let now = MonotonicClock.now()
         skiffStartTime = now
         skiffMainTime = now

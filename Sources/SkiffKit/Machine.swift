@@ -322,16 +322,8 @@ public final class Machine: Sendable {
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
         try config.validate()
-        if config.seccomp != .off {
-            // glibc's malloc, the first time it shrinks a thread arena's heap,
-            // opens /proc/sys/vm/overcommit_memory (check_may_shrink_heap): a
-            // confined vCPU or device thread would die of it. Seen after a
-            // 2 MiB vsock burst in a restored VM, where no large boot-time
-            // buffer had raised the dynamic trim threshold. Heaps are never
-            // trimmed now (the VMM's allocations are mostly made at setup);
-            // whole heaps are still unmapped, and large blocks still mmap'd.
-            _ = csystem_malloc_never_trim()
-        }
+        // (malloc's heaps are never trimmed in the executables, so that a
+        // confined thread never opens a file for it: MallocPolicy.)
 
         // Guest memory, and the kernel, initrd and command line, come before
         // any hypervisor work: whatever is wrong with them costs no VM.
