@@ -47,7 +47,7 @@ public enum RunSnapshots {
             "vsock=\(configuration.vsock.map { String($0.guestCID) } ?? "none")",
             "hidden=\(configuration.hiddenCPUFeatures.joined(separator: ","))",
             "host=\(configuration.host.rawValue)",
-            "cpu=\(digest(Array(hostCPUSignature().utf8)))",
+            "cpu=\(hostCPUDigest())",
         ]
         lines += configuration.networks.map { "net=\($0.tap),\($0.mac?.description ?? "-"),\($0.address?.description ?? "-")/\($0.prefixLength),\($0.gateway?.description ?? "-")" }
         return lines
@@ -65,7 +65,7 @@ public enum RunSnapshots {
     static func inputs(for configuration: MachineConfiguration) -> [String: String] {
         ["kernel-file": fileIdentity(configuration.kernelPath),
          "initrd-file": configuration.initrdPath.map(fileIdentity) ?? "none",
-         "host-cpu": digest(Array(hostCPUSignature().utf8))]
+         "host-cpu": hostCPUDigest()]
     }
 
     /// Before a ready guest is booted to be saved as `kept` in an image
@@ -79,7 +79,7 @@ public enum RunSnapshots {
     /// `skiff image prune`'s (a live process may be writing one). Returns the
     /// names removed.
     static func removeUnrestorable(in snapshotsDirectory: String, keeping kept: String, host: HostKind) -> [String] {
-        let cpu = digest(Array(hostCPUSignature().utf8))
+        let cpu = hostCPUDigest()
         var removed: [String] = []
         for name in (listDirectory(atPath: snapshotsDirectory) ?? []).sorted() where name != kept && !name.containsText(".tmp-") {
             let path = snapshotsDirectory + "/" + name
@@ -133,6 +133,9 @@ public enum RunSnapshots {
         guard stat(path, &info) == 0 else { return path + ":missing" }
         return "\(path):\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
     }
+
+    /// The host CPU's signature as snapshots record it (its SHA-256).
+    static func hostCPUDigest() -> String { digest(Array(hostCPUSignature().utf8)) }
 
     /// The host CPU: what decides the CPUID a guest is given. On x86 the
     /// CPUID instruction's own answers (vendor; family, model and stepping;

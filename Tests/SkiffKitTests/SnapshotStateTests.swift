@@ -121,7 +121,7 @@ import TestSupport
         writeFile(root + "/vmlinux-old", [1])
         let oldIdentity = RunSnapshots.fileIdentity(root + "/vmlinux-old")
         writeFile(root + "/vmlinux-old", [1, 2]) // rebuilt since
-        let cpu = RunSnapshots.digest(Array(RunSnapshots.hostCPUSignature().utf8))
+        let cpu = RunSnapshots.hostCPUDigest()
         func snapshot(_ name: String, _ inputs: [String: String]?, damaged: Bool = false) {
             let directory = snapshots + "/" + name
             mkdir(directory, 0o700)
