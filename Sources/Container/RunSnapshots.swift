@@ -62,14 +62,15 @@ public enum RunSnapshots {
     /// it was made from, so that a later save can tell whether any run can
     /// still restore it (`removeUnrestorable`): the kernel's and initrd's
     /// identities as the key has them, and the host CPU's signature.
-    static func inputs(for configuration: MachineConfiguration) -> [String: String] {
+    public static func inputs(for configuration: MachineConfiguration) -> [String: String] {
         ["kernel-file": fileIdentity(configuration.kernelPath),
          "initrd-file": configuration.initrdPath.map(fileIdentity) ?? "none",
          "host-cpu": hostCPUDigest()]
     }
 
     /// Before a ready guest is booted to be saved as `kept` in an image
-    /// entry's `snapshotsDirectory`: removes the snapshots beside it that no run can
+    /// entry's `snapshotsDirectory` (or as the OCI runtime's ready guest
+    /// `kept` in `bundleReadyGuests()`): removes the snapshots beside it that no run can
     /// restore again, which would otherwise keep their memory files until
     /// `skiff image rm`: made from a kernel or initrd since rebuilt or gone,
     /// on another host CPU, in another format (an older skiff), or without
@@ -78,7 +79,7 @@ public enum RunSnapshots {
     /// stand is kept: a run of that shape restores it. Half-written ones are
     /// `skiff image prune`'s (a live process may be writing one). Returns the
     /// names removed.
-    static func removeUnrestorable(in snapshotsDirectory: String, keeping kept: String, host: HostKind) -> [String] {
+    public static func removeUnrestorable(in snapshotsDirectory: String, keeping kept: String, host: HostKind) -> [String] {
         let cpu = hostCPUDigest()
         var removed: [String] = []
         for name in (listDirectory(atPath: snapshotsDirectory) ?? []).sorted() where name != kept && !name.containsText(".tmp-") {
