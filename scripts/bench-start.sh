@@ -4,7 +4,8 @@
 #   bench/start/kvm-floor.c: the same KVM objects and exit in ~60 lines of C
 #   qemu-system-x86_64 -M microvm on the same tiny guest (where installed)
 # Runs alternate (skiff, C, QEMU, skiff, ...), RUNS each after one untimed
-# warm-up. Each run is spawned by bench/start/measure.c, which hands its
+# warm-up, each at a random phase of the host's timer tick (below). Each run
+# is spawned by bench/start/measure.c, which hands its
 # CLOCK_MONOTONIC spawn time to skiff (SKIFF_SPAWNED_AT) and reports wall, CPU
 # and peak RSS from wait4. Then, for skiff and QEMU, what that RSS is made of:
 # each runs a guest that spins, and after 1 s /proc/PID/smaps_rollup is read
@@ -43,7 +44,7 @@ skiff="$repo/.build/release/skiff"
 qemu=$(command -v qemu-system-x86_64 || true)
 
 python3 - "$work" "$skiff" "$runs" "$json" "${qemu:-}" "$image" <<'PY'
-import json, os, re, statistics, subprocess, sys, time
+import json, os, random, re, statistics, subprocess, sys, time
 work, skiff, runs, json_path, qemu, image = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 tiny = os.path.join(work, "tiny.elf")
 commands = {
@@ -75,14 +76,29 @@ def once(name):
     ok = run["status"] == 0 or (name == "QEMU microvm" and run["status"] == ((0xfe << 1) | 1) & 0xff)
     if not ok:
         sys.exit(f"{name} exited {run['status']}:\n{text}")
-    return {"wall_ms": run["wall_ns"] / 1e6, "cpu_ms": run["cpu_ns"] / 1e6, "maxrss_mib": run["maxrss_kib"] / 1024,
+    return {"spawned_ns": run["spawned_ns"], "wall_ms": run["wall_ns"] / 1e6, "cpu_ms": run["cpu_ns"] / 1e6, "maxrss_mib": run["maxrss_kib"] / 1024,
             "first_instruction_ms": first, "stopped_ms": stopped, "main_ms": main,
             "teardown_ms": run["wall_ns"] / 1e6 - stopped if stopped is not None else None}
 
+# Every wall ends with SRCU grace periods, whose phases advance on timer
+# ticks (docs/vm-teardown.md), so an exit ends just after a tick. Started
+# back to back, each run would start at the same phase of the tick as the
+# last (the harness's own fork and exec after it) and every run of a program
+# would cross the same number of tick boundaries: its wall would move by a
+# whole tick with where that fixed phase happens to sit, not with what the
+# program does. A random wait of 0-20 ms before each spawn (20 ms is a whole
+# number of ticks at HZ 100, 250, 300 and 1000) starts each run at a uniform
+# phase, as starts that are not chained to one another come.
+seed = int(time.time_ns() % 1_000_000_007)
+phase = random.Random(seed)
+def spaced(name):
+    time.sleep(phase.uniform(0, 0.020))
+    return once(name)
+
 results = {name: [] for name in commands}
-for name in commands: once(name)                      # warm-up, untimed
+for name in commands: spaced(name)                    # warm-up, untimed
 for _ in range(runs):
-    for name in commands: results[name].append(once(name))
+    for name in commands: results[name].append(spaced(name))
 
 def median(name, key):
     values = [r[key] for r in results[name] if r[key] is not None]
@@ -102,11 +118,14 @@ for name in commands:
     print(f"{name:14}{f:>16}{wall:>8.2f}ms{row['cpu_ms']:>8.2f}ms{row['maxrss_mib']:>8.1f}MiB{row['wall_vs_c_floor']:>8.2f}")
     row["stopped_ms"], row["teardown_ms"] = median(name, "stopped_ms"), median(name, "teardown_ms")
     row["main_ms"] = median(name, "main_ms")
+    row["wall_mean_ms"] = statistics.mean(r["wall_ms"] for r in results[name])
 print(f"skiff's main ran {summary['skiff']['main_ms']:.2f} ms after its spawn (the loader and the Swift runtime)")
+print(f"mean walls: skiff {summary['skiff']['wall_mean_ms']:.2f} ms, C floor {summary['C floor']['wall_mean_ms']:.2f} ms "
+      f"({summary['skiff']['wall_mean_ms'] / summary['C floor']['wall_mean_ms']:.2f}x); runs spaced at random, seed {seed}")
 # Most of every wall is the exit: turning the PIT's tick reinjection off and
 # destroying the VM wait for SRCU grace periods, which end on timer ticks
-# (docs/vm-teardown.md): the walls fall into modes some 4 ms apart, and a
-# median moves by a mode between runs of this benchmark.
+# (docs/vm-teardown.md): the walls fall into modes some 4 ms apart; the
+# random spacing above keeps a program from sitting in one mode by phase.
 print(f"\n{'':14}{'spawn→VM stopped':>17}{'after':>10}   (wall = both; after: the exit, mostly the kernel destroying the VM)")
 for name in ("skiff", "C floor"):
     row = summary[name]
@@ -167,7 +186,7 @@ if json_path:
     host = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", host)
     with open(json_path, "w") as out:
-        json.dump({"command": "scripts/bench-start.sh --runs %d%s" % (runs, " --warm-run" if image else ""), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        json.dump({"command": "scripts/bench-start.sh --runs %d%s" % (runs, " --warm-run" if image else ""), "phase_seed": seed, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "host": {"cpu": model.group(1) if model else "?", "kvm": "nested PVM (kvm_pvm)" if os.path.exists("/sys/module/kvm_pvm") else "hardware KVM"},
                    "summary": summary, "runs": results,
                    "resident_memory_mib": {"summary": memory_summary, "samples": memory},
