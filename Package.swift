@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // Skiff: a microVM monitor for Linux on /dev/kvm. Layers (arrows point down only):
-// skiff → SkiffCLI → Container → SkiffKit → {Hypervisor, Devices, Boot, Images, Seccomp} → Memory → Host;
+// skiff → SkiffCLI → Container → SkiffKit → {X86_64 → Platform, Hypervisor, Devices, Images, Seccomp} → Memory → Host;
+// SkiffKit builds machines through Platform's GuestPlatform, which X86_64 implements;
 // SkiffKit opens KVM, which implements Hypervisor over CKVM; Devices, Seccomp → CSystem;
 // Images → CArchiveLazy (dlopen). Container is `skiff run`'s pipeline; SkiffKit the VMM.
 // skiff-bench → Bench → SkiffKit: the bench (Foundation) stays out of the `skiff` executable.
@@ -95,13 +96,18 @@ let package = Package(
         .target(name: "JSON"),
         // Pure device models: they see guest memory and interrupt lines only.
         .target(name: "Devices", dependencies: ["Host", "Memory", "CSystem"]),
-        // x86_64 Linux boot structures and loaders.
-        .target(name: "Boot", dependencies: ["Memory"]),
+        // The architecture seam: GuestPlatform (memory layout, kernel loading,
+        // what a VM needs before its vCPUs, vCPU setup, exit hooks), and what
+        // every architecture shares (BootError, the initramfs cpio writer).
+        .target(name: "Platform", dependencies: ["Hypervisor", "Memory"]),
+        // x86_64 behind that seam: Linux boot structures and loaders, CPU
+        // setup, the MP table, the PVM host's workarounds (X86Platform).
+        .target(name: "X86_64", dependencies: ["Platform", "Hypervisor", "Memory"]),
         // Assembles a machine, runs it, times it.
-        .target(name: "SkiffKit", dependencies: ["KVM", "Devices", "Boot", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM"]),
+        .target(name: "SkiffKit", dependencies: ["KVM", "Devices", "Platform", "X86_64", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM"]),
         // `skiff run`: image → root disk (cached) → run spec → a machine,
         // restored from the image's ready snapshot or booted and saved.
-        .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Boot", "Devices", "JSON", "CSystem"]),
+        .target(name: "Container", dependencies: ["SkiffKit", "Images", "Host", "Platform", "Devices", "JSON", "CSystem"]),
         // Command-line interface (a library so that tests can parse arguments).
         .target(name: "SkiffCLI", dependencies: ["SkiffKit", "Container", "CSystem", "Host", "Seccomp", "JSON"]),
         .executableTarget(name: "skiff", dependencies: ["SkiffCLI", "CProcessStart"], exclude: ["start-path.order", "link"],
@@ -123,13 +129,13 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem", "TestSupport"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
+        .testTarget(name: "X86_64Tests", dependencies: ["X86_64", "Platform", "Hypervisor", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.
         .target(name: "TestSupport", dependencies: ["CArchive", "Images"], path: "Tests/TestSupport"),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Host", "Memory", "TestSupport"]),
-        .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "Memory", "SkiffKit", "X86_64", "Platform"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "CArchive", "TestSupport"]),
-        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Boot", "TestSupport", "CSystem", "Host"]),
+        .testTarget(name: "SkiffKitTests", dependencies: ["SkiffKit", "Container", "Bench", "Devices", "Images", "Platform", "X86_64", "TestSupport", "CSystem", "Host"]),
         .testTarget(name: "SkiffCLITests", dependencies: ["SkiffCLI"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "SkiffKit", "Container", "Images", "TestSupport"]),
     ],
@@ -160,7 +166,7 @@ if Context.environment["SKIFF_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-docker-archive", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/docker-archive", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-layer", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/layer", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-json", dependencies: ["JSON", "Images"], path: "Fuzz/json", swiftSettings: fuzzSettings),
-        .executableTarget(name: "fuzz-kernel", dependencies: ["Boot", "Memory"], path: "Fuzz/kernel", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-kernel", dependencies: ["X86_64", "Platform", "Memory"], path: "Fuzz/kernel", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-snapshot", dependencies: ["SkiffKit", "Devices", "Images", "Memory"], path: "Fuzz/snapshot", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-virtio", dependencies: ["Devices", "Memory"], path: "Fuzz/virtio", swiftSettings: fuzzSettings),
     ]

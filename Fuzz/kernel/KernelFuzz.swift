@@ -2,7 +2,8 @@
 // --kernel` reads them, headers parsed and segments loaded into 64 MiB of
 // guest memory with an initrd and a command line. Any input must give a
 // BootError or a load, never a trap or an access outside memory.
-import Boot
+import X86_64
+import Platform
 import Memory
 import Glibc
 

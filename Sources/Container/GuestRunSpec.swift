@@ -1,5 +1,5 @@
 import SkiffKit
-import Boot
+import Platform
 import Images
 
 /// A file or directory written into the container's root before its

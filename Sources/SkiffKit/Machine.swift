@@ -1,4 +1,3 @@
-import Boot
 import Devices
 import CSystem
 import Glibc
@@ -6,6 +5,7 @@ import Host
 import Hypervisor
 import KVM
 import Memory
+import Platform
 import Seccomp
 import Synchronization
 
@@ -32,7 +32,7 @@ public struct MachineConfiguration: Sendable {
     public var entropyDevice = true
     /// A virtio-vsock device on Unix sockets (`VsockUnixBackend`).
     public var vsock: VsockConfiguration?
-    /// CPU features the guest's CPUID does not show (`X86CPUSetup.hideableFeatures`).
+    /// CPU features the guest's CPUID does not show (`GuestPlatform.hideableCPUFeatures`).
     public var hiddenCPUFeatures: [String] = []
     /// `skiff run`: where ttyS1 and ttyS2 go, and what feeds ttyS1. Without
     /// it both lines exist but their output is dropped.
@@ -71,7 +71,6 @@ public struct MachineConfiguration: Sendable {
     }
 
     public static let memoryRange = 16...(1 << 20)
-    public static let cpuRange = 1...MPTable.maximumCPUs
     /// Seconds: at least a millisecond, at most a year (nanoseconds since boot
     /// must stay representable; `inf` and NaN are refused, not trapped on).
     public static let timeoutRange: ClosedRange<Double> = 0.001...31_536_000
@@ -89,8 +88,9 @@ public struct MachineConfiguration: Sendable {
             throw .invalidConfiguration("--timeout \(timeout) is outside \(Self.timeoutRange.lowerBound)–\(Int(Self.timeoutRange.upperBound)) seconds")
         }
         try NetworkConfiguration.validate(networks)
-        for name in hiddenCPUFeatures where X86CPUSetup.hideableFeatures[name] == nil {
-            throw .invalidConfiguration("--hide-cpu-feature \(name): Skiff can hide \(X86CPUSetup.hideableFeatures.keys.sorted().joined(separator: " and "))")
+        let hideable = platform.hideableCPUFeatures
+        for name in hiddenCPUFeatures where !hideable.contains(name) {
+            throw .invalidConfiguration("--hide-cpu-feature \(name): Skiff can hide \(hideable.joined(separator: " and "))")
         }
         // One image twice would have its second opening refused by its own lock,
         // which would blame "another process".
@@ -176,11 +176,13 @@ public struct BootTimeline: Sendable {
 public struct MachineReport: Sendable {
     public let stopReason: StopReason
     public let timeline: BootTimeline
-    /// Where the kernel was loaded (nil for a restore).
-    public let bootState: X86BootState?
+    /// The kernel as the platform loaded it (nil for a restore).
+    public let kernel: LoadedKernel?
     public let unclaimedPortAccesses: Int
     public let unclaimedMMIOAccesses: Int
-    /// INT3s turned into #BP and FWAITs skipped by the compatibility profile.
+    /// Instructions the hypervisor could not emulate that the platform
+    /// stepped over (`GuestPlatform.handleUnemulated`): with an exception
+    /// delivered instead (x86 PVM: INT3 → #BP), or skipped (FWAIT).
     public let breakpointsInjected: Int
     public let fwaitsSkipped: Int
     /// One line per virtio device: what it did.
@@ -207,6 +209,8 @@ public final class Machine: Sendable {
     static let serialIRQ: UInt32 = 4
 
     let configuration: MachineConfiguration
+    /// The guest architecture: every step of the build that depends on it.
+    let platform: any GuestPlatform
     let logger: Logger
     private let stop = Mutex<StopReason?>(nil)
     /// Whether `stop` is set, for the vCPU loop's check on every exit (no lock).
@@ -259,9 +263,13 @@ public final class Machine: Sendable {
     /// plays the hypervisor.
     private let openHypervisor: @Sendable () throws(MachineError) -> any Hypervisor
 
+    /// `platform`: the configuration's (`MachineConfiguration.platform`)
+    /// unless a test plays another architecture.
     public init(_ configuration: MachineConfiguration, logger: Logger,
-                hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM) throws(MachineError) {
+                hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM,
+                platform: (any GuestPlatform)? = nil) throws(MachineError) {
         self.configuration = configuration
+        self.platform = platform ?? configuration.platform
         self.logger = logger
         self.openHypervisor = hypervisor
         self.pause = try PauseGate()
@@ -328,14 +336,14 @@ public final class Machine: Sendable {
         // Guest memory, and the kernel, initrd and command line, come before
         // any hypervisor work: whatever is wrong with them costs no VM.
         let memory: GuestMemory
-        let bootState: X86BootState?
+        let kernel: LoadedKernel?
         var commandLine = ""
         if let snapshot = config.restore {
             memory = try snapshot.mapMemory()
-            bootState = nil
+            kernel = nil
         } else {
             let loaded = try loadKernel(config)
-            (memory, bootState, commandLine) = (loaded.memory, loaded.bootState, loaded.commandLine)
+            (memory, kernel, commandLine) = (loaded.memory, loaded.kernel, loaded.commandLine)
         }
 
         // Disk images and TAPs, before any VM exists (and before the jail).
@@ -367,8 +375,7 @@ public final class Machine: Sendable {
             vm = try system.createVirtualMachine()
             timeline.vmCreated = MonotonicClock.now()
             try vm.map(memory)
-            try vm.setSystemPages()
-            try vm.createInterruptController()
+            try platform.prepare(vm)
         } catch {
             throw .kvm(error)
         }
@@ -378,10 +385,10 @@ public final class Machine: Sendable {
         let loop = try EventLoop()
         var mmio = IOBus.Builder()
         let virtio = try VirtioDevices(config, backends: backends, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
-        if let bootState {
+        if let kernel {
             logger.debug("kernel loaded", metadata: [
-                "format": "\(bootState.format.rawValue)", "entry": "0x\(String(bootState.kernelEntry, radix: 16))",
-                "cmdline": "\(commandLine)"])
+                "architecture": "\(platform.architecture)", "format": "\(kernel.format)",
+                "entry": "0x\(String(kernel.entry, radix: 16))", "cmdline": "\(commandLine)"])
         }
 
         // Devices.
@@ -420,10 +427,7 @@ public final class Machine: Sendable {
         // vCPUs: configured for the boot protocol, or given their saved state.
         let supported: [CPUIDEntry]
         do { supported = try supportedCPUID.answer() } catch { throw .kvm(error) }
-        let cpuids = (0..<config.cpus).map { id in
-            X86CPUSetup.cpuid(supported, vcpu: id, of: config.cpus, hiddenKVMFeatures: config.compatibility.hiddenKVMFeatures,
-                              hiddenFeatures: config.hiddenCPUFeatures)
-        }
+        let cpuids = (0..<config.cpus).map { [platform] id in platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
         var created: [any VirtualCPU] = []
         do {
             for id in 0..<config.cpus { created.append(try vm.createVCPU(id: id)) }
@@ -433,13 +437,8 @@ public final class Machine: Sendable {
         if let snapshot = config.restore {
             try restore(snapshot.state, vm: vm, vcpus: created, cpuids: cpuids, devices: stateDevices)
             for attached in virtio.attached { attached.transport.resumeAfterRestore() }
-        } else {
-            do {
-                for vcpu in created { try X86CPUSetup.configure(vcpu, cpuid: cpuids[vcpu.id]) }
-                try X86CPUSetup.enterLongMode(created[0], bootState!)
-            } catch {
-                throw .kvm(error)
-            }
+        } else if let kernel {
+            do { try kernel.prepareVCPUs(created, cpuids) } catch { throw .kvm(error) }
         }
         adopt(created)
 
@@ -559,11 +558,11 @@ public final class Machine: Sendable {
         console.flush()
         timeline.stopped = MonotonicClock.now()
         TerminalMode.restore()
-        // The guest is gone and the VM is destroyed next: without the PIT's
-        // reinjection notifier, the destruction waits for no normal SRCU
-        // grace period (VirtualMachineHandle.disableTimerReinjection).
-        do { try vm.disableTimerReinjection() } catch {
-            logger.debug("the PIT's tick reinjection stays on", metadata: ["error": "\(error)"])
+        // The guest is gone and the VM is destroyed next (x86: without the
+        // PIT's reinjection notifier, the destruction waits for no normal
+        // SRCU grace period; VirtualMachineHandle.disableTimerReinjection).
+        do { try platform.beforeDestroying(vm) } catch {
+            logger.debug("the platform's preparation for the VM's end failed", metadata: ["error": "\(error)"])
         }
         timeline.markers = markers.events
         let firstOutputTime = firstOutput.load(ordering: .relaxed)
@@ -575,7 +574,7 @@ public final class Machine: Sendable {
 
         return MachineReport(
             stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
-            timeline: timeline, bootState: bootState,
+            timeline: timeline, kernel: kernel,
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
             breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed),
             deviceSummaries: virtio.attached.map { $0.summary() },
@@ -585,28 +584,28 @@ public final class Machine: Sendable {
 
     /// Reads the kernel and initrd and loads them, with the command line and
     /// boot structures, into new guest memory.
-    private func loadKernel(_ config: MachineConfiguration) throws(MachineError) -> (memory: GuestMemory, bootState: X86BootState, commandLine: String) {
+    private func loadKernel(_ config: MachineConfiguration) throws(MachineError) -> (memory: GuestMemory, kernel: LoadedKernel, commandLine: String) {
         let memoryLimit = config.memoryMiB << 20
         let inMemory = "the \(config.memoryMiB) MiB of guest memory (--memory)"
         let kernel = try readFile(config.kernelPath, limit: memoryLimit, what: inMemory)
-        do { try X86Boot.checkKernel(kernel, file: config.kernelPath) } catch { throw .boot(error) }
+        do { try platform.checkKernel(kernel, file: config.kernelPath) } catch { throw .boot(error) }
         var initrd = try config.initrdPath.map { path throws(MachineError) in try readFile(path, limit: memoryLimit, what: inMemory) }
         if !config.initrdAppendix.isEmpty {
             initrd = InitramfsArchive.concatenate(initrd ?? [], config.initrdAppendix)
         }
         let memory: GuestMemory
-        do { memory = try GuestMemory.x86(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
+        do { memory = try platform.makeMemory(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
         let announcements = VirtioDevices.announcements(for: config)
         let commandLine = try KernelCommandLine.clearing(config.hiddenCPUFeatures,
                                                      in: KernelCommandLine.inserting(announcements, into: config.commandLine))
         do {
-            let bootState = try X86Boot.load(X86BootConfiguration(
+            let loaded = try platform.loadKernel(KernelImages(
                 kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
                 commandLine: commandLine, cpuCount: config.cpus,
                 firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
                 into: memory)
-            return (memory, bootState, commandLine)
-        } catch where error.file == X86Boot.commandLineFile {
+            return (memory, loaded, commandLine)
+        } catch where error.file == BootError.commandLineFile {
             // The user only typed part of it: say how much is Skiff's.
             let added = (config.compatibility.kernelParameters + announcements).joined(separator: " ").utf8.count
             throw .boot(BootError(file: error.file, error.problem

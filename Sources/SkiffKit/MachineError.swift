@@ -1,4 +1,4 @@
-import Boot
+import Platform
 import Glibc
 import Images
 import KVM

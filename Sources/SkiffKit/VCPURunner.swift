@@ -1,6 +1,7 @@
 import Devices
 import Hypervisor
 import Memory
+import Platform
 
 /// The KVM_RUN loop of one vCPU, on its own thread: exits go to the port and
 /// MMIO buses; what stops the machine goes to `Machine.requestStop`.
@@ -10,10 +11,6 @@ struct VCPURunner: @unchecked Sendable {
     let ports: IOBus
     let mmio: IOBus
     let machine: Machine
-
-    static let int3: UInt8 = 0xCC
-    static let fwait: UInt8 = 0x9B
-    static let breakpointVector: UInt8 = 3
 
     func run() {
         vcpu.bindToCurrentThread()
@@ -70,37 +67,35 @@ struct VCPURunner: @unchecked Sendable {
         }
     }
 
-    /// On a PVM host, INT3 and FWAIT in guest kernel mode reach us as emulation
-    /// failures. INT3: step over it and deliver #BP, as the CPU would have.
-    /// FWAIT only checks for pending x87 exceptions, which the guest never has
-    /// here: step over it. Anything else stops the machine with the bytes.
+    /// An instruction the hypervisor could not emulate goes to the platform
+    /// (`GuestPlatform.handleUnemulated`; x86 on a PVM host steps over INT3,
+    /// delivering #BP, and FWAIT). Anything it leaves stops the machine with
+    /// the instruction's bytes.
     private func handleEmulationFailure(_ reported: [UInt8]) {
-        var registers: Registers
-        do { registers = try vcpu.registers() } catch {
+        let rip: UInt64
+        do { rip = try vcpu.registers().rip } catch {
             machine.requestStop(.vmmError("\(error)"))
             return
         }
-        let bytes = reported.isEmpty ? instructionBytes(at: registers.rip) : reported
-        let profile = machine.configuration.compatibility
-        if profile.handlesEmulationFailures, let first = bytes.first, first == Self.int3 || first == Self.fwait {
-            registers.rip &+= 1
-            do {
-                try vcpu.setRegisters(registers)
-                if first == Self.int3 {
-                    try vcpu.injectException(Self.breakpointVector)
-                    if machine.countBreakpoint() == 1 {
-                        machine.logger.debug("PVM compatibility: INT3 at 0x\(String(registers.rip &- 1, radix: 16)) delivered to the guest as #BP")
-                    }
-                } else if machine.countFwait() == 1 {
-                    machine.logger.debug("PVM compatibility: FWAIT at 0x\(String(registers.rip &- 1, radix: 16)) skipped")
-                }
-            } catch {
-                machine.requestStop(.vmmError("\(error)"))
-            }
+        let bytes = reported.isEmpty ? instructionBytes(at: rip) : reported
+        let hexBytes = bytes.isEmpty ? "unavailable" : bytes.map { String($0, radix: 16).leftPadded(2) }.joined(separator: " ")
+        let outcome: UnemulatedInstruction
+        do { outcome = try machine.platform.handleUnemulated(bytes, on: vcpu) } catch {
+            machine.requestStop(.vmmError("\(error)"))
             return
         }
-        let hexBytes = bytes.isEmpty ? "unavailable" : bytes.map { String($0, radix: 16).leftPadded(2) }.joined(separator: " ")
-        machine.requestStop(.emulationFailure("vCPU \(vcpu.id) at RIP 0x\(String(registers.rip, radix: 16)), instruction bytes: \(hexBytes)"))
+        switch outcome {
+        case let .deliveredException(vector):
+            if machine.countBreakpoint() == 1 {
+                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) stepped over, exception \(vector) delivered to the guest")
+            }
+        case .skipped:
+            if machine.countFwait() == 1 {
+                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) skipped")
+            }
+        case .unhandled:
+            machine.requestStop(.emulationFailure("vCPU \(vcpu.id) at RIP 0x\(String(rip, radix: 16)), instruction bytes: \(hexBytes)"))
+        }
     }
 
     /// Up to 15 bytes at guest virtual `rip`, through the guest's page tables, within one page.

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import X86_64
 @testable import KVM
 @testable import Memory
 @testable import SkiffKit

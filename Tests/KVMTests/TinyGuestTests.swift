@@ -1,4 +1,4 @@
-import Boot
+import X86_64
 import Devices
 import Glibc
 import Host

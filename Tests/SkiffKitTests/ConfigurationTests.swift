@@ -1,6 +1,7 @@
 import Devices
 import Glibc
 import Testing
+import X86_64
 @testable import KVM
 @testable import SkiffKit
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import X86_64
 import TestSupport
 @testable import SkiffKit
 
@@ -64,7 +65,7 @@ struct EndToEndBootTests {
         let times = report.timeline.markers.map(\.time)
         #expect(times == times.sorted())
         #expect(report.timeline.setupDone < times[0] && times.last! <= report.timeline.stopped)
-        #expect(report.bootState?.format == .elf)
+        #expect(report.kernel?.format == X86BootState.KernelFormat.elf.rawValue)
         let saved = try #require(report.snapshot)
         #expect(saved.written && saved.directory == directory)
 

@@ -1,4 +1,4 @@
-import Boot
+import Platform
 import Devices
 import Foundation
 @testable import Images

@@ -1,3 +1,5 @@
+import Platform
+
 /// Bounds-checked little-endian reads from a file's bytes: a read past the end
 /// is a `BootError`, never a trap, because the file is untrusted input.
 struct ByteReader {

@@ -1,3 +1,5 @@
+import Platform
+
 /// An uncompressed x86_64 Linux kernel (`vmlinux`, an ELF executable), entered
 /// at its 64-bit entry point. Loading it directly skips the bzImage
 /// decompressor, which matters where guest kernel code is interpreted.

@@ -1,3 +1,5 @@
+import Platform
+
 /// An Intel MultiProcessor Specification 1.4 table: how a kernel without ACPI
 /// learns the CPUs (by local APIC id), the I/O APIC and the routing of the 16
 /// ISA interrupts plus the rest of the I/O APIC's 24 pins. Linux finds the

@@ -1,6 +1,7 @@
 import Memory
 import Testing
-@testable import Boot
+@testable import X86_64
+import Platform
 
 @Suite struct BootParamsTests {
     @Test func vmlinuxParamsCarryTheFieldsLinuxReads() {

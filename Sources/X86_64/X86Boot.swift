@@ -1,3 +1,4 @@
+import Platform
 import Memory
 
 /// What to boot: a kernel (vmlinux or bzImage, told apart by content),
@@ -55,7 +56,7 @@ public struct X86BootState: Equatable, Sendable {
 /// the e820 map, MP table, identity page tables and GDT.
 public enum X86Boot {
     /// The `file` of a BootError about the command line.
-    public static let commandLineFile = "command line"
+    public static let commandLineFile = BootError.commandLineFile
 
     /// Parses the kernel's headers (vmlinux ELF or bzImage) without loading
     /// anything, so that a file that is not a bootable kernel is refused

@@ -1,3 +1,5 @@
+import Platform
+
 /// A compressed Linux kernel (bzImage) booted through the 64-bit boot protocol:
 /// the protected-mode part is loaded at its preferred address and entered at
 /// load address + 0x200, with the setup header copied into boot_params.

@@ -1,4 +1,4 @@
-@testable import Boot
+@testable import X86_64
 
 /// A minimal x86_64 ELF executable with the given loadable segments.
 func makeELF(entry: UInt64, segments: [(address: UInt64, bytes: [UInt8], memorySize: Int)],

@@ -10,4 +10,7 @@ public struct BootError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String { "\(file): \(problem)" }
+
+    /// The `file` of an error about the kernel command line, which no file holds.
+    public static let commandLineFile = "command line"
 }

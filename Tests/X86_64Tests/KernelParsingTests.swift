@@ -1,5 +1,6 @@
 import Testing
-@testable import Boot
+@testable import X86_64
+import Platform
 
 @Suite struct ELFKernelTests {
     @Test func parsesLoadableSegmentsAndEntry() throws {

@@ -1,9 +1,8 @@
-import Boot
 import Hypervisor
 
 /// Puts an x86_64 vCPU into the state the Linux 64-bit boot protocol expects
-/// (the architecture seam: an aarch64 machine would have its own).
-enum X86CPUSetup {
+/// (X86Platform calls it; an aarch64 platform would have its own).
+public enum X86CPUSetup {
     static let msrMiscEnable: UInt32 = 0x1A0
     static let msrMTRRDefaultType: UInt32 = 0x2FF
     static let lapicLINT0 = 0x350
@@ -16,7 +15,7 @@ enum X86CPUSetup {
     /// CPU features a machine can hide from its guest (`--hide-cpu-feature`),
     /// as (CPUID leaf, register, bit): RDRAND and RDSEED, so that a test can
     /// show the guest's randomness comes from what Skiff gives it.
-    static let hideableFeatures: [String: (leaf: UInt32, inECX: Bool, bit: UInt32)] = [
+    public static let hideableFeatures: [String: (leaf: UInt32, inECX: Bool, bit: UInt32)] = [
         "rdrand": (1, true, 30),   // CPUID.1:ECX.RDRAND
         "rdseed": (7, false, 18),  // CPUID.(7,0):EBX.RDSEED
     ]
@@ -24,7 +23,7 @@ enum X86CPUSetup {
     /// CPUID for vCPU `id` of `count`: the host's supported leaves with this
     /// CPU's APIC id, the hypervisor bit and the logical CPU count, less the
     /// KVM paravirtual features in `hiddenKVMFeatures`.
-    static func cpuid(_ supported: [CPUIDEntry], vcpu id: Int, of count: Int, hiddenKVMFeatures: UInt32 = 0,
+    public static func cpuid(_ supported: [CPUIDEntry], vcpu id: Int, of count: Int, hiddenKVMFeatures: UInt32 = 0,
                       hiddenFeatures: [String] = []) -> [CPUIDEntry] {
         supported.map { entry in
             var entry = entry
@@ -49,7 +48,7 @@ enum X86CPUSetup {
     }
 
     /// State every vCPU needs: CPUID, MSRs, FPU and LAPIC wiring.
-    static func configure(_ vcpu: any VirtualCPU, cpuid: [CPUIDEntry]) throws(HypervisorError) {
+    public static func configure(_ vcpu: any VirtualCPU, cpuid: [CPUIDEntry]) throws(HypervisorError) {
         try vcpu.setCPUID(cpuid)
         try vcpu.setMSRs([
             (msrMiscEnable, 1),                 // fast strings
@@ -69,7 +68,7 @@ enum X86CPUSetup {
     }
 
     /// Registers of the bootstrap processor at the kernel's 64-bit entry.
-    static func enterLongMode(_ vcpu: any VirtualCPU, _ state: X86BootState) throws(HypervisorError) {
+    public static func enterLongMode(_ vcpu: any VirtualCPU, _ state: X86BootState) throws(HypervisorError) {
         var sregs = try vcpu.specialRegisters()
         func segment(_ descriptor: GDT.Descriptor, _ selector: UInt16) -> Segment {
             Segment(base: UInt64(descriptor.base), limit: descriptor.byteLimit, selector: selector,

@@ -1,0 +1,101 @@
+import Hypervisor
+import Memory
+
+/// A guest architecture, as the machine sees it: how guest RAM is laid out,
+/// how a kernel is checked and loaded, what a VM needs before its vCPUs, how
+/// the vCPUs are set up for the kernel's entry, what to do with an
+/// instruction the hypervisor could not run, and what to do before the VM is
+/// destroyed. SkiffKit's `Machine` takes these steps only through this
+/// protocol, so a second architecture is a target beside X86_64 (and one
+/// line where the machine picks its platform), not a change to the machine.
+///
+/// What stays x86-shaped for now: the hypervisor seam's register and CPUID
+/// types (an aarch64 platform would widen `cpuIdentity`'s result), the
+/// legacy devices on I/O ports, and `clearcpuid=` on the command line.
+public protocol GuestPlatform: Sendable {
+    /// The architecture as Linux names it ("x86_64").
+    var architecture: String { get }
+    /// The most vCPUs its boot structures describe (x86: the MP table's).
+    var maximumCPUs: Int { get }
+    /// CPU features a machine can hide from its guest (`--hide-cpu-feature`).
+    var hideableCPUFeatures: [String] { get }
+
+    /// Guest RAM of `size` bytes, laid out around the platform's holes.
+    func makeMemory(size: Int) throws -> GuestMemory
+
+    /// Refuses what is not a kernel this platform boots, from its headers
+    /// alone: called before any hypervisor work, so that a bad file costs no VM.
+    func checkKernel(_ kernel: [UInt8], file: String) throws(BootError)
+
+    /// Puts the kernel, initrd, command line and boot structures into `memory`.
+    /// A command line too long for the kernel is a `BootError` whose file is
+    /// `BootError.commandLineFile`.
+    func loadKernel(_ images: KernelImages, into memory: GuestMemory) throws(BootError) -> LoadedKernel
+
+    /// What every VM of this platform needs before its vCPUs exist (x86:
+    /// KVM's system pages, the in-kernel interrupt controllers and timer).
+    func prepare(_ vm: any VirtualMachineHandle) throws(HypervisorError)
+
+    /// What vCPU `id` of `count` shows the guest of its CPU (x86: the CPUID
+    /// table), from what the hypervisor supports. A snapshot records it, and
+    /// a restore compares it with the host's.
+    func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry]
+
+    /// An instruction the hypervisor could not emulate at `vcpu`'s current
+    /// instruction pointer (`bytes`: as many of its bytes as are known). The
+    /// platform may step over it, as the CPU would have run it, and say so;
+    /// anything it leaves `.unhandled` stops the machine with the bytes.
+    func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction
+
+    /// Called once no vCPU runs, just before the VM is destroyed (x86: the
+    /// PIT's reinjection off, docs/vm-teardown.md). Failing costs time only.
+    func beforeDestroying(_ vm: any VirtualMachineHandle) throws(HypervisorError)
+}
+
+/// What a platform loads into a new machine.
+public struct KernelImages: Sendable {
+    public var kernel: [UInt8]
+    public var kernelPath: String
+    public var initrd: [UInt8]?
+    public var initrdPath: String
+    public var commandLine: String
+    /// How many vCPUs the boot structures describe.
+    public var cpuCount: Int
+    /// The byte the kernel's first instruction writes to the boot-marker port
+    /// (the platform puts a stub before the entry), so the first instruction is timed.
+    public var firstInstructionMarker: (port: UInt16, value: UInt8)?
+
+    public init(kernel: [UInt8], kernelPath: String, initrd: [UInt8]? = nil, initrdPath: String = "", commandLine: String,
+                cpuCount: Int = 1, firstInstructionMarker: (port: UInt16, value: UInt8)? = nil) {
+        self.kernel = kernel; self.kernelPath = kernelPath; self.initrd = initrd; self.initrdPath = initrdPath
+        self.commandLine = commandLine; self.cpuCount = cpuCount; self.firstInstructionMarker = firstInstructionMarker
+    }
+}
+
+/// A kernel in guest memory, ready for its vCPUs.
+public struct LoadedKernel: Sendable {
+    /// The kernel's format as loaded ("vmlinux (ELF)", "bzImage").
+    public let format: String
+    /// Its entry point (guest physical).
+    public let entry: UInt64
+    /// Sets the vCPUs up for this kernel's entry, each showing the guest
+    /// `identities[id]` (`GuestPlatform.cpuIdentity`). The platform's boot
+    /// state stays inside: the machine never reads it.
+    public let prepareVCPUs: @Sendable (_ vcpus: [any VirtualCPU], _ identities: [[CPUIDEntry]]) throws(HypervisorError) -> Void
+
+    public init(format: String, entry: UInt64,
+                prepareVCPUs: @escaping @Sendable ([any VirtualCPU], [[CPUIDEntry]]) throws(HypervisorError) -> Void) {
+        self.format = format; self.entry = entry; self.prepareVCPUs = prepareVCPUs
+    }
+}
+
+/// What a platform did with an instruction the hypervisor could not emulate.
+public enum UnemulatedInstruction: Sendable, Equatable {
+    /// Stepped over, and exception `vector` delivered to the guest, as the
+    /// CPU would have (x86: INT3 → #BP).
+    case deliveredException(vector: UInt8)
+    /// Stepped over: it has no effect the guest could see here (x86: FWAIT).
+    case skipped
+    /// Not the platform's to handle: the machine stops.
+    case unhandled
+}

@@ -1,0 +1,77 @@
+import Hypervisor
+import Memory
+import Platform
+
+/// x86_64 as the machine's platform: RAM around the 32-bit MMIO hole, a
+/// vmlinux or bzImage entered at its 64-bit entry (`X86Boot`), KVM's system
+/// pages and in-kernel PIC, I/O APIC and PIT, CPUID per vCPU and the long-mode
+/// entry state (`X86CPUSetup`), and the PVM host's workarounds where they are
+/// asked for (`shared/docs/kvm-on-this-host.md`).
+public struct X86Platform: GuestPlatform {
+    /// KVM paravirtual feature bits hidden from the guest's CPUID (PVM: the
+    /// hypercalls that host re-executes for ever instead of serving).
+    public var hiddenKVMFeatures: UInt32
+    /// `--hide-cpu-feature` names (`X86CPUSetup.hideableFeatures`).
+    public var hiddenFeatures: [String]
+    /// PVM: INT3 and FWAIT in guest kernel mode come back as emulation
+    /// failures; step over them (INT3 delivering #BP) instead of stopping.
+    public var stepsOverTrappedInstructions: Bool
+
+    public static let int3: UInt8 = 0xCC
+    public static let fwait: UInt8 = 0x9B
+    public static let breakpointVector: UInt8 = 3
+
+    public init(hiddenKVMFeatures: UInt32 = 0, hiddenFeatures: [String] = [], stepsOverTrappedInstructions: Bool = false) {
+        self.hiddenKVMFeatures = hiddenKVMFeatures
+        self.hiddenFeatures = hiddenFeatures
+        self.stepsOverTrappedInstructions = stepsOverTrappedInstructions
+    }
+
+    public var architecture: String { "x86_64" }
+    public var maximumCPUs: Int { MPTable.maximumCPUs }
+    public var hideableCPUFeatures: [String] { X86CPUSetup.hideableFeatures.keys.sorted() }
+
+    public func makeMemory(size: Int) throws -> GuestMemory { try GuestMemory.x86(size: size) }
+
+    public func checkKernel(_ kernel: [UInt8], file: String) throws(BootError) {
+        try X86Boot.checkKernel(kernel, file: file)
+    }
+
+    public func loadKernel(_ images: KernelImages, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
+        let state = try X86Boot.load(X86BootConfiguration(
+            kernel: images.kernel, kernelPath: images.kernelPath, initrd: images.initrd, initrdPath: images.initrdPath,
+            commandLine: images.commandLine, cpuCount: images.cpuCount,
+            firstInstructionMarker: images.firstInstructionMarker.map { ($0.port, $0.value) }), into: memory)
+        return LoadedKernel(format: state.format.rawValue, entry: state.kernelEntry) { vcpus, identities throws(HypervisorError) in
+            for vcpu in vcpus { try X86CPUSetup.configure(vcpu, cpuid: identities[vcpu.id]) }
+            if let bootstrap = vcpus.first { try X86CPUSetup.enterLongMode(bootstrap, state) }
+        }
+    }
+
+    public func prepare(_ vm: any VirtualMachineHandle) throws(HypervisorError) {
+        try vm.setSystemPages()
+        try vm.createInterruptController()
+    }
+
+    public func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry] {
+        X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
+    }
+
+    public func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction {
+        guard stepsOverTrappedInstructions, let first = bytes.first, first == Self.int3 || first == Self.fwait else {
+            return .unhandled
+        }
+        // Both are one byte long. FWAIT only checks for pending x87
+        // exceptions, which the guest never has here.
+        var registers = try vcpu.registers()
+        registers.rip &+= 1
+        try vcpu.setRegisters(registers)
+        guard first == Self.int3 else { return .skipped }
+        try vcpu.injectException(Self.breakpointVector)
+        return .deliveredException(vector: Self.breakpointVector)
+    }
+
+    public func beforeDestroying(_ vm: any VirtualMachineHandle) throws(HypervisorError) {
+        try vm.disableTimerReinjection()
+    }
+}
