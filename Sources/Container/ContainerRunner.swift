@@ -89,15 +89,10 @@ public enum ContainerRunner {
             return report(try Machine(configuration, logger: logger).run(startedAt: start), .booted)
         }
         mkdir(entryDirectory + "/snapshots", 0o755)
-        // The image's snapshots that no run can restore any more go before
-        // this one is made (not after the run: the VMM's threads are
-        // confined by then, and files are not the main thread's business).
-        let keyName = String(directory.split(separator: "/").last ?? "")
-        for name in RunSnapshots.removeUnrestorable(in: entryDirectory + "/snapshots", keeping: keyName, host: configuration.host) {
+        // The image's snapshots that no run can restore any more go first.
+        configuration.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { name in
             logger.debug("removed a snapshot no run can restore", metadata: ["snapshot": "\(name)"])
         }
-        configuration.snapshot = SnapshotRequest(marker: BootMarkerDevice.Phase.guestReady.rawValue, directory: directory,
-                                                 thenStop: false, required: false, provenance: RunSnapshots.inputs(for: configuration))
         let machine = try Machine(configuration, logger: logger).run(startedAt: start)
         return report(machine, machine.snapshot?.written == true ? .bootedAndSnapshotted : .booted)
     }

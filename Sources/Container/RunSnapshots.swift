@@ -58,6 +58,22 @@ public enum RunSnapshots {
         String(digest(Array(lines.joined(separator: "\n").utf8)).prefix(24))
     }
 
+    /// The request that saves a ready guest to `directory` (a key's directory
+    /// in a snapshots directory) when the guest says it is ready, carrying
+    /// on afterwards, with its inputs recorded (`inputs(for:)`). The
+    /// directory's siblings that no run can restore any more are removed
+    /// first, each named to `removed` (`removeUnrestorable`): before the
+    /// machine is built, since its threads are confined once it runs.
+    public static func readyGuestRequest(savingTo directory: String, for configuration: MachineConfiguration,
+                                         removed: (String) -> Void) -> SnapshotRequest {
+        let slash = directory.lastIndex(of: "/")
+        let parent = slash.map { String(directory[..<$0]) } ?? "."
+        let key = slash.map { String(directory[directory.index(after: $0)...]) } ?? directory
+        for name in removeUnrestorable(in: parent, keeping: key, host: configuration.host) { removed(name) }
+        return SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory, thenStop: false,
+                               required: false, provenance: inputs(for: configuration))
+    }
+
     /// What a ready guest records (provenance) about the files and the CPU
     /// it was made from, so that a later save can tell whether any run can
     /// still restore it (`removeUnrestorable`): the kernel's and initrd's

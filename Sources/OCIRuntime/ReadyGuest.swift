@@ -42,17 +42,13 @@ enum ReadyGuest {
             }
         }
         var booting = configuration
-        let slash = directory.lastIndex(of: "/")!
-        let parent = String(directory[..<slash])
+        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
         if makeDirectories(parent, mode: 0o755) {
             // The ready guests no create can restore any more go first, as
-            // `skiff run`'s do (RunSnapshots.removeUnrestorable says which).
-            let key = String(directory[directory.index(after: slash)...])
-            for name in RunSnapshots.removeUnrestorable(in: parent, keeping: key, host: configuration.host) {
+            // `skiff run`'s do.
+            booting.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { name in
                 log.info("removed the ready guest \(parent)/\(name): no create can restore it")
             }
-            booting.snapshot = SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory,
-                                               thenStop: false, required: false, provenance: RunSnapshots.inputs(for: configuration))
         }
         let machine = try Machine(booting, logger: logger)
         log.info("container \(id): booted\(booting.snapshot == nil ? "" : "; saving the ready guest") (\(directory))")

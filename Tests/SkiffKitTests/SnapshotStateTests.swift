@@ -100,10 +100,11 @@ import TestSupport
         #expect(throws: Never.self) { try SnapshotFiles.checkDestination(directory + "/new") }
     }
 
-    /// After a save, `skiff run` removes the image's snapshots no run can
-    /// restore (their kernel rebuilt, another CPU, no record of their inputs,
-    /// damaged) and keeps the one just saved, another shape whose inputs
-    /// stand, and a half-written one (a live process may be writing it).
+    /// Before a boot that saves a ready guest, `skiff run` and skiff-oci
+    /// remove the image's snapshots no run can restore (their kernel rebuilt,
+    /// another CPU, no record of their inputs, damaged) and keep the one of
+    /// the key about to be saved, another shape whose inputs stand, and a
+    /// half-written one (a live process may be writing it).
     @Test func aSaveRemovesTheImagesSnapshotsNoRunCanRestore() throws {
         let root = "/tmp/skiff-run-snapshots-\(getpid())"
         let snapshots = root + "/snapshots"
@@ -141,10 +142,17 @@ import TestSupport
         snapshot("damaged", standing, damaged: true)
         snapshot("writing.tmp-1", nil)
 
-        let removed = RunSnapshots.removeUnrestorable(in: snapshots, keeping: "just-saved", host: .hardware)
+        // What `skiff run` and skiff-oci ask for before the boot that saves "just-saved".
+        var removed: [String] = []
+        let request = RunSnapshots.readyGuestRequest(savingTo: snapshots + "/just-saved",
+                                                     for: MachineConfiguration(kernelPath: root + "/vmlinux", commandLine: "")) {
+            removed.append($0)
+        }
         #expect(removed == ["damaged", "initrd-gone", "kernel-rebuilt", "no-inputs", "other-cpu"])
         #expect((listDirectory(atPath: snapshots) ?? []).sorted() == ["just-saved", "other-shape", "writing.tmp-1"])
-        #expect(RunSnapshots.inputs(for: MachineConfiguration(kernelPath: root + "/vmlinux", commandLine: "")) == standing)
+        #expect(request.provenance == standing, "the new one records its inputs")
+        #expect(request == SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: snapshots + "/just-saved",
+                                           thenStop: false, required: false, provenance: standing))
     }
 
     @Test func restoringTakesTheSavedMachineWithOverrides() throws {
