@@ -99,10 +99,10 @@ let package = Package(
         // The architecture seam: GuestPlatform (memory layout, kernel loading,
         // what a VM needs before its vCPUs, vCPU setup, exit hooks), and what
         // every architecture shares (BootError, the initramfs cpio writer).
-        .target(name: "Platform", dependencies: ["Hypervisor", "Memory"]),
+        .target(name: "Platform", dependencies: ["Devices", "Hypervisor", "Memory"]),
         // x86_64 behind that seam: Linux boot structures and loaders, CPU
         // setup, the MP table, the PVM host's workarounds (X86Platform).
-        .target(name: "X86_64", dependencies: ["Platform", "Hypervisor", "Memory"]),
+        .target(name: "X86_64", dependencies: ["Platform", "Devices", "Hypervisor", "Memory"]),
         // Assembles a machine, runs it, times it.
         .target(name: "SkiffKit", dependencies: ["KVM", "Devices", "Platform", "X86_64", "Host", "Memory", "CSystem", "Images", "Seccomp", "CKVM"]),
         // `skiff run`: image → root disk (cached) → run spec → a machine,
@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"]),
         .testTarget(name: "SeccompTests", dependencies: ["Seccomp", "CSystem", "TestSupport"]),
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "X86_64Tests", dependencies: ["X86_64", "Platform", "Hypervisor", "Memory"]),
+        .testTarget(name: "X86_64Tests", dependencies: ["X86_64", "Platform", "Devices", "Hypervisor", "Memory"]),
         // What several test targets share: a seeded random generator, tar and image-layout writers.
         .target(name: "TestSupport", dependencies: ["CArchive", "Images"], path: "Tests/TestSupport"),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Host", "Memory", "TestSupport"]),

@@ -10,8 +10,9 @@ import Memory
 /// line where the machine picks its platform), not a change to the machine.
 ///
 /// What stays x86-shaped for now: the hypervisor seam's register and CPUID
-/// types (an aarch64 platform would widen `cpuIdentity`'s result), the
-/// legacy devices on I/O ports, and `clearcpuid=` on the command line.
+/// types (an aarch64 platform would widen `cpuIdentity`'s result), devices
+/// announced on the command line rather than in a device tree, and
+/// `clearcpuid=` there.
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }
@@ -19,6 +20,14 @@ public protocol GuestPlatform: Sendable {
     var maximumCPUs: Int { get }
     /// CPU features a machine can hide from its guest (`--hide-cpu-feature`).
     var hideableCPUFeatures: [String] { get }
+
+    /// Where the machine's devices sit.
+    var deviceLayout: DeviceLayout { get }
+
+    /// The device through which the guest resets the machine, if the
+    /// platform has one (x86: the i8042's reset line), placed; `onReset`
+    /// stops the machine.
+    func resetController(onReset: @escaping @Sendable () -> Void) -> PlacedDevice?
 
     /// Guest RAM of `size` bytes, laid out around the platform's holes.
     func makeMemory(size: Int) throws -> GuestMemory

@@ -24,10 +24,6 @@ public struct ContainerLines: Sendable {
     public var detachEscape = true
 
     public init(input: Input = .none) { self.input = input }
-
-    static let outputPort: UInt64 = 0x2F8
-    static let outputIRQ: UInt32 = 3
-    static let errorPort: UInt64 = 0x3E8
 }
 
 /// How host standard input reaches the container without a terminal: one

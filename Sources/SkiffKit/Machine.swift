@@ -108,7 +108,7 @@ public struct MachineConfiguration: Sendable {
         // its listening sockets carry on.
         try vsock?.validate()
         let devices = disks.count + networks.count + (entropyDevice ? 1 : 0) + (vsock == nil ? 0 : 1)
-        let lines = Int(VirtioDevices.lastIRQ - VirtioDevices.firstIRQ) + 1
+        let lines = platform.deviceLayout.virtioIRQs.count
         guard devices <= lines else {
             throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the I/O APIC")
         }
@@ -205,9 +205,6 @@ public struct MachineReport: Sendable {
 
 /// One microVM: KVM VM, guest memory, devices, vCPU threads.
 public final class Machine: Sendable {
-    static let serialPort: UInt64 = 0x3F8
-    static let serialIRQ: UInt32 = 4
-
     let configuration: MachineConfiguration
     /// The guest architecture: every step of the build that depends on it.
     let platform: any GuestPlatform
@@ -384,45 +381,55 @@ public final class Machine: Sendable {
         // the command line announced.
         let loop = try EventLoop()
         var mmio = IOBus.Builder()
-        let virtio = try VirtioDevices(config, backends: backends, vm: vm, memory: memory, loop: loop, mmio: &mmio, logger: logger)
+        let virtio = try VirtioDevices(config, layout: platform.deviceLayout, backends: backends, vm: vm, memory: memory,
+                                       loop: loop, mmio: &mmio, logger: logger)
         if let kernel {
             logger.debug("kernel loaded", metadata: [
                 "architecture": "\(platform.architecture)", "format": "\(kernel.format)",
                 "entry": "0x\(String(kernel.entry, radix: 16))", "cmdline": "\(commandLine)"])
         }
 
-        // Devices.
+        // Devices, where the platform puts them.
+        let layout = platform.deviceLayout
+        guard layout.serialLines.count == 3 else {
+            throw .invalidConfiguration("the \(platform.architecture) platform places \(layout.serialLines.count) serial lines; a machine has 3")
+        }
         let outputRelay = try config.containerLines.map { lines throws(MachineError) in try OutputRelay(fd: lines.standardOutput, loop: loop) }
         let errorRelay = try config.containerLines.map { lines throws(MachineError) in try OutputRelay(fd: lines.standardError, loop: loop) }
         let console = try Console(config.console, loop: loop)
-        let sharedIRQ4 = SharedInterruptLine(ChipInterruptLine(vm: vm, line: Self.serialIRQ, logger: logger))
-        let serial = Serial16550(interrupt: sharedIRQ4.input(0)) { [panicDetector] byte in
+        let serialInterrupts = serialInterruptLines(layout.serialLines, vm: vm)
+        let serial = Serial16550(interrupt: serialInterrupts[0]) { [panicDetector] byte in
             console.write(byte)
             panicDetector.feed(byte)
         }
         let lines = config.containerLines
-        let outputLine = Serial16550(interrupt: ChipInterruptLine(vm: vm, line: ContainerLines.outputIRQ, logger: logger),
-                                     output: containerOutput(to: outputRelay))
-        let errorLine = Serial16550(interrupt: sharedIRQ4.input(1), output: containerOutput(to: errorRelay))
+        let outputLine = Serial16550(interrupt: serialInterrupts[1], output: containerOutput(to: outputRelay))
+        let errorLine = Serial16550(interrupt: serialInterrupts[2], output: containerOutput(to: errorRelay))
         let markers = self.markers
-        let keyboardController = I8042 { [weak self] in self?.guestStopped(.keyboardReset) }
         var ports = IOBus.Builder()
         do {
-            try ports.attach(serial, at: Self.serialPort, length: 8)
-            try ports.attach(outputLine, at: ContainerLines.outputPort, length: 8)
-            try ports.attach(errorLine, at: ContainerLines.errorPort, length: 8)
-            try ports.attach(keyboardController, at: I8042.basePort, length: I8042.length)
-            try ports.attach(markers, at: BootMarkerDevice.port, length: BootMarkerDevice.length)
+            var placed = zip([serial, outputLine, errorLine], layout.serialLines).map { PlacedDevice($0, at: $1, length: 8) }
+            placed.append(PlacedDevice(markers, at: layout.bootMarkers, length: BootMarkerDevice.length))
+            if let reset = platform.resetController(onReset: { [weak self] in self?.guestStopped(.keyboardReset) }) {
+                placed.append(reset)
+            }
+            for device in placed {
+                switch device.slot.bus {
+                case .port: try ports.attach(device.device, at: device.slot.address, length: device.length)
+                case .mmio: try mmio.attach(device.device, at: device.slot.address, length: device.length)
+                }
+            }
         } catch {
             throw .invalidConfiguration("\(error)")
         }
         let portBus = IOBus(name: "port", ports, onUnclaimed: logUnclaimed("port"))
         let mmioBus = IOBus(name: "mmio", mmio, onUnclaimed: logUnclaimed("MMIO"))
-        // What a snapshot saves, by names that do not depend on host paths.
-        // The i8042 has no state: it only ever reports empty buffers.
-        let stateDevices: [(name: String, device: any SnapshotDevice)] = [
-            ("uart 0x3f8", serial), ("uart 0x2f8", outputLine), ("uart 0x3e8", errorLine), ("boot markers", markers),
-        ] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
+        // What a snapshot saves, by names that do not depend on host paths
+        // ("uart 0x3f8" on x86). A reset controller has no state (the
+        // i8042 only ever reports empty buffers).
+        let stateDevices: [(name: String, device: any SnapshotDevice)] = zip([serial, outputLine, errorLine], layout.serialLines).map {
+            ("uart 0x\(String($1.address, radix: 16))", $0)
+        } + [("boot markers", markers)] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
 
         // vCPUs: configured for the boot protocol, or given their saved state.
         let supported: [CPUIDEntry]
@@ -595,7 +602,7 @@ public final class Machine: Sendable {
         }
         let memory: GuestMemory
         do { memory = try platform.makeMemory(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
-        let announcements = VirtioDevices.announcements(for: config)
+        let announcements = VirtioDevices.announcements(for: config, layout: platform.deviceLayout)
         let commandLine = try KernelCommandLine.clearing(config.hiddenCPUFeatures,
                                                      in: KernelCommandLine.inserting(announcements, into: config.commandLine))
         do {
@@ -855,6 +862,22 @@ func processCPUTime() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+extension Machine {
+    /// One interrupt input per serial line: lines on the same IRQ share it
+    /// through a wired OR (`SharedInterruptLine`), as ISA serial ports do.
+    func serialInterruptLines(_ lines: [DeviceLayout.Slot], vm: any VirtualMachineHandle) -> [any InterruptLine] {
+        var shared: [UInt32: (line: SharedInterruptLine, inputs: Int)] = [:]
+        return lines.map { slot -> any InterruptLine in
+            guard let irq = slot.irq else { return DisconnectedInterruptLine() }
+            let chip = ChipInterruptLine(vm: vm, line: irq, logger: logger)
+            guard lines.filter({ $0.irq == irq }).count > 1 else { return chip }
+            let entry = shared[irq] ?? (SharedInterruptLine(chip), 0)
+            shared[irq] = (entry.line, entry.inputs + 1)
+            return entry.line.input(entry.inputs)
+        }
+    }
 }
 
 /// An interrupt line of the hypervisor's interrupt controller.

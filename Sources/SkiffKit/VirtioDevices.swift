@@ -2,17 +2,21 @@ import Devices
 import Host
 import Hypervisor
 import Memory
+import Platform
 
 /// The machine's virtio-mmio devices: where each sits, its IRQ, the eventfds
 /// that carry its notifications and interrupts, and its host backend.
 ///
-/// Layout: 4 KiB windows from 0xD000_0000 (inside the MMIO hole below 4 GiB),
-/// IRQs from 5 (4 is the serial port) to 23, the last I/O APIC pin. Disks come
-/// first so that --disk order gives vda, vdb, ...; then networks; then entropy; then vsock.
+/// Layout: 4 KiB windows from the platform's `DeviceLayout.virtioBase`, one
+/// of its `virtioIRQs` each (x86: from 0xD000_0000, inside the MMIO hole
+/// below 4 GiB, IRQs 5 to 23). Disks come first so that --disk order gives
+/// vda, vdb, ...; then networks; then entropy; then vsock.
 final class VirtioDevices {
-    static let firstBase: UInt64 = 0xD000_0000
-    static let firstIRQ: UInt32 = 5
-    static let lastIRQ: UInt32 = 23
+    /// Window `slot`'s base and interrupt line.
+    static func place(_ slot: Int, in layout: DeviceLayout) -> (base: UInt64, irq: UInt32) {
+        (layout.virtioBase + UInt64(slot) * VirtioMMIOTransport.size, layout.virtioIRQs.lowerBound + UInt32(slot))
+    }
+    private let layout: DeviceLayout
 
     struct Attached {
         let transport: VirtioMMIOTransport
@@ -60,8 +64,9 @@ final class VirtioDevices {
     }
 
     /// Attaches every device to its opened backend.
-    init(_ config: MachineConfiguration, backends: Backends, vm: any VirtualMachineHandle, memory: GuestMemory, loop: EventLoop,
-         mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
+    init(_ config: MachineConfiguration, layout: DeviceLayout, backends: Backends, vm: any VirtualMachineHandle, memory: GuestMemory,
+         loop: EventLoop, mmio: inout IOBus.Builder, logger: Logger) throws(MachineError) {
+        self.layout = layout
         for (index, (disk, image)) in zip(config.disks, backends.disks).enumerated() {
             let device = VirtioBlock(disk: image)
             let name = "virtio-blk vd\(Self.driveLetter(index)) (\(disk.path)\(disk.readOnly ? ", read-only" : ""))"
@@ -109,12 +114,12 @@ final class VirtioDevices {
     /// The `virtio_mmio.device=` (and `ip=`) kernel parameters announcing
     /// `config`'s devices, in the windows and IRQs `init` gives them (disks,
     /// networks, entropy, one slot each, in order): known before any VM exists.
-    static func announcements(for config: MachineConfiguration) -> [String] {
+    static func announcements(for config: MachineConfiguration, layout: DeviceLayout) -> [String] {
         var parameters: [String] = []
         var slot = 0
         func announceNext() {
-            parameters.append(VirtioMMIOTransport.kernelParameter(base: firstBase + UInt64(slot) * VirtioMMIOTransport.size,
-                                                                  irq: firstIRQ + UInt32(slot)))
+            let (base, irq) = place(slot, in: layout)
+            parameters.append(VirtioMMIOTransport.kernelParameter(base: base, irq: irq))
             slot += 1
         }
         for _ in config.disks { announceNext() }
@@ -138,9 +143,7 @@ final class VirtioDevices {
     private func attach(_ device: any VirtioDevice, name: String, vm: any VirtualMachineHandle, memory: GuestMemory,
                         loop: EventLoop, mmio: inout IOBus.Builder, logger: Logger,
                         summary: @escaping @Sendable () -> String) throws(MachineError) -> VirtioMMIOTransport {
-        let slot = attached.count
-        let base = Self.firstBase + UInt64(slot) * VirtioMMIOTransport.size
-        let irq = Self.firstIRQ + UInt32(slot)
+        let (base, irq) = Self.place(attached.count, in: layout)
 
         let trigger: any InterruptTrigger
         let interruptFD = try EventFD.make()

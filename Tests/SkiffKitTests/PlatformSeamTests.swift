@@ -7,12 +7,15 @@ import Synchronization
 import Testing
 @testable import SkiffKit
 
-/// Plays an architecture that is not x86_64: RAM at 1 GiB, a "kernel" that
-/// is the bytes "TOYK" and a byte of entry offset, one instruction (0xAA)
-/// the hypervisor cannot emulate and the platform steps over (two bytes).
-/// Records each call the machine makes of it.
+/// Plays an architecture that is not x86_64: RAM at 1 GiB, every device on
+/// MMIO below it and no reset controller, a "kernel" that is the bytes
+/// "TOYK" and a byte of entry offset, one instruction (0xAA) the hypervisor
+/// cannot emulate and the platform steps over (two bytes). Records each call
+/// the machine makes of it.
 final class ToyPlatform: GuestPlatform, @unchecked Sendable {
     static let ramBase: UInt64 = 0x4000_0000
+    static let console: UInt64 = 0x0900_0000
+    static let markers: UInt64 = 0x0910_0000
     let calls = Mutex<[String]>([])
 
     private func record(_ call: String) { calls.withLock { $0.append(call) } }
@@ -20,6 +23,14 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
     var architecture: String { "toy" }
     var maximumCPUs: Int { 4 }
     var hideableCPUFeatures: [String] { [] }
+    var deviceLayout: DeviceLayout {
+        DeviceLayout(serialLines: [DeviceLayout.Slot(bus: .mmio, address: Self.console, irq: 33),
+                                   DeviceLayout.Slot(bus: .mmio, address: Self.console + 0x1000, irq: 34),
+                                   DeviceLayout.Slot(bus: .mmio, address: Self.console + 0x2000, irq: 34)],
+                     bootMarkers: DeviceLayout.Slot(bus: .mmio, address: Self.markers),
+                     virtioBase: 0x0A00_0000, virtioIRQs: 40...41)
+    }
+    func resetController(onReset: @escaping @Sendable () -> Void) -> PlacedDevice? { nil }
 
     func makeMemory(size: Int) throws -> GuestMemory {
         record("memory \(size >> 20) MiB")
@@ -110,7 +121,7 @@ struct RecordingHypervisor: Hypervisor {
     func configuration(kernel: String) -> MachineConfiguration {
         var configuration = MachineConfiguration(kernelPath: kernel, commandLine: "console=toy0")
         configuration.memoryMiB = 16
-        configuration.console = .none
+        configuration.console = .capture
         configuration.entropyDevice = false
         return configuration
     }
@@ -121,8 +132,10 @@ struct RecordingHypervisor: Hypervisor {
         let entry = ToyPlatform.ramBase + 0x3000
         let vcpu = ScriptedVCPU([
             .exit(.emulationFailure(instruction: [0xAA, 0x01])), // the platform's to step over
-            .portWrite(UInt16(BootMarkerDevice.port), [BootMarkerDevice.Phase.initStarted.rawValue]),
-            .portWrite(UInt16(BootMarkerDevice.port), [BootMarkerDevice.Phase.shutdownRequested.rawValue]),
+            .mmioWrite(ToyPlatform.markers, [BootMarkerDevice.Phase.initStarted.rawValue]),
+            .mmioWrite(ToyPlatform.console, [0x6F]), .mmioWrite(ToyPlatform.console, [0x6B]), // "ok" on ttyS0
+            .portRead(0x3F8, size: 1), .portWrite(0x64, [0xFE]), // x86's COM1 and i8042 reset: nobody's here
+            .mmioWrite(ToyPlatform.markers, [BootMarkerDevice.Phase.shutdownRequested.rawValue]),
             .exit(.systemEvent(type: 1)),
         ])
         let vm = RecordingVM(vcpu)
@@ -131,7 +144,11 @@ struct RecordingHypervisor: Hypervisor {
                                   hypervisor: { RecordingHypervisor(vm: vm) }, platform: platform)
         let report = try machine.run()
 
-        #expect(report.stopReason == .powerOff)
+        #expect(report.stopReason == .powerOff, "not the i8042's reset: the toy has none")
+        #expect(report.consoleOutput == Array("ok".utf8), "ttyS0 where the platform put it")
+        #expect(vcpu.readBack(3) == [0xFF], "no device at x86's COM1")
+        #expect(report.unclaimedPortAccesses == 2)
+        #expect(report.timeline.first(.initStarted) != nil, "the boot markers where the platform put them")
         #expect(report.kernel?.format == "toy")
         #expect(report.kernel?.entry == entry)
         #expect(report.fwaitsSkipped == 1 && report.breakpointsInjected == 0, "the platform's step counted")
