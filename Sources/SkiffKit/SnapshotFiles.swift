@@ -90,7 +90,7 @@ public enum SnapshotFiles {
     static func write(_ state: SnapshotState, memory: GuestMemory, to directory: String) throws(MachineError) -> (published: Bool, memoryBytes: Int) {
         var memoryBytes = 0
         let temporary = "\(directory).tmp-\(getpid())"
-        removeTree(temporary)
+        removeTemporary(temporary)
         guard mkdir(temporary, 0o700) == 0 else { throw .system("mkdir \(temporary)", errno) }
         do {
             let memoryFD = open(temporary + "/" + memoryName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -105,19 +105,31 @@ public enum SnapshotFiles {
             // Both files on disk before the name that publishes them.
             guard fsync(memoryFD) == 0, fsync(stateFD) == 0 else { throw MachineError.system("fsync", errno) }
         } catch let error as MachineError {
-            removeTree(temporary)
+            removeTemporary(temporary)
             throw error
         } catch {
-            removeTree(temporary)
+            removeTemporary(temporary)
             throw .invalidConfiguration("\(error)")
         }
         guard rename(temporary, directory) == 0 else {
             let error = errno
-            removeTree(temporary)
+            removeTemporary(temporary)
             if error == EEXIST || error == ENOTEMPTY { return (false, memoryBytes) }
             throw .system("rename \(temporary) → \(directory)", error)
         }
         return (true, memoryBytes)
+    }
+
+    /// Removes the half-written snapshot `write` made (or a stale one of an
+    /// earlier process with this PID): the two files only `write` puts there,
+    /// then the directory. By name, not by listing it: `write` runs on the
+    /// confined snapshot thread, and listing a directory (glibc's fdopendir)
+    /// makes a call its list leaves out (fcntl F_GETFL). A directory that
+    /// holds anything else stays.
+    static func removeTemporary(_ temporary: String) {
+        unlink(temporary + "/" + memoryName)
+        unlink(temporary + "/" + stateName)
+        rmdir(temporary)
     }
 
     /// Removes a snapshot directory (or a half-written one): its two files, then itself.

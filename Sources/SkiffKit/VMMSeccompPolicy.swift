@@ -215,7 +215,6 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_unlink), "a failed snapshot's files removed"),
         SeccompRule(Int(SYS_unlinkat), "a failed snapshot's files removed"),
         SeccompRule(Int(SYS_rmdir), "a failed snapshot's directory removed"),
-        SeccompRule(Int(SYS_getdents64), "a failed snapshot's directory listed for removal"),
         SeccompRule(Int(SYS_fstat), "sizes of what is written"),
         SeccompRule(Int(SYS_lseek), "sparse memory files"),
         SeccompRule(Int(SYS_pwrite64), "the memory file"),
