@@ -75,11 +75,13 @@ public struct MachineConfiguration: Sendable {
     /// must stay representable; `inf` and NaN are refused, not trapped on).
     public static let timeoutRange: ClosedRange<Double> = 0.001...31_536_000
 
-    /// Checks every range; the CLI calls it too, so a bad value is one usage
-    /// line before anything starts.
-    public func validate() throws(MachineError) {
-        guard Self.cpuRange.contains(cpus) else {
-            throw .invalidConfiguration("--cpus \(cpus) is outside \(Self.cpuRange.lowerBound)–\(Self.cpuRange.upperBound)")
+    /// Checks every range, against `platform` (the configuration's own
+    /// unless a test plays another); the CLI calls it too, so a bad value is
+    /// one usage line before anything starts.
+    public func validate(for platform: (any GuestPlatform)? = nil) throws(MachineError) {
+        let platform = platform ?? self.platform
+        guard (1...platform.maximumCPUs).contains(cpus) else {
+            throw .invalidConfiguration("--cpus \(cpus) is outside 1–\(platform.maximumCPUs)")
         }
         guard Self.memoryRange.contains(memoryMiB) else {
             throw .invalidConfiguration("--memory \(memoryMiB) MiB is outside \(Self.memoryRange.lowerBound)–\(Self.memoryRange.upperBound) MiB")
@@ -110,7 +112,7 @@ public struct MachineConfiguration: Sendable {
         let devices = disks.count + networks.count + (entropyDevice ? 1 : 0) + (vsock == nil ? 0 : 1)
         let lines = platform.deviceLayout.virtioIRQs.count
         guard devices <= lines else {
-            throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the I/O APIC")
+            throw .invalidConfiguration("\(devices) virtio devices; at most \(lines) fit the interrupt controller's lines")
         }
     }
 }
@@ -326,7 +328,7 @@ public final class Machine: Sendable {
         let config = configuration
         var timeline = BootTimeline(start: start)
         timeline.machineStart = MonotonicClock.now()
-        try config.validate()
+        try config.validate(for: platform)
         // (malloc's heaps are never trimmed in the executables, so that a
         // confined thread never opens a file for it: MallocPolicy.)
 

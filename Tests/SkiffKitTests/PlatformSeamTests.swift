@@ -180,6 +180,23 @@ struct RecordingHypervisor: Hypervisor {
         #expect(platform.calls.withLock { $0 } == ["check"])
     }
 
+    @Test func rangesAreThePlatformsOwn() {
+        func refusal(_ configuration: MachineConfiguration, _ platform: (any GuestPlatform)?) -> String {
+            do { try configuration.validate(for: platform) } catch { return "\(error)" }
+            return "accepted"
+        }
+        var configuration = configuration(kernel: "toy")
+        configuration.cpus = 5
+        #expect(refusal(configuration, ToyPlatform()).hasSuffix("--cpus 5 is outside 1–4"))
+        #expect(refusal(configuration, nil) == "accepted", "x86's MP table takes 32")
+        configuration.cpus = 1
+        configuration.entropyDevice = true
+        configuration.vsock = VsockConfiguration(guestCID: 3, path: "/tmp/v.sock")
+        configuration.disks = [DiskConfiguration(path: "/nonexistent/a.img", readOnly: true)]
+        #expect(refusal(configuration, ToyPlatform()).hasSuffix("3 virtio devices; at most 2 fit the interrupt controller's lines"))
+        #expect(refusal(configuration, nil) == "accepted")
+    }
+
     @Test func x86SteppingOverTrappedInstructionsFollowsTheCompatibilityProfile() {
         var configuration = MachineConfiguration(kernelPath: "k", commandLine: "")
         #expect(configuration.platform.architecture == "x86_64")
