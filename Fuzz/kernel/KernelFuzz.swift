@@ -12,7 +12,7 @@ nonisolated(unsafe) let memory = try! GuestMemory(layout: [(0, 64 << 20)])
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    let configuration = X86BootConfiguration(kernel: bytes, kernelPath: "fuzz", initrd: [1, 2, 3, 4], initrdPath: "initrd",
+    let configuration = KernelImages(kernel: bytes, kernelPath: "fuzz", initrd: [1, 2, 3, 4], initrdPath: "initrd",
                                              commandLine: "console=ttyS0", cpuCount: 2)
     do { _ = try X86Boot.load(configuration, into: memory) } catch { if getenv("FUZZ_DEBUG") != nil { print(error) } }
     return 0

@@ -61,7 +61,8 @@ public protocol GuestPlatform: Sendable {
     func beforeDestroying(_ vm: any VirtualMachineHandle) throws(HypervisorError)
 }
 
-/// What a platform loads into a new machine.
+/// What a platform loads into a new machine: a kernel (its format told
+/// apart by content), an optional initrd, a command line and a CPU count.
 public struct KernelImages: Sendable {
     public var kernel: [UInt8]
     public var kernelPath: String
@@ -70,8 +71,8 @@ public struct KernelImages: Sendable {
     public var commandLine: String
     /// How many vCPUs the boot structures describe.
     public var cpuCount: Int
-    /// The byte the kernel's first instruction writes to the boot-marker port
-    /// (the platform puts a stub before the entry), so the first instruction is timed.
+    /// A port and code a stub before the kernel's entry writes, so that the
+    /// VMM times the guest's first instruction; nil enters the kernel directly.
     public var firstInstructionMarker: (port: UInt16, value: UInt8)?
 
     public init(kernel: [UInt8], kernelPath: String, initrd: [UInt8]? = nil, initrdPath: String = "", commandLine: String,

@@ -1,26 +1,6 @@
 import Platform
 import Memory
 
-/// What to boot: a kernel (vmlinux or bzImage, told apart by content),
-/// an optional initrd, a command line and a CPU count.
-public struct X86BootConfiguration: Sendable {
-    public var kernel: [UInt8]
-    public var kernelPath: String
-    public var initrd: [UInt8]?
-    public var initrdPath: String
-    public var commandLine: String
-    public var cpuCount: Int
-    /// A port and code the trampoline writes before jumping to the kernel, so
-    /// the VMM can time the guest's first instruction; nil enters the kernel directly.
-    public var firstInstructionMarker: (port: UInt16, code: UInt8)?
-
-    public init(kernel: [UInt8], kernelPath: String, initrd: [UInt8]? = nil, initrdPath: String = "",
-                commandLine: String, cpuCount: Int = 1, firstInstructionMarker: (port: UInt16, code: UInt8)? = nil) {
-        self.kernel = kernel; self.kernelPath = kernelPath; self.initrd = initrd; self.initrdPath = initrdPath
-        self.commandLine = commandLine; self.cpuCount = cpuCount; self.firstInstructionMarker = firstInstructionMarker
-    }
-}
-
 /// The bootstrap CPU's state at entry, in architectural terms (the machine
 /// turns it into KVM registers). Application processors start through INIT/SIPI.
 public struct X86BootState: Equatable, Sendable {
@@ -74,7 +54,7 @@ public enum X86Boot {
         throw BootError(file: file, "not a Linux kernel: neither an ELF vmlinux nor a bzImage")
     }
 
-    public static func load(_ configuration: X86BootConfiguration, into memory: GuestMemory) throws(BootError) -> X86BootState {
+    public static func load(_ configuration: KernelImages, into memory: GuestMemory) throws(BootError) -> X86BootState {
         let kernelFile = configuration.kernelPath
         var params: BootParams
         let entry: UInt64
@@ -161,7 +141,7 @@ public enum X86Boot {
         var instructionPointer = entry
         if let marker = configuration.firstInstructionMarker {
             try place(kernelFile, "trampoline", in: memory) {
-                try memory.write(bytes: trampoline(port: marker.port, code: marker.code, jumpTo: entry), at: X86Layout.trampoline)
+                try memory.write(bytes: trampoline(port: marker.port, code: marker.value, jumpTo: entry), at: X86Layout.trampoline)
             }
             instructionPointer = X86Layout.trampoline
         }

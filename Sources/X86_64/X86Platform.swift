@@ -57,10 +57,7 @@ public struct X86Platform: GuestPlatform {
     }
 
     public func loadKernel(_ images: KernelImages, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
-        let state = try X86Boot.load(X86BootConfiguration(
-            kernel: images.kernel, kernelPath: images.kernelPath, initrd: images.initrd, initrdPath: images.initrdPath,
-            commandLine: images.commandLine, cpuCount: images.cpuCount,
-            firstInstructionMarker: images.firstInstructionMarker.map { ($0.port, $0.value) }), into: memory)
+        let state = try X86Boot.load(images, into: memory)
         return LoadedKernel(format: state.format.rawValue, entry: state.kernelEntry) { vcpus, identities throws(HypervisorError) in
             for vcpu in vcpus { try X86CPUSetup.configure(vcpu, cpuid: identities[vcpu.id]) }
             if let bootstrap = vcpus.first { try X86CPUSetup.enterLongMode(bootstrap, state) }

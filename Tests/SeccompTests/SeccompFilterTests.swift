@@ -14,8 +14,6 @@ import Testing
     func runConfined(_ filter: SeccompFilter, _ mode: SeccompMode, _ calls: [(Int, Int, Int, Int)],
                      compiled: SeccompProgram? = nil) throws -> (status: Int32, stderr: String) {
         let program = filter.program(mode)
-        var fds: [Int32] = [0, 0]
-        try #require(pipe(&fds) == 0)
         // The child's loop below must not allocate once confined (malloc may
         // need mmap or brk, which the filters here refuse). In a debug build
         // its first run instantiates generic metadata on the heap: do that
@@ -23,32 +21,17 @@ import Testing
         var checksum = 0
         for (number, a, b, c) in calls { checksum &+= number &+ a &+ b &+ c }
         _ = checksum
-        let child = fork()
-        if child == 0 {
-            dup2(fds[1], 2)
+        return runInForkedChild {
             _ = csystem_seccomp_install_reporter()
             if let compiled {
-                do { try compiled.install() } catch { _exit(100) }
+                do { try compiled.install() } catch { return 100 }
             } else {
                 let installed = program.withUnsafeBufferPointer { csystem_seccomp_install($0.baseAddress, UInt16($0.count)) }
-                if installed != 0 { _exit(100) }
+                if installed != 0 { return 100 }
             }
             for (number, a, b, c) in calls { _ = csystem_syscall3(number, a, b, c) }
-            _exit(0)
+            return 0
         }
-        close(fds[1])
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            output += buffer[0..<count]
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        waitpid(child, &status, 0)
-        let exited = status & 0x7F == 0
-        return (exited ? (status >> 8) & 0xFF : -(status & 0x7F), String(decoding: output, as: UTF8.self))
     }
 
     /// What every test child needs: exit_group to end, write for the reporter.

@@ -1,7 +1,9 @@
 import CSystem
 import Glibc
 import Memory
+import Host
 import Testing
+import TestSupport
 @testable import SkiffKit
 
 /// `SnapshotFiles.write` runs on the snapshot thread, under that thread's
@@ -27,35 +29,18 @@ import Testing
         #expect(try SnapshotFiles.write(state, memory: memory, to: destination).published == false)
         let program = VMMSeccompPolicy.filter(for: .coordinator).compile(.kill)
 
-        var fds: [Int32] = [0, 0]
-        try #require(pipe(&fds) == 0)
-        let child = fork()
-        if child == 0 {
-            dup2(fds[1], 2)
+        let child = runInForkedChild {
             _ = csystem_seccomp_install_reporter()
-            do { try program.install() } catch { _exit(100) }
+            do { try program.install() } catch { return 100 }
             do {
-                let outcome = try SnapshotFiles.write(state, memory: memory, to: destination)
-                _exit(outcome.published ? 3 : 0)
+                return try SnapshotFiles.write(state, memory: memory, to: destination).published ? 3 : 0
             } catch {
-                _exit(2)
+                return 2
             }
         }
-        close(fds[1])
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            output += buffer[0..<count]
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        waitpid(child, &status, 0)
-        let stderr = String(decoding: output, as: UTF8.self)
-        #expect(status & 0x7F == 0 && (status >> 8) & 0xFF == 0, "status \(status): \(stderr)")
-        #expect(!stderr.contains("forbidden"), "\(stderr)")
-        #expect(access("\(destination).tmp-\(child)", F_OK) != 0, "the half-written snapshot removed")
+        #expect(child.status == 0, "\(child.stderr)")
+        #expect(!child.stderr.contains("forbidden"), "\(child.stderr)")
+        #expect((listDirectory(atPath: root) ?? []) == ["ready"], "the half-written snapshot removed")
         #expect(access(destination + "/" + SnapshotFiles.memoryName, F_OK) != 0, "the published one left as it was")
     }
 }

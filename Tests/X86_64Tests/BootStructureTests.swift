@@ -128,7 +128,7 @@ import Platform
         let elf = makeELF(entry: 0x100_0000, segments: [(0x100_0000, [0xF4, 0xF4], 0x2000)])
         try memory.fill(0xAA, at: 0x100_0002, length: 16) // .bss must be zeroed
         let initrd = [UInt8](repeating: 0x5A, count: 10_000)
-        let state = try X86Boot.load(X86BootConfiguration(
+        let state = try X86Boot.load(KernelImages(
             kernel: elf, kernelPath: "vmlinux", initrd: initrd, initrdPath: "initrd",
             commandLine: "console=ttyS0 quiet", cpuCount: 2, firstInstructionMarker: (0x440, 0x10)), into: memory)
         #expect(state.format == .elf)
@@ -147,7 +147,7 @@ import Platform
 
     @Test func loadsABzImageAtItsPreferredAddress() throws {
         let image = makeBzImage(kernel: [0xC3] + [UInt8](repeating: 0, count: 600))
-        let state = try X86Boot.load(X86BootConfiguration(kernel: image, kernelPath: "bzImage", commandLine: ""), into: memory)
+        let state = try X86Boot.load(KernelImages(kernel: image, kernelPath: "bzImage", commandLine: ""), into: memory)
         #expect(state.format == .bzImage)
         #expect(state.kernelEntry == 0x100_0200)
         #expect(state.instructionPointer == state.kernelEntry)
@@ -156,16 +156,16 @@ import Platform
 
     @Test func refusesWhatDoesNotFit() {
         let elf = makeELF(entry: 0, segments: [(0x1000_0000, [1], 1)]) // 256 MiB: beyond 64 MiB of RAM
-        #expect { try X86Boot.load(X86BootConfiguration(kernel: elf, kernelPath: "big", commandLine: ""), into: memory) }
+        #expect { try X86Boot.load(KernelImages(kernel: elf, kernelPath: "big", commandLine: ""), into: memory) }
             throws: { "\($0)".contains("does not fit in 64 MiB") }
         let small = makeELF(entry: 0x100_0000, segments: [(0x100_0000, [1], 1)])
-        #expect { try X86Boot.load(X86BootConfiguration(kernel: small, kernelPath: "k", initrd: [UInt8](repeating: 1, count: 80 << 20),
+        #expect { try X86Boot.load(KernelImages(kernel: small, kernelPath: "k", initrd: [UInt8](repeating: 1, count: 80 << 20),
                                                         initrdPath: "huge.cpio", commandLine: ""), into: memory) }
             throws: { "\($0)".hasPrefix("huge.cpio: initrd") }
         let longLine = String(repeating: "x", count: 3000)
-        #expect { try X86Boot.load(X86BootConfiguration(kernel: small, kernelPath: "k", commandLine: longLine), into: memory) }
+        #expect { try X86Boot.load(KernelImages(kernel: small, kernelPath: "k", commandLine: longLine), into: memory) }
             throws: { "\($0)".contains("at most 2047") }
-        #expect { try X86Boot.load(X86BootConfiguration(kernel: Array("hello\n".utf8), kernelPath: "/etc/hostname", commandLine: ""), into: memory) }
+        #expect { try X86Boot.load(KernelImages(kernel: Array("hello\n".utf8), kernelPath: "/etc/hostname", commandLine: ""), into: memory) }
             throws: { "\($0)" == "/etc/hostname: not a Linux kernel: neither an ELF vmlinux nor a bzImage" }
     }
 }
