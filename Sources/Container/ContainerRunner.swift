@@ -88,10 +88,9 @@ public enum ContainerRunner {
         if configuration.jail != nil {
             return report(try Machine(configuration, logger: logger).run(startedAt: start), .booted)
         }
-        mkdir(entryDirectory + "/snapshots", 0o755)
         // The image's snapshots that no run can restore any more go first.
-        configuration.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { name in
-            logger.debug("removed a snapshot no run can restore", metadata: ["snapshot": "\(name)"])
+        configuration.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { path in
+            logger.debug("removed a snapshot no run can restore", metadata: ["snapshot": "\(path)"])
         }
         let machine = try Machine(configuration, logger: logger).run(startedAt: start)
         return report(machine, machine.snapshot?.written == true ? .bootedAndSnapshotted : .booted)

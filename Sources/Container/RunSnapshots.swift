@@ -59,17 +59,20 @@ public enum RunSnapshots {
     }
 
     /// The request that saves a ready guest to `directory` (a key's directory
-    /// in a snapshots directory) when the guest says it is ready, carrying
-    /// on afterwards, with its inputs recorded (`inputs(for:)`). The
-    /// directory's siblings that no run can restore any more are removed
-    /// first, each named to `removed` (`removeUnrestorable`): before the
-    /// machine is built, since its threads are confined once it runs.
+    /// in a snapshots directory, made here if need be) when the guest says it
+    /// is ready, carrying on afterwards, with its inputs recorded
+    /// (`inputs(for:)`); nil if the snapshots directory cannot be made (the
+    /// run goes on without saving). The directory's siblings that no run can
+    /// restore any more are removed first, each path told to `removed`
+    /// (`removeUnrestorable`): before the machine is built, since its threads
+    /// are confined once it runs.
     public static func readyGuestRequest(savingTo directory: String, for configuration: MachineConfiguration,
-                                         removed: (String) -> Void) -> SnapshotRequest {
+                                         removed: (String) -> Void) -> SnapshotRequest? {
         let slash = directory.lastIndex(of: "/")
         let parent = slash.map { String(directory[..<$0]) } ?? "."
         let key = slash.map { String(directory[directory.index(after: $0)...]) } ?? directory
-        for name in removeUnrestorable(in: parent, keeping: key, host: configuration.host) { removed(name) }
+        guard makeDirectories(parent, mode: 0o755) else { return nil }
+        for name in removeUnrestorable(in: parent, keeping: key, host: configuration.host) { removed(parent + "/" + name) }
         return SnapshotRequest(marker: BootMarkerPhase.guestReady.rawValue, directory: directory, thenStop: false,
                                required: false, provenance: inputs(for: configuration))
     }

@@ -42,13 +42,9 @@ enum ReadyGuest {
             }
         }
         var booting = configuration
-        let parent = String(directory[..<(directory.lastIndex(of: "/") ?? directory.endIndex)])
-        if makeDirectories(parent, mode: 0o755) {
-            // The ready guests no create can restore any more go first, as
-            // `skiff run`'s do.
-            booting.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { name in
-                log.info("removed the ready guest \(parent)/\(name): no create can restore it")
-            }
+        // The ready guests no create can restore any more go first, as `skiff run`'s do.
+        booting.snapshot = RunSnapshots.readyGuestRequest(savingTo: directory, for: configuration) { path in
+            log.info("removed the ready guest \(path): no create can restore it")
         }
         let machine = try Machine(booting, logger: logger)
         log.info("container \(id): booted\(booting.snapshot == nil ? "" : "; saving the ready guest") (\(directory))")

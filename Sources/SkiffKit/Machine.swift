@@ -383,7 +383,8 @@ public final class Machine: Sendable {
         // the command line announced.
         let loop = try EventLoop()
         var mmio = IOBus.Builder()
-        let virtio = try VirtioDevices(config, layout: platform.deviceLayout, backends: backends, vm: vm, memory: memory,
+        let layout = platform.deviceLayout
+        let virtio = try VirtioDevices(config, layout: layout, backends: backends, vm: vm, memory: memory,
                                        loop: loop, mmio: &mmio, logger: logger)
         if let kernel {
             logger.debug("kernel loaded", metadata: [
@@ -392,7 +393,6 @@ public final class Machine: Sendable {
         }
 
         // Devices, where the platform puts them.
-        let layout = platform.deviceLayout
         guard layout.serialLines.count == 3 else {
             throw .invalidConfiguration("the \(platform.architecture) platform places \(layout.serialLines.count) serial lines; a machine has 3")
         }
