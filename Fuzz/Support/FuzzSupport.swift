@@ -3,10 +3,12 @@
 // was written where it should not be.
 import Glibc
 
-/// A directory of this process's own under /tmp (created once).
+/// A directory of this process's own under /tmp (created once), removed
+/// when the fuzzer exits (a crash leaves it, beside its reproducer).
 public let scratch: String = {
     let path = "/tmp/skiff-fuzz-\(getpid())"
     mkdir(path, 0o700)
+    atexit { removeTree(scratch) }
     return path
 }()
 

@@ -25,11 +25,18 @@ let disk: DiskImage = {
 }()
 
 /// The vsock device's host side: a listener in a scratch directory, kept
-/// across inputs (each input starts with no connections).
-let vsockBackend: VsockUnixBackend = {
+/// across inputs (each input starts with no connections); the directory goes
+/// when the fuzzer exits.
+let vsockDirectory: String = {
     var template = Array("/tmp/skiff-fuzz-vsock-XXXXXX".utf8CString)
-    let directory = String(cString: mkdtemp(&template)!)
-    let path = directory + "/v.sock"
+    return String(cString: mkdtemp(&template)!)
+}()
+let vsockBackend: VsockUnixBackend = {
+    let path = vsockDirectory + "/v.sock"
+    atexit {
+        unlink(vsockDirectory + "/v.sock")
+        rmdir(vsockDirectory)
+    }
     return try! VsockUnixBackend(listener: try! VsockUnixBackend.listen(at: path), path: path, guestCID: 3)
 }()
 

@@ -7,19 +7,22 @@ import Testing
 /// Kernels, initrds and console files as a careless or hostile user gives them:
 /// each is refused at once with its reason, nothing is read that need not be,
 /// and nothing blocks.
-@Suite struct InputFileTests {
+/// Each test gets its own scratch directory (Swift Testing makes an instance
+/// per test), removed with the instance.
+@Suite final class InputFileTests {
     let directory: String = {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-input-\(UUID())").path
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }()
 
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
     func message(_ body: () throws -> Void) -> String {
         do { try body(); return "no error" } catch { return "\(error)" }
     }
 
     @Test func aFIFOADeviceOrADirectoryIsNotAKernelAndNothingWaits() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let fifo = directory + "/fifo"
         try #require(mkfifo(fifo, 0o600) == 0)
         #expect(message { _ = try readFile(fifo, limit: 1 << 20) } == "\(fifo): not a regular file (a FIFO)")
@@ -29,7 +32,6 @@ import Testing
     }
 
     @Test func aHugeSparseFileIsRefusedBySizeWithoutBeingRead() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let huge = directory + "/huge"
         let fd = open(huge, O_CREAT | O_WRONLY, 0o600)
         try #require(fd >= 0 && ftruncate(fd, 64 << 30) == 0)
@@ -44,7 +46,6 @@ import Testing
     }
 
     @Test func aConsoleFIFOWithNoReaderIsAnErrorNotAWait() throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let fifo = directory + "/console"
         try #require(mkfifo(fifo, 0o600) == 0)
         let loop = try EventLoop()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Whether this process may open /dev/kvm.
 public let kvmUsable = FileManager.default.isReadableFile(atPath: "/dev/kvm") && FileManager.default.isWritableFile(atPath: "/dev/kvm")
@@ -64,5 +65,12 @@ private func makeTinyGuest(spin: Bool) -> String? {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("skiff-tiny-\(spin ? "spin" : "reset")-\(getpid()).elf").path
     let arguments = ["/usr/bin/env", "python3", repositoryRoot + "/bench/start/make-tiny-guest.py"] + (spin ? ["--spin"] : []) + [path]
     guard let made = try? runProgram(arguments), made.status == 0 else { return nil }
+    removedAtExit.withLock { $0.append(path) }
     return path
 }
+
+/// Files the test process made for its whole life, removed when it exits.
+private let removedAtExit: Mutex<[String]> = {
+    atexit { removedAtExit.withLock { paths in for path in paths { unlink(path) } } }
+    return Mutex([])
+}()
