@@ -408,9 +408,10 @@ public final class Machine: Sendable {
         let outputLine = Serial16550(interrupt: serialInterrupts[1], output: containerOutput(to: outputRelay))
         let errorLine = Serial16550(interrupt: serialInterrupts[2], output: containerOutput(to: errorRelay))
         let markers = self.markers
+        let uarts = Array(zip([serial, outputLine, errorLine], layout.serialLines))
         var ports = IOBus.Builder()
         do {
-            var placed = zip([serial, outputLine, errorLine], layout.serialLines).map { PlacedDevice($0, at: $1, length: 8) }
+            var placed = uarts.map { PlacedDevice($0, at: $1, length: 8) }
             placed.append(PlacedDevice(markers, at: layout.bootMarkers, length: BootMarkerDevice.length))
             if let reset = platform.resetController(onReset: { [weak self] in self?.guestStopped(.keyboardReset) }) {
                 placed.append(reset)
@@ -429,7 +430,7 @@ public final class Machine: Sendable {
         // What a snapshot saves, by names that do not depend on host paths
         // ("uart 0x3f8" on x86). A reset controller has no state (the
         // i8042 only ever reports empty buffers).
-        let stateDevices: [(name: String, device: any SnapshotDevice)] = zip([serial, outputLine, errorLine], layout.serialLines).map {
+        let stateDevices: [(name: String, device: any SnapshotDevice)] = uarts.map {
             ("uart 0x\(String($1.address, radix: 16))", $0)
         } + [("boot markers", markers)] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
 
