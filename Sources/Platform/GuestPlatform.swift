@@ -10,9 +10,8 @@ import Memory
 /// line where the machine picks its platform), not a change to the machine.
 ///
 /// What stays x86-shaped for now: the hypervisor seam's register and CPUID
-/// types (an aarch64 platform would widen `cpuIdentity`'s result), devices
-/// announced on the command line rather than in a device tree, and
-/// `clearcpuid=` there.
+/// types (an aarch64 platform would widen `cpuIdentity`'s result), and
+/// devices announced on the command line rather than in a device tree.
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }
@@ -20,6 +19,17 @@ public protocol GuestPlatform: Sendable {
     var maximumCPUs: Int { get }
     /// CPU features a machine can hide from its guest (`--hide-cpu-feature`).
     var hideableCPUFeatures: [String] { get }
+
+    /// Kernel parameters the host's workarounds need (x86 on a PVM host:
+    /// `X86Workarounds.pvm`); every command line Skiff composes carries them,
+    /// before what the user appends (which can override them).
+    var workaroundParameters: [String] { get }
+
+    /// The kernel's parameters (the command line before init's arguments)
+    /// with the CPU features the machine hides announced the way this
+    /// architecture's kernel reads them (x86: `clearcpuid=`). Throws what the
+    /// kernel could not take, as a `BootError` of `BootError.commandLineFile`.
+    func announcingHiddenFeatures(in parameters: [String]) throws(BootError) -> [String]
 
     /// Where the machine's devices sit.
     var deviceLayout: DeviceLayout { get }

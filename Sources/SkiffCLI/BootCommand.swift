@@ -250,8 +250,8 @@ func printTimings(_ report: MachineReport, before: [(String, UInt64)] = [], note
         summary += "; first guest instruction \(sinceSetupStarted(first.time)) ms after setup started"
     }
     lines.append(summary)
-    if report.breakpointsInjected + report.fwaitsSkipped > 0 {
-        lines.append("  compatibility: \(report.breakpointsInjected) INT3 → #BP, \(report.fwaitsSkipped) FWAIT skipped")
+    if report.exceptionsDelivered + report.instructionsSkipped > 0 {
+        lines.append("  compatibility: \(report.exceptionsDelivered) trapped instructions stepped over with their exception delivered (x86: INT3 → #BP), \(report.instructionsSkipped) skipped (x86: FWAIT)")
     }
     lines.append("  unclaimed accesses: \(report.unclaimedPortAccesses) port, \(report.unclaimedMMIOAccesses) MMIO")
     for summary in report.deviceSummaries { lines.append("  " + summary) }

@@ -17,37 +17,18 @@ public enum CompatibilityMode: String, Sendable, CaseIterable {
     case auto, pvm, none
 }
 
-/// The workarounds a PVM host needs, applied only where they are needed.
-public struct CompatibilityProfile: Sendable, Equatable {
-    /// Kernel parameters that keep the guest kernel off instructions the host's
-    /// emulator cannot run, and turn on the guest kernel's SYSCALL completion.
-    public let kernelParameters: [String]
-    /// Handle INT3 (inject #BP) and FWAIT (skip) emulation failures in the VMM.
-    public let handlesEmulationFailures: Bool
-    /// KVM paravirtual feature bits (CPUID 0x40000001 EAX) to hide: the ones whose
-    /// hypercalls (`vmcall`) a PVM host re-executes for ever instead of serving.
-    public let hiddenKVMFeatures: UInt32
-    public let name: String
+/// Which host workarounds a machine's platform applies: a profile names them,
+/// the platform holds what they are for its architecture (x86_64:
+/// `X86Workarounds`), so that the configuration, its snapshots and the
+/// ready-guest keys say only which.
+public enum CompatibilityProfile: String, Sendable, Equatable, CaseIterable {
+    /// Hardware KVM: nothing to work around.
+    case none
+    /// A nested PVM host (shared/docs/kvm-on-this-host.md).
+    case pvm
 
-    public static let none = CompatibilityProfile(kernelParameters: [], handlesEmulationFailures: false,
-                                                  hiddenKVMFeatures: 0, name: "none")
-
-    /// KVM_FEATURE_PV_UNHALT (7, KVM_HC_KICK_CPU), KVM_FEATURE_PV_SEND_IPI (11,
-    /// KVM_HC_SEND_IPI: measured here, an AP hung in it at SMP bring-up) and
-    /// KVM_FEATURE_PV_SCHED_YIELD (13, KVM_HC_SCHED_YIELD).
-    public static let hypercallFeatures: UInt32 = 1 << 7 | 1 << 11 | 1 << 13
-
-    /// Linux reads at most 127 bytes of `clearcpuid=`, so the list names only
-    /// what must go: clearing AVX also clears AVX2 and AVX-512 (the kernel's
-    /// cpuid-deps), leaving room for `--hide-cpu-feature`.
-    public static let pvm = CompatibilityProfile(
-        kernelParameters: [
-            "noxsave",
-            "clearcpuid=smap,smep,cx16,popcnt,fsgsbase,rdpid,invpcid,umip,pku,erms,fsrm,movbe,avx,bmi1,bmi2,clflushopt,clwb,pcid",
-            "skiff.pvm_syscall",
-            "skiff.pvm_segments",
-        ],
-        handlesEmulationFailures: true, hiddenKVMFeatures: hypercallFeatures, name: "pvm")
+    /// How snapshots and ready-guest keys record it.
+    public var name: String { rawValue }
 
     public static func resolve(_ mode: CompatibilityMode, host: HostKind) -> CompatibilityProfile {
         switch mode {

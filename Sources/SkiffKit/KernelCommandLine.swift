@@ -1,3 +1,5 @@
+import Platform
+
 /// Builds the guest kernel's command line.
 public enum KernelCommandLine {
     /// What every Skiff guest gets unless `--cmdline` replaces it: the serial
@@ -9,15 +11,17 @@ public enum KernelCommandLine {
         "no_timer_check", "random.trust_cpu=on", "quiet",
     ]
 
-    /// `base` (the defaults unless replaced), then the compatibility profile's
-    /// parameters, then `append`, so that what the user appends can override
-    /// either. Whatever follows a `--` (in `base` or `append`) is init's and
-    /// goes last, after a single `--`.
+    /// `base` (the defaults unless replaced), then the parameters the
+    /// compatibility profile's workarounds need on the machine's platform,
+    /// then `append`, so that what the user appends can override either.
+    /// Whatever follows a `--` (in `base` or `append`) is init's and goes
+    /// last, after a single `--`.
     public static func compose(base: String?, append: String?, profile: CompatibilityProfile) -> String {
         let (baseKernel, baseInit) = splitAtInitArguments(base ?? spaced(defaults))
         let (appendKernel, appendInit) = splitAtInitArguments(append ?? "")
         let initArguments = [baseInit, appendInit].compactMap { $0 }.filter { !$0.isEmpty }
-        return join([baseKernel] + profile.kernelParameters + [appendKernel], initArguments: initArguments)
+        let workarounds = MachineConfiguration.platform(compatibility: profile, hiddenCPUFeatures: []).workaroundParameters
+        return join([baseKernel] + workarounds + [appendKernel], initArguments: initArguments)
     }
 
     /// Adds kernel parameters (device announcements, say) before init's arguments.
@@ -27,25 +31,11 @@ public enum KernelCommandLine {
         return join([kernel] + parameters, initArguments: initArguments.map { [$0] } ?? [])
     }
 
-    /// Adds CPU features to the line's `clearcpuid=` list (one parameter:
-    /// Linux reads only one), or adds the parameter. On a PVM host the guest
-    /// kernel's CPUID instruction does not go through the VMM's CPUID table,
-    /// so the kernel must be told; on hardware KVM it repeats what CPUID says.
-    /// Linux's buffer for the `clearcpuid=` value (arch/x86/kernel/cpu/common.c).
-    public static let clearCPUIDLimit = 127
-
-    public static func clearing(_ features: [String], in line: String) throws(MachineError) -> String {
-        guard !features.isEmpty else { return line }
+    /// The line with the CPU features `platform` hides announced to the
+    /// kernel (`GuestPlatform.announcingHiddenFeatures`); init's arguments untouched.
+    public static func announcingHiddenFeatures(of platform: any GuestPlatform, in line: String) throws(BootError) -> String {
         let (kernel, initArguments) = splitAtInitArguments(line)
-        var words = kernel.split(separator: " ").map(String.init)
-        if let index = words.lastIndex(where: { $0.hasPrefix("clearcpuid=") }) {
-            words[index] += "," + spaced(features, by: ",")
-        } else {
-            words.append("clearcpuid=" + spaced(features, by: ","))
-        }
-        if let clear = words.last(where: { $0.hasPrefix("clearcpuid=") }), clear.utf8.count - 11 > clearCPUIDLimit {
-            throw .invalidConfiguration("clearcpuid= would be \(clear.utf8.count - 11) bytes; Linux reads \(clearCPUIDLimit) (hide fewer CPU features)")
-        }
+        let words = try platform.announcingHiddenFeatures(in: kernel.split(separator: " ").map(String.init))
         return join(words, initArguments: initArguments.map { [$0] } ?? [])
     }
 

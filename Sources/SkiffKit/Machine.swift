@@ -185,8 +185,8 @@ public struct MachineReport: Sendable {
     /// Instructions the hypervisor could not emulate that the platform
     /// stepped over (`GuestPlatform.handleUnemulated`): with an exception
     /// delivered instead (x86 PVM: INT3 → #BP), or skipped (FWAIT).
-    public let breakpointsInjected: Int
-    public let fwaitsSkipped: Int
+    public let exceptionsDelivered: Int
+    public let instructionsSkipped: Int
     /// One line per virtio device: what it did.
     public let deviceSummaries: [String]
     /// CPU time of the device event-loop thread, and of the whole VMM process
@@ -215,8 +215,8 @@ public final class Machine: Sendable {
     /// Whether `stop` is set, for the vCPU loop's check on every exit (no lock).
     private let stopFlag = Atomic<Bool>(false)
     private let vcpus = Mutex<[any VirtualCPU]>([])
-    private let breakpoints = Atomic<Int>(0)
-    private let fwaits = Atomic<Int>(0)
+    private let deliveredExceptions = Atomic<Int>(0)
+    private let skippedInstructions = Atomic<Int>(0)
     private let firstOutput = Atomic<UInt64>(0)
     private let firstExit = Atomic<UInt64>(0)
     private let firstEntry = Atomic<UInt64>(0)
@@ -413,7 +413,7 @@ public final class Machine: Sendable {
         do {
             var placed = uarts.map { PlacedDevice($0, at: $1, length: 8) }
             placed.append(PlacedDevice(markers, at: layout.bootMarkers, length: BootMarkerDevice.length))
-            if let reset = platform.resetController(onReset: { [weak self] in self?.guestStopped(.keyboardReset) }) {
+            if let reset = platform.resetController(onReset: { [weak self] in self?.guestStopped(.reset) }) {
                 placed.append(reset)
             }
             for device in placed {
@@ -480,8 +480,8 @@ public final class Machine: Sendable {
                 break
             }
         }
-        if config.compatibility.handlesEmulationFailures {
-            logger.debug("host is \(config.host.rawValue): PVM compatibility profile on (INT3 → #BP, FWAIT skipped, kernel parameters: \(config.compatibility.kernelParameters.joined(separator: " ")))")
+        if config.compatibility != .none {
+            logger.debug("host is \(config.host.rawValue): \(config.compatibility.name) compatibility profile on (\(platform.architecture); kernel parameters: \(platform.workaroundParameters.joined(separator: " ")))")
         }
         running.withLock {
             $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids,
@@ -586,7 +586,7 @@ public final class Machine: Sendable {
             stopReason: stop.withLock { $0 } ?? .vmmError("no vCPU ran"),
             timeline: timeline, kernel: kernel,
             unclaimedPortAccesses: portBus.unclaimedAccesses, unclaimedMMIOAccesses: mmioBus.unclaimedAccesses,
-            breakpointsInjected: breakpoints.load(ordering: .relaxed), fwaitsSkipped: fwaits.load(ordering: .relaxed),
+            exceptionsDelivered: deliveredExceptions.load(ordering: .relaxed), instructionsSkipped: skippedInstructions.load(ordering: .relaxed),
             deviceSummaries: virtio.attached.map { $0.summary() },
             ioThreadCPUSeconds: ioThreadCPU, processCPUSeconds: processCPUTime(), consoleOutput: console.capturedOutput,
             snapshot: snapshotOutcome.withLock { $0 }, restored: config.restore != nil)
@@ -606,8 +606,13 @@ public final class Machine: Sendable {
         let memory: GuestMemory
         do { memory = try platform.makeMemory(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
         let announcements = VirtioDevices.announcements(for: config, layout: platform.deviceLayout)
-        let commandLine = try KernelCommandLine.clearing(config.hiddenCPUFeatures,
-                                                     in: KernelCommandLine.inserting(announcements, into: config.commandLine))
+        let commandLine: String
+        do {
+            commandLine = try KernelCommandLine.announcingHiddenFeatures(
+                of: platform, in: KernelCommandLine.inserting(announcements, into: config.commandLine))
+        } catch {
+            throw .boot(error)
+        }
         do {
             let loaded = try platform.loadKernel(KernelImages(
                 kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
@@ -617,7 +622,7 @@ public final class Machine: Sendable {
             return (memory, loaded, commandLine)
         } catch where error.file == BootError.commandLineFile {
             // The user only typed part of it: say how much is Skiff's.
-            let added = (config.compatibility.kernelParameters + announcements).joined(separator: " ").utf8.count
+            let added = (platform.workaroundParameters + announcements).joined(separator: " ").utf8.count
             throw .boot(BootError(file: error.file, error.problem
                 + " (\(added) bytes are Skiff's: the compatibility profile's parameters and the virtio-mmio device announcements)"))
         } catch {
@@ -855,8 +860,8 @@ public final class Machine: Sendable {
         _ = firstExit.compareExchange(expected: 0, desired: MonotonicClock.now(), ordering: .relaxed)
     }
 
-    func countBreakpoint() -> Int { breakpoints.add(1, ordering: .relaxed).newValue }
-    func countFwait() -> Int { fwaits.add(1, ordering: .relaxed).newValue }
+    func countDeliveredException() -> Int { deliveredExceptions.add(1, ordering: .relaxed).newValue }
+    func countSkippedInstruction() -> Int { skippedInstructions.add(1, ordering: .relaxed).newValue }
 }
 
 /// User plus system CPU time of this process so far, in seconds.

@@ -9,12 +9,10 @@ extension MachineConfiguration {
     }
 
     /// Where the machine's architecture is chosen, and where a second one
-    /// would be: x86_64, with the compatibility profile's CPUID and
-    /// trapped-instruction workarounds and the CPU features
-    /// `--hide-cpu-feature` hides.
+    /// would be: x86_64, with the compatibility profile's workarounds and
+    /// the CPU features `--hide-cpu-feature` hides.
     static func platform(compatibility: CompatibilityProfile, hiddenCPUFeatures: [String]) -> any GuestPlatform {
-        X86Platform(hiddenKVMFeatures: compatibility.hiddenKVMFeatures, hiddenFeatures: hiddenCPUFeatures,
-                    stepsOverTrappedInstructions: compatibility.handlesEmulationFailures)
+        X86Platform(workarounds: compatibility == .pvm ? .pvm : .none, hiddenFeatures: hiddenCPUFeatures)
     }
 
     /// vCPUs: at least one, at most what the platform's boot structures describe.

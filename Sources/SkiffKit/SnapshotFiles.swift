@@ -152,11 +152,10 @@ extension MachineConfiguration {
         configuration.memoryMiB = saved.memoryMiB
         configuration.cpus = saved.cpus
         configuration.host = snapshot.state.hostKind
-        switch saved.compatibility {
-        case CompatibilityProfile.pvm.name: configuration.compatibility = .pvm
-        case CompatibilityProfile.none.name: configuration.compatibility = .none
-        default: throw .snapshot(.mismatch("compatibility profile '\(saved.compatibility)' is unknown to this skiff"))
+        guard let profile = CompatibilityProfile(rawValue: saved.compatibility) else {
+            throw .snapshot(.mismatch("compatibility profile '\(saved.compatibility)' is unknown to this skiff"))
         }
+        configuration.compatibility = profile
         configuration.disks = saved.disks
         configuration.networks = saved.networks.map { network in
             var configuration = NetworkConfiguration(tap: network.tap)

@@ -51,8 +51,9 @@ public enum StopReason: Sendable, Equatable, CustomStringConvertible {
 
 /// How the guest ended its run, as the VMM saw it (before any judgement).
 public enum GuestStop: Sendable, Equatable {
-    /// A reset through the i8042 (Linux `reboot=k`).
-    case keyboardReset
+    /// A reset through the platform's reset controller (x86: the i8042's
+    /// reset line, Linux `reboot=k`).
+    case reset
     /// A vCPU shut down: a triple fault, which resets a PC.
     case tripleFault
     /// KVM_EXIT_SYSTEM_EVENT with KVM's type: 1 shutdown, 2 reset, 5 crash.
@@ -80,7 +81,7 @@ public struct GuestTestimony: Sendable, Equatable {
 }
 
 /// The one place that decides what a guest's stop means: every way a guest
-/// can end (i8042, triple fault, system event, HLT) gets the same checks, so
+/// can end (reset controller, triple fault, system event, HLT) gets the same checks, so
 /// a crash is a crash however the machine went down.
 public enum StopPolicy {
     public static func reason(for stop: GuestStop, given testimony: GuestTestimony) -> StopReason {
@@ -90,7 +91,7 @@ public enum StopPolicy {
         // that is init dying or the kernel going down.
         if testimony.initStarted && !testimony.shutdownRequested { return .guestCrashed }
         switch stop {
-        case .keyboardReset: return .reset
+        case .reset: return .reset
         case .halted: return .powerOff
         case .systemEvent(shutdownEvent): return .powerOff
         case .systemEvent: return .reset

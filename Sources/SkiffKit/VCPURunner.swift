@@ -86,11 +86,11 @@ struct VCPURunner: @unchecked Sendable {
         }
         switch outcome {
         case let .deliveredException(vector):
-            if machine.countBreakpoint() == 1 {
+            if machine.countDeliveredException() == 1 {
                 machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) stepped over, exception \(vector) delivered to the guest")
             }
         case .skipped:
-            if machine.countFwait() == 1 {
+            if machine.countSkippedInstruction() == 1 {
                 machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) skipped")
             }
         case .unhandled:

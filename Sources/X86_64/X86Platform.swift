@@ -9,23 +9,20 @@ import Platform
 /// entry state (`X86CPUSetup`), and the PVM host's workarounds where they are
 /// asked for (`shared/docs/kvm-on-this-host.md`).
 public struct X86Platform: GuestPlatform {
-    /// KVM paravirtual feature bits hidden from the guest's CPUID (PVM: the
-    /// hypercalls that host re-executes for ever instead of serving).
-    public var hiddenKVMFeatures: UInt32
+    /// The host's workarounds (PVM's, or none).
+    public var workarounds: X86Workarounds
     /// `--hide-cpu-feature` names (`X86CPUSetup.hideableFeatures`).
     public var hiddenFeatures: [String]
-    /// PVM: INT3 and FWAIT in guest kernel mode come back as emulation
-    /// failures; step over them (INT3 delivering #BP) instead of stopping.
-    public var stepsOverTrappedInstructions: Bool
 
     public static let int3: UInt8 = 0xCC
     public static let fwait: UInt8 = 0x9B
     public static let breakpointVector: UInt8 = 3
+    /// Linux's buffer for the `clearcpuid=` value (arch/x86/kernel/cpu/common.c).
+    public static let clearCPUIDLimit = 127
 
-    public init(hiddenKVMFeatures: UInt32 = 0, hiddenFeatures: [String] = [], stepsOverTrappedInstructions: Bool = false) {
-        self.hiddenKVMFeatures = hiddenKVMFeatures
+    public init(workarounds: X86Workarounds = .none, hiddenFeatures: [String] = []) {
+        self.workarounds = workarounds
         self.hiddenFeatures = hiddenFeatures
-        self.stepsOverTrappedInstructions = stepsOverTrappedInstructions
     }
 
     public var architecture: String { "x86_64" }
@@ -51,6 +48,29 @@ public struct X86Platform: GuestPlatform {
         PlacedDevice(I8042(onReset: onReset), at: DeviceLayout.Slot(bus: .port, address: I8042.basePort), length: I8042.length)
     }
 
+    public var workaroundParameters: [String] { workarounds.kernelParameters }
+
+    /// The hidden features go into the line's `clearcpuid=` list (one
+    /// parameter: Linux reads only the last), or a new one. On a PVM host the
+    /// guest kernel's CPUID instruction does not go through the VMM's CPUID
+    /// table, so the kernel must be told; on hardware KVM it repeats what
+    /// CPUID says. A list Linux would cut short is refused.
+    public func announcingHiddenFeatures(in parameters: [String]) throws(BootError) -> [String] {
+        guard !hiddenFeatures.isEmpty else { return parameters }
+        var words = parameters
+        let added = hiddenFeatures.joined(separator: ",")
+        if let index = words.lastIndex(where: { $0.hasPrefix("clearcpuid=") }) {
+            words[index] += "," + added
+        } else {
+            words.append("clearcpuid=" + added)
+        }
+        if let clear = words.last(where: { $0.hasPrefix("clearcpuid=") }), clear.utf8.count - 11 > Self.clearCPUIDLimit {
+            throw BootError(file: BootError.commandLineFile,
+                            "clearcpuid= would be \(clear.utf8.count - 11) bytes; Linux reads \(Self.clearCPUIDLimit) (hide fewer CPU features)")
+        }
+        return words
+    }
+
     public func makeMemory(size: Int) throws -> GuestMemory { try GuestMemory.x86(size: size) }
 
     public func checkKernel(_ kernel: [UInt8], file: String) throws(BootError) {
@@ -71,11 +91,11 @@ public struct X86Platform: GuestPlatform {
     }
 
     public func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry] {
-        X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
+        X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: workarounds.hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
     }
 
     public func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction {
-        guard stepsOverTrappedInstructions, let first = bytes.first, first == Self.int3 || first == Self.fwait else {
+        guard workarounds.stepsOverTrappedInstructions, let first = bytes.first, first == Self.int3 || first == Self.fwait else {
             return .unhandled
         }
         // Both are one byte long. FWAIT only checks for pending x87

@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Platform
 import Testing
 import X86_64
 @testable import KVM
@@ -50,7 +51,7 @@ import X86_64
         #expect(CompatibilityProfile.resolve(.auto, host: .hardware) == .none)
         #expect(CompatibilityProfile.resolve(.pvm, host: .hardware) == .pvm)
         #expect(CompatibilityProfile.resolve(.none, host: .pvm) == .none)
-        #expect(!CompatibilityProfile.none.handlesEmulationFailures)
+        #expect(MachineConfiguration.platform(compatibility: .none, hiddenCPUFeatures: []).workaroundParameters.isEmpty)
     }
 }
 
@@ -72,7 +73,7 @@ import X86_64
     }
 
     @Test func pvmProfileHidesHypercallFeatures() {
-        let entries = X86CPUSetup.cpuid(supported, vcpu: 0, of: 1, hiddenKVMFeatures: CompatibilityProfile.pvm.hiddenKVMFeatures)
+        let entries = X86CPUSetup.cpuid(supported, vcpu: 0, of: 1, hiddenKVMFeatures: X86Workarounds.pvm.hiddenKVMFeatures)
         #expect(entries[2].eax & (1 << 11) == 0) // PV_SEND_IPI
         #expect(entries[2].eax & (1 << 7) == 0)  // PV_UNHALT
         #expect(entries[2].eax & (1 << 3) != 0)  // kvmclock stays
@@ -145,14 +146,19 @@ import X86_64
         #expect(plain[1].ebx & 1 << 18 != 0 && hidden[1].ebx & 1 << 18 == 0)
         #expect(hidden[0].ecx | 1 << 30 == plain[0].ecx, "only that bit")
         #expect(hidden[2] == plain[2], "subleaf 1 untouched")
-        // The guest kernel is told too (on a PVM host its CPUID is not the VMM's).
-        #expect(try KernelCommandLine.clearing(["rdrand"], in: "quiet clearcpuid=smap,pcid x=1 -- sh -c a") == "quiet clearcpuid=smap,pcid,rdrand x=1 -- sh -c a")
-        #expect(try KernelCommandLine.clearing(["rdrand", "rdseed"], in: "quiet") == "quiet clearcpuid=rdrand,rdseed")
-        #expect(try KernelCommandLine.clearing([], in: "quiet -- x") == "quiet -- x")
+        // The guest kernel is told too (on a PVM host its CPUID is not the
+        // VMM's), in the kernel's part of the line only.
+        let hiding = MachineConfiguration.platform(compatibility: .none, hiddenCPUFeatures: ["rdrand"])
+        #expect(try KernelCommandLine.announcingHiddenFeatures(of: hiding, in: "quiet clearcpuid=smap,pcid x=1 -- sh -c clearcpuid=a")
+                == "quiet clearcpuid=smap,pcid,rdrand x=1 -- sh -c clearcpuid=a")
+        #expect(try KernelCommandLine.announcingHiddenFeatures(of: hiding, in: "-- x") == "clearcpuid=rdrand -- x")
         // The PVM profile leaves room for both; a list Linux would cut short is refused.
         let pvm = KernelCommandLine.compose(base: nil, append: nil, profile: .pvm)
-        #expect(throws: Never.self) { try KernelCommandLine.clearing(["rdrand", "rdseed"], in: pvm) }
-        #expect(throws: MachineError.self) { try KernelCommandLine.clearing(["rdrand", "rdseed"], in: pvm + " clearcpuid=" + String(repeating: "x", count: 120)) }
+        let both = MachineConfiguration.platform(compatibility: .pvm, hiddenCPUFeatures: ["rdrand", "rdseed"])
+        #expect(throws: Never.self) { try KernelCommandLine.announcingHiddenFeatures(of: both, in: pvm) }
+        #expect(throws: BootError(file: BootError.commandLineFile, "clearcpuid= would be 128 bytes; Linux reads 127 (hide fewer CPU features)")) {
+            try KernelCommandLine.announcingHiddenFeatures(of: both, in: "clearcpuid=" + String(repeating: "x", count: 114))
+        }
         var configuration = MachineConfiguration(kernelPath: "k", commandLine: "")
         configuration.hiddenCPUFeatures = ["sse"]
         #expect(throws: MachineError.self) { try configuration.validate() }

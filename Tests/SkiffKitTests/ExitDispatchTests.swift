@@ -106,7 +106,7 @@ final class EchoDevice: BusDevice {
         let device = EchoDevice()
         var ports = IOBus.Builder()
         try ports.attach(device, at: 0x70, length: 0x10)
-        try ports.attach(I8042 { machine.guestStopped(.keyboardReset) }, at: I8042.basePort, length: I8042.length)
+        try ports.attach(I8042 { machine.guestStopped(.reset) }, at: I8042.basePort, length: I8042.length)
         try ports.attach(machine.markers, at: BootMarkerDevice.port, length: BootMarkerDevice.length)
         var mmio = IOBus.Builder()
         try mmio.attach(device, at: 0xD000_0000, length: 0x1000)
@@ -185,7 +185,7 @@ final class EchoDevice: BusDevice {
 @Suite struct StopPolicyTests {
     @Test func aPanicLineOnTheConsoleWinsWhateverTheWayDown() {
         let panicked = GuestTestimony(initStarted: true, shutdownRequested: true, kernelPanicked: true, anyGuestMarker: true)
-        for stop in [GuestStop.keyboardReset, .tripleFault, .systemEvent(2), .halted] {
+        for stop in [GuestStop.reset, .tripleFault, .systemEvent(2), .halted] {
             #expect(StopPolicy.reason(for: stop, given: panicked) == .kernelPanic)
         }
         #expect(StopReason.kernelPanic.exitStatus == 1)

@@ -31,6 +31,11 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
                      virtioBase: 0x0A00_0000, virtioIRQs: 40...41)
     }
     func resetController(onReset: @escaping @Sendable () -> Void) -> PlacedDevice? { nil }
+    var workaroundParameters: [String] { [] }
+    func announcingHiddenFeatures(in parameters: [String]) throws(BootError) -> [String] {
+        record("announce hidden features")
+        return parameters + ["toy.hidden=none"]
+    }
 
     func makeMemory(size: Int) throws -> GuestMemory {
         record("memory \(size >> 20) MiB")
@@ -151,10 +156,10 @@ struct RecordingHypervisor: Hypervisor {
         #expect(report.timeline.first(.initStarted) != nil, "the boot markers where the platform put them")
         #expect(report.kernel?.format == "toy")
         #expect(report.kernel?.entry == entry)
-        #expect(report.fwaitsSkipped == 1 && report.breakpointsInjected == 0, "the platform's step counted")
+        #expect(report.instructionsSkipped == 1 && report.exceptionsDelivered == 0, "the platform's step counted")
         #expect(vcpu.state.rip == entry + 2, "entered where the platform said, then stepped over 0xAA")
         #expect(platform.calls.withLock { $0 } == [
-            "check", "memory 16 MiB", "load console=toy0 on 1", "prepare VM", "identity 0 of 1",
+            "check", "memory 16 MiB", "announce hidden features", "load console=toy0 toy.hidden=none on 1", "prepare VM", "identity 0 of 1",
             "vCPUs [0] with [1] identity entries", "unemulated [170, 1]", "before destroying",
         ])
         // The machine made no x86 call of its own: the platform chose them.

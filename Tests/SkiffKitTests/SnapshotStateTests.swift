@@ -178,6 +178,21 @@ import TestSupport
         for bad in ["vdb=/x", "eth1=tap", "vda", "vda=", "sda=/x", "vsock="] {
             #expect(throws: MachineError.self, "\(bad)") { try MachineConfiguration.restoring(snapshot, overrides: [bad]) }
         }
+        #expect(plain.compatibility == .none)
+        for (saved, profile) in [("pvm", CompatibilityProfile.pvm), ("warp", nil)] {
+            var other = Self.state
+            other.machine.compatibility = saved
+            let fd = open(directory + "/state", O_WRONLY | O_TRUNC)
+            _ = other.encoded().withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            let loaded = try SnapshotFiles.load(directory, on: .hardware)
+            if let profile {
+                #expect(try MachineConfiguration.restoring(loaded).compatibility == profile)
+            } else {
+                let error = #expect(throws: MachineError.self) { try MachineConfiguration.restoring(loaded) }
+                #expect(error.map { "\($0)".contains("compatibility profile 'warp' is unknown to this skiff") } == true)
+            }
+        }
     }
 }
 

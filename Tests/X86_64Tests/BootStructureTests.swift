@@ -169,3 +169,24 @@ import Platform
             throws: { "\($0)" == "/etc/hostname: not a Linux kernel: neither an ELF vmlinux nor a bzImage" }
     }
 }
+
+@Suite struct X86WorkaroundTests {
+    @Test func hiddenFeaturesJoinTheLastClearCPUIDList() throws {
+        let platform = X86Platform(hiddenFeatures: ["rdrand", "rdseed"])
+        #expect(try platform.announcingHiddenFeatures(in: ["clearcpuid=smap", "quiet", "clearcpuid=pcid"])
+                == ["clearcpuid=smap", "quiet", "clearcpuid=pcid,rdrand,rdseed"], "Linux reads only the last")
+        #expect(try platform.announcingHiddenFeatures(in: ["quiet"]) == ["quiet", "clearcpuid=rdrand,rdseed"])
+        #expect(try X86Platform().announcingHiddenFeatures(in: ["quiet"]) == ["quiet"], "nothing hidden, nothing added")
+        // 127 bytes fit (the kernel's buffer); one more is refused.
+        let full = "clearcpuid=" + String(repeating: "x", count: 127 - 14)
+        #expect(try platform.announcingHiddenFeatures(in: [full]).last?.utf8.count == 11 + 127)
+        #expect(throws: BootError.self) { try platform.announcingHiddenFeatures(in: [full + "y"]) }
+    }
+
+    @Test func onlyThePVMWorkaroundsStepOverTrappedInstructionsAndAddParameters() {
+        #expect(X86Platform().workaroundParameters.isEmpty)
+        #expect(X86Platform(workarounds: .pvm).workaroundParameters.contains("skiff.pvm_syscall"))
+        #expect(X86Workarounds.pvm.stepsOverTrappedInstructions && !X86Workarounds.none.stepsOverTrappedInstructions)
+        #expect(X86Workarounds.pvm.hiddenKVMFeatures == X86Workarounds.hypercallFeatures)
+    }
+}
