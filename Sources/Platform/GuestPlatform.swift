@@ -9,9 +9,12 @@ import Memory
 /// protocol, so a second architecture is a target beside X86_64 (and one
 /// line where the machine picks its platform), not a change to the machine.
 ///
-/// What stays x86-shaped for now: the hypervisor seam's register and CPUID
-/// types (an aarch64 platform would widen `cpuIdentity`'s result), and
-/// devices announced on the command line rather than in a device tree.
+/// The machine itself reads no register: where a vCPU is comes from the
+/// platform (`instructionPointer`, `registerSummary`), and a vCPU's snapshot
+/// state is the hypervisor's bytes. What stays x86-shaped for now: the
+/// hypervisor seam's register and CPUID types, which only platforms use
+/// (an aarch64 platform would widen `cpuIdentity`'s result), and devices
+/// announced on the command line rather than in a device tree.
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }
@@ -59,6 +62,13 @@ public protocol GuestPlatform: Sendable {
     /// table), from what the hypervisor supports. A snapshot records it, and
     /// a restore compares it with the host's.
     func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry]
+
+    /// Where `vcpu` is in the guest's code (x86: RIP), a guest-virtual address.
+    func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64
+
+    /// The few registers that say where a stopped or failed vCPU was (x86:
+    /// RIP, CS, CR0), for messages; empty if they cannot be read.
+    func registerSummary(of vcpu: any VirtualCPU) -> String
 
     /// An instruction the hypervisor could not emulate at `vcpu`'s current
     /// instruction pointer (`bytes`: as many of its bytes as are known). The

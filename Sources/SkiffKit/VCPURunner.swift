@@ -73,7 +73,7 @@ struct VCPURunner: @unchecked Sendable {
     /// the instruction's bytes.
     private func handleEmulationFailure(_ reported: [UInt8]) {
         let rip: UInt64
-        do { rip = try vcpu.registers().rip } catch {
+        do { rip = try machine.platform.instructionPointer(of: vcpu) } catch {
             machine.requestStop(.vmmError("\(error)"))
             return
         }
@@ -94,20 +94,22 @@ struct VCPURunner: @unchecked Sendable {
                 machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) skipped")
             }
         case .unhandled:
-            machine.requestStop(.emulationFailure("vCPU \(vcpu.id) at RIP 0x\(String(rip, radix: 16)), instruction bytes: \(hexBytes)"))
+            machine.requestStop(.emulationFailure("vCPU \(vcpu.id) at \(machine.platform.registerSummary(of: vcpu)), instruction bytes: \(hexBytes)"))
         }
     }
 
-    /// Up to 15 bytes at guest virtual `rip`, through the guest's page tables, within one page.
+    /// Up to 15 bytes (x86's longest instruction) at guest virtual `rip`,
+    /// through the guest's page tables, within one page.
     private func instructionBytes(at rip: UInt64) -> [UInt8] {
         guard let physical = try? vcpu.translate(rip) else { return [] }
         let count = min(15, 4096 - Int(physical & 0xFFF))
         return (try? memory.readBytes(at: physical, count: count)) ?? []
     }
 
+    /// " (where the vCPU was, as its platform says it)", or nothing if unreadable.
     private func registerSummary() -> String {
-        guard let registers = try? vcpu.registers(), let special = try? vcpu.specialRegisters() else { return "" }
-        return " (RIP 0x\(String(registers.rip, radix: 16)), CS 0x\(String(special.cs.selector, radix: 16)), CR0 0x\(String(special.cr0, radix: 16)))"
+        let summary = machine.platform.registerSummary(of: vcpu)
+        return summary.isEmpty ? "" : " (\(summary))"
     }
 }
 

@@ -94,6 +94,15 @@ public struct X86Platform: GuestPlatform {
         X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: workarounds.hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
     }
 
+    public func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 {
+        try vcpu.registers().rip
+    }
+
+    public func registerSummary(of vcpu: any VirtualCPU) -> String {
+        guard let registers = try? vcpu.registers(), let special = try? vcpu.specialRegisters() else { return "" }
+        return "RIP 0x\(String(registers.rip, radix: 16)), CS 0x\(String(special.cs.selector, radix: 16)), CR0 0x\(String(special.cr0, radix: 16))"
+    }
+
     public func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction {
         guard workarounds.stepsOverTrappedInstructions, let first = bytes.first, first == Self.int3 || first == Self.fwait else {
             return .unhandled

@@ -66,6 +66,9 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
         return [CPUIDEntry(function: 0x7A, index: UInt32(id), eax: UInt32(count))]
     }
 
+    func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 { try vcpu.registers().rip }
+    func registerSummary(of vcpu: any VirtualCPU) -> String { "toy pc 0x\(String((try? vcpu.registers().rip) ?? 0, radix: 16))" }
+
     func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction {
         record("unemulated \(bytes)")
         guard bytes.first == 0xAA else { return .unhandled }
@@ -183,6 +186,17 @@ struct RecordingHypervisor: Hypervisor {
         }
         #expect(!opened.value, "no hypervisor opened for a kernel the platform refused")
         #expect(platform.calls.withLock { $0 } == ["check"])
+    }
+
+    @Test func anInstructionThePlatformLeavesStopsTheMachineInThePlatformsTerms() throws {
+        let path = try kernelFile(Array("TOYK".utf8) + [2])
+        defer { unlink(path) }
+        let vcpu = ScriptedVCPU([.exit(.emulationFailure(instruction: [0xBB, 0x02]))])
+        let machine = try Machine(configuration(kernel: path), logger: Logger(label: "test"),
+                                  hypervisor: { RecordingHypervisor(vm: RecordingVM(vcpu)) }, platform: ToyPlatform())
+        let report = try machine.run()
+        #expect(report.stopReason == .emulationFailure("vCPU 0 at toy pc 0x40002000, instruction bytes: bb 02"))
+        #expect(report.instructionsSkipped == 0 && report.exceptionsDelivered == 0)
     }
 
     @Test func rangesAreThePlatformsOwn() {
