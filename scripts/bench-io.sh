@@ -28,7 +28,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "bench-io: needs root for the network namespace and TAP" >&2; exit 1; }
 
 scripts/build-guest.sh >/dev/null
-swift build -c release --product skiff >/dev/null
+swift build -c release --disable-local-rpath --product skiff >/dev/null
 skiff=.build/release/skiff
 
 work=$(mktemp -d /tmp/skiff-bench-io.XXXXXX)

@@ -28,7 +28,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -Wall -Werror -o "$work/measure" "$repo/bench/start/measure.c"
 python3 "$repo/bench/start/make-tiny-guest.py" "$work/tiny.elf"
-(cd "$repo" && swift build -c release --product skiff >&2)
+(cd "$repo" && swift build -c release --disable-local-rpath --product skiff >&2)
 skiff="$repo/.build/release/skiff"
 image=$(bash "$repo/scripts/make-test-image.sh" | sed -n 's/^image=//p')
 export SKIFF_IMAGE_DIR="$work/images"

@@ -36,7 +36,7 @@ cc -O2 -Wall -Werror -o "$work/measure" "$repo/bench/start/measure.c"
 cc -O2 -Wall -Werror -o "$work/kvm-floor" "$repo/bench/start/kvm-floor.c"
 python3 "$repo/bench/start/make-tiny-guest.py" "$work/tiny.elf"
 python3 "$repo/bench/start/make-tiny-guest.py" --spin "$work/spin.elf"
-(cd "$repo" && swift build -c release --product skiff >&2)
+(cd "$repo" && swift build -c release --disable-local-rpath --product skiff >&2)
 # A freshly linked executable's pages are dirty in the page cache until written
 # back, and smaps counts them as the VMM's private dirty memory.
 sync

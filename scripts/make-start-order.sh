@@ -20,7 +20,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -Wall -Werror -o "$work/first-calls" "$repo/bench/start/first-calls.c"
 python3 "$repo/bench/start/make-tiny-guest.py" "$work/tiny.elf"
-(cd "$repo" && swift build -c release --product skiff >&2)
+(cd "$repo" && swift build -c release --disable-local-rpath --product skiff >&2)
 exe=$(realpath "$repo/.build/release/skiff")
 
 # Every function of the executable's .text, as offsets from its load address

@@ -90,9 +90,11 @@ public struct MachineConfiguration: Sendable {
             throw .invalidConfiguration("--timeout \(timeout) is outside \(Self.timeoutRange.lowerBound)–\(Int(Self.timeoutRange.upperBound)) seconds")
         }
         try NetworkConfiguration.validate(networks)
-        let hideable = platform.hideableCPUFeatures
-        for name in hiddenCPUFeatures where !hideable.contains(name) {
-            throw .invalidConfiguration("--hide-cpu-feature \(name): Skiff can hide \(hideable.joined(separator: " and "))")
+        if !hiddenCPUFeatures.isEmpty {
+            let hideable = platform.hideableCPUFeatures
+            for name in hiddenCPUFeatures where !hideable.contains(name) {
+                throw .invalidConfiguration("--hide-cpu-feature \(name): Skiff can hide \(hideable.joined(separator: " and "))")
+            }
         }
         // One image twice would have its second opening refused by its own lock,
         // which would blame "another process".
@@ -434,16 +436,18 @@ public final class Machine: Sendable {
             ("uart 0x\(String($1.address, radix: 16))", $0)
         } + [("boot markers", markers)] + virtio.attached.enumerated().map { ("virtio-mmio \($0.offset)", $0.element.transport) }
 
-        // vCPUs: configured for the boot protocol, or given their saved state.
-        let supported: [CPUIDEntry]
-        do { supported = try supportedCPUID.answer() } catch { throw .kvm(error) }
-        let cpuids = (0..<config.cpus).map { [platform] id in platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
+        // vCPUs: configured for the boot protocol, or given their saved
+        // state. Created before their CPUID is needed, while the signal
+        // thread may still be asking the hypervisor for it (EarlyAnswer).
         var created: [any VirtualCPU] = []
         do {
             for id in 0..<config.cpus { created.append(try vm.createVCPU(id: id)) }
         } catch {
             throw .kvm(error)
         }
+        let supported: [CPUIDEntry]
+        do { supported = try supportedCPUID.answer() } catch { throw .kvm(error) }
+        let cpuids = (0..<config.cpus).map { [platform] id in platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
         if let snapshot = config.restore {
             try restore(snapshot.state, vm: vm, vcpus: created, cpuids: cpuids, devices: stateDevices)
             for attached in virtio.attached { attached.transport.resumeAfterRestore() }

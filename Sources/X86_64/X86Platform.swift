@@ -28,7 +28,7 @@ public struct X86Platform: GuestPlatform {
     public var architecture: String { "x86_64" }
     public var maximumCPUs: Int { MPTable.maximumCPUs }
     public var hideableCPUFeatures: [String] { Self.hideable }
-    private static let hideable = X86CPUSetup.hideableFeatures.keys.sorted()
+    private static let hideable = X86CPUSetup.hideableFeatures.map(\.name)
 
     /// The serial lines at the PC's COM1, COM2 and COM3 ports (ttyS0, ttyS1,
     /// ttyS2, which Linux probes there), COM1 and COM3 sharing IRQ 4; the

@@ -22,7 +22,11 @@ public struct X86Workarounds: Sendable, Equatable {
         self.stepsOverTrappedInstructions = stepsOverTrappedInstructions
     }
 
-    public static let none = X86Workarounds(kernelParameters: [], hiddenKVMFeatures: 0, stepsOverTrappedInstructions: false)
+    /// (Made at each use: a stored constant costs a one-time initialization
+    /// on every start, for three empty fields.)
+    public static var none: X86Workarounds {
+        X86Workarounds(kernelParameters: [], hiddenKVMFeatures: 0, stepsOverTrappedInstructions: false)
+    }
 
     /// KVM_FEATURE_PV_UNHALT (7, KVM_HC_KICK_CPU), KVM_FEATURE_PV_SEND_IPI (11,
     /// KVM_HC_SEND_IPI: measured here, an AP hung in it at SMP bring-up) and

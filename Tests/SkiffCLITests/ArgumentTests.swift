@@ -57,6 +57,9 @@ import Testing
         #expect(restore.override == ["vda=/d.img", "eth0=tap1"] && restore.timeout == 9 && restore.hostname == "clone-1")
         #expect(restore.timings && restore.verbose == 1 && restore.command == ["sh", "-c", "--timings"])
         #expect(restore.confinement.seccomp == "log" && restore.confinement.jail && restore.confinement.jailUser == "1000:1000")
+        #expect(refusal(of: ["restore", "d", "--jail-user", "1000"]).hasPrefix("--jail-user must be UID:GID"))
+        let plain = try #require(try Skiff.parse(["restore", "d", "--jail"]) as? Skiff.Restore)
+        #expect(JailOptions(user: plain.confinement.jailUser) == JailOptions(user: "65534:65534"), "the default is a good one")
         #expect(refusal(of: ["restore"]) == "Missing expected argument '<directory>'")
         #expect(refusal(of: ["restore", "d", "--hostname", ""]) == "--hostname must be 1 to 64 bytes")
     }
