@@ -8,7 +8,7 @@ import Synchronization
 /// meant to be called from that thread (KVM requires vCPU ioctls there).
 /// `kick()` is the one cross-thread operation: it makes a running or
 /// about-to-run KVM_RUN return `.interrupted`.
-public final class VCPU: VirtualCPU, @unchecked Sendable {
+public final class VCPU: X86VirtualCPU, @unchecked Sendable {
     public let id: Int
     let fd: Int32
     let run: UnsafeMutablePointer<kvm_run>

@@ -6,7 +6,7 @@ import Memory
 ///
 /// VM-wide ioctls (IRQ lines, irqfd, ioeventfd) are safe from any thread, so
 /// this type is Sendable and devices on other threads may raise interrupts.
-public final class VirtualMachine: VirtualMachineHandle {
+public final class VirtualMachine: X86VirtualMachine {
     let fd: Int32
     public let system: KVMSystem
 

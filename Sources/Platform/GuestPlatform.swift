@@ -11,10 +11,13 @@ import Memory
 ///
 /// The machine itself reads no register: where a vCPU is comes from the
 /// platform (`instructionPointer`, `registerSummary`), and a vCPU's snapshot
-/// state is the hypervisor's bytes. What stays x86-shaped for now: the
-/// hypervisor seam's register and CPUID types, which only platforms use
-/// (an aarch64 platform would widen `cpuIdentity`'s result), and devices
-/// announced on the command line rather than in a device tree.
+/// state is the hypervisor's bytes; registers are on the hypervisor's x86
+/// side (`X86VirtualCPU`, `X86VirtualMachine`), which only X86_64 asks for,
+/// as an aarch64 platform would ask for an aarch64 side. What stays
+/// x86-shaped for now: the CPU identity's type (`CPUIDEntry`; an aarch64
+/// platform would widen `cpuIdentity`'s result and the hypervisor's
+/// `supportedCPUID`), and devices announced on the command line rather than
+/// in a device tree.
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }
@@ -62,6 +65,10 @@ public protocol GuestPlatform: Sendable {
     /// table), from what the hypervisor supports. A snapshot records it, and
     /// a restore compares it with the host's.
     func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry]
+
+    /// Gives `vcpu` the identity `cpuIdentity` made (x86: KVM_SET_CPUID2).
+    /// A restore sets the saved one before the vCPU's saved state.
+    func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError)
 
     /// Where `vcpu` is in the guest's code (x86: RIP), a guest-virtual address.
     func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64

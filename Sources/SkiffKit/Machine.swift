@@ -574,7 +574,7 @@ public final class Machine: Sendable {
         TerminalMode.restore()
         // The guest is gone and the VM is destroyed next (x86: without the
         // PIT's reinjection notifier, the destruction waits for no normal
-        // SRCU grace period; VirtualMachineHandle.disableTimerReinjection).
+        // SRCU grace period; X86VirtualMachine.disableTimerReinjection).
         do { try platform.beforeDestroying(vm) } catch {
             logger.debug("the platform's preparation for the VM's end failed", metadata: ["error": "\(error)"])
         }
@@ -647,7 +647,7 @@ public final class Machine: Sendable {
             }
         }
         do {
-            for vcpu in vcpus { try vcpu.setCPUID(state.vcpus[vcpu.id].cpuid) }
+            for vcpu in vcpus { try platform.setIdentity(state.vcpus[vcpu.id].cpuid, of: vcpu) }
             try vm.restoreState(state.machineState)
             for vcpu in vcpus { try vcpu.restoreState(state.vcpus[vcpu.id].state) }
         } catch {

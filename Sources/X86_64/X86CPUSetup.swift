@@ -51,7 +51,7 @@ public enum X86CPUSetup {
     }
 
     /// State every vCPU needs: CPUID, MSRs, FPU and LAPIC wiring.
-    public static func configure(_ vcpu: any VirtualCPU, cpuid: [CPUIDEntry]) throws(HypervisorError) {
+    public static func configure(_ vcpu: any X86VirtualCPU, cpuid: [CPUIDEntry]) throws(HypervisorError) {
         try vcpu.setCPUID(cpuid)
         try vcpu.setMSRs([
             (msrMiscEnable, 1),                 // fast strings
@@ -71,7 +71,7 @@ public enum X86CPUSetup {
     }
 
     /// Registers of the bootstrap processor at the kernel's 64-bit entry.
-    public static func enterLongMode(_ vcpu: any VirtualCPU, _ state: X86BootState) throws(HypervisorError) {
+    public static func enterLongMode(_ vcpu: any X86VirtualCPU, _ state: X86BootState) throws(HypervisorError) {
         var sregs = try vcpu.specialRegisters()
         func segment(_ descriptor: GDT.Descriptor, _ selector: UInt16) -> Segment {
             Segment(base: UInt64(descriptor.base), limit: descriptor.byteLimit, selector: selector,

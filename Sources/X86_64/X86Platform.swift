@@ -1,3 +1,4 @@
+import Glibc
 import Devices
 import Hypervisor
 import Memory
@@ -80,13 +81,14 @@ public struct X86Platform: GuestPlatform {
     public func loadKernel(_ images: KernelImages, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
         let state = try X86Boot.load(images, into: memory)
         return LoadedKernel(format: state.format.rawValue, entry: state.kernelEntry) { vcpus, identities throws(HypervisorError) in
-            for vcpu in vcpus { try X86CPUSetup.configure(vcpu, cpuid: identities[vcpu.id]) }
-            if let bootstrap = vcpus.first { try X86CPUSetup.enterLongMode(bootstrap, state) }
+            let x86 = try vcpus.map { vcpu throws(HypervisorError) in try Self.x86(vcpu) }
+            for vcpu in x86 { try X86CPUSetup.configure(vcpu, cpuid: identities[vcpu.id]) }
+            if let bootstrap = x86.first { try X86CPUSetup.enterLongMode(bootstrap, state) }
         }
     }
 
     public func prepare(_ vm: any VirtualMachineHandle) throws(HypervisorError) {
-        try vm.setSystemPages()
+        try Self.x86(vm).setSystemPages()
         try vm.createInterruptController()
     }
 
@@ -94,12 +96,16 @@ public struct X86Platform: GuestPlatform {
         X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: workarounds.hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
     }
 
+    public func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError) {
+        try Self.x86(vcpu).setCPUID(identity)
+    }
+
     public func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 {
-        try vcpu.registers().rip
+        try Self.x86(vcpu).registers().rip
     }
 
     public func registerSummary(of vcpu: any VirtualCPU) -> String {
-        guard let registers = try? vcpu.registers(), let special = try? vcpu.specialRegisters() else { return "" }
+        guard let vcpu = try? Self.x86(vcpu), let registers = try? vcpu.registers(), let special = try? vcpu.specialRegisters() else { return "" }
         return "RIP 0x\(String(registers.rip, radix: 16)), CS 0x\(String(special.cs.selector, radix: 16)), CR0 0x\(String(special.cr0, radix: 16))"
     }
 
@@ -109,6 +115,7 @@ public struct X86Platform: GuestPlatform {
         }
         // Both are one byte long. FWAIT only checks for pending x87
         // exceptions, which the guest never has here.
+        let vcpu = try Self.x86(vcpu)
         var registers = try vcpu.registers()
         registers.rip &+= 1
         try vcpu.setRegisters(registers)
@@ -118,6 +125,19 @@ public struct X86Platform: GuestPlatform {
     }
 
     public func beforeDestroying(_ vm: any VirtualMachineHandle) throws(HypervisorError) {
-        try vm.disableTimerReinjection()
+        try Self.x86(vm).disableTimerReinjection()
+    }
+
+    /// The x86 side of a hypervisor's vCPU; a hypervisor without one cannot
+    /// run this platform (EINVAL, as KVM answers an ioctl of another
+    /// architecture).
+    static func x86(_ vcpu: any VirtualCPU) throws(HypervisorError) -> any X86VirtualCPU {
+        guard let x86 = vcpu.x86 else { throw HypervisorError("an x86_64 vCPU (this hypervisor's has no x86 registers)", errno: EINVAL) }
+        return x86
+    }
+
+    static func x86(_ vm: any VirtualMachineHandle) throws(HypervisorError) -> any X86VirtualMachine {
+        guard let x86 = vm.x86 else { throw HypervisorError("an x86_64 VM (this hypervisor's has no PIT or system pages)", errno: EINVAL) }
+        return x86
     }
 }

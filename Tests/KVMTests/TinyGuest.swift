@@ -12,18 +12,18 @@ let kvmAvailable = access("/dev/kvm", R_OK | W_OK) == 0
 /// A VM with one vCPU and a little RAM, for a few bytes of hand-written code.
 struct TinyGuest {
     let system: KVMSystem
-    let vm: any VirtualMachineHandle
+    let vm: any X86VirtualMachine
     let memory: GuestMemory
-    let vcpu: any VirtualCPU
+    let vcpu: any X86VirtualCPU
 
     init(memorySize: Int = 1 << 20, irqchip: Bool = false) throws {
         system = try KVMSystem()
-        vm = try system.createVirtualMachine()
+        vm = try x86(system.createVirtualMachine())
         memory = try GuestMemory(layout: [(0, memorySize)])
         try vm.map(memory)
         try vm.setSystemPages()
         if irqchip { try vm.createInterruptController() }
-        vcpu = try vm.createVCPU(id: 0)
+        vcpu = try x86(vm.createVCPU(id: 0))
         try vcpu.setCPUID(X86CPUSetup.cpuid(try system.supportedCPUID(), vcpu: 0, of: 1))
     }
 
@@ -100,4 +100,15 @@ final class PortRecorder: BusDevice {
     func read(offset: UInt64, into data: UnsafeMutableRawBufferPointer) {}
     func write(offset: UInt64, from data: UnsafeRawBufferPointer) { bytes.withLock { $0 += data } }
     var all: [UInt8] { bytes.withLock { $0 } }
+}
+
+/// KVM's VM and vCPUs on x86 hosts, seen from their x86 side.
+func x86(_ vm: any VirtualMachineHandle) throws -> any X86VirtualMachine {
+    guard let x86 = vm.x86 else { throw HypervisorError("KVM's VM has an x86 side", errno: 22) }
+    return x86
+}
+
+func x86(_ vcpu: any VirtualCPU) throws -> any X86VirtualCPU {
+    guard let x86 = vcpu.x86 else { throw HypervisorError("KVM's vCPU has an x86 side", errno: 22) }
+    return x86
 }

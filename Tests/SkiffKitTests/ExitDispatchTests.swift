@@ -7,7 +7,7 @@ import Testing
 
 /// Plays the hypervisor's vCPU: hands the VMM scripted exits, one per
 /// `runOnce()`, and records what the VMM did to it. No /dev/kvm involved.
-final class ScriptedVCPU: VirtualCPU, @unchecked Sendable {
+final class ScriptedVCPU: X86VirtualCPU, @unchecked Sendable {
     enum Step {
         case portWrite(UInt16, [UInt8])
         case portRead(UInt16, size: Int)
@@ -21,7 +21,7 @@ final class ScriptedVCPU: VirtualCPU, @unchecked Sendable {
     /// Buffers handed out in exits; the VMM fills the ones for reads.
     private(set) var buffers: [UnsafeMutableRawBufferPointer] = []
     private(set) var injected: [UInt8] = []
-    private(set) var state = Registers()
+    var state = Registers()
     private(set) var runs = 0
 
     init(_ steps: [Step], rip: UInt64 = 0x1000) {

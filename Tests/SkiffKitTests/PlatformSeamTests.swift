@@ -5,6 +5,7 @@ import Memory
 import Platform
 import Synchronization
 import Testing
+import X86_64
 @testable import SkiffKit
 
 /// Plays an architecture that is not x86_64: RAM at 1 GiB, every device on
@@ -53,9 +54,7 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
         do { try memory.write(bytes: images.kernel, at: entry) } catch { throw BootError(file: images.kernelPath, "\(error)") }
         return LoadedKernel(format: "toy", entry: entry) { [self] vcpus, identities throws(HypervisorError) in
             record("vCPUs \(vcpus.map(\.id)) with \(identities.map(\.count)) identity entries")
-            var registers = Registers()
-            registers.rip = entry
-            try vcpus[0].setRegisters(registers)
+            try Self.toy(vcpus[0]).pc = entry
         }
     }
 
@@ -66,23 +65,41 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
         return [CPUIDEntry(function: 0x7A, index: UInt32(id), eax: UInt32(count))]
     }
 
-    func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 { try vcpu.registers().rip }
-    func registerSummary(of vcpu: any VirtualCPU) -> String { "toy pc 0x\(String((try? vcpu.registers().rip) ?? 0, radix: 16))" }
+    func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError) { record("identity set") }
+    func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 { try Self.toy(vcpu).pc }
+    func registerSummary(of vcpu: any VirtualCPU) -> String { "toy pc 0x\(String((try? Self.toy(vcpu).pc) ?? 0, radix: 16))" }
+
+    /// The toy's own view of a vCPU: a program counter (no x86 registers).
+    static func toy(_ vcpu: any VirtualCPU) throws(HypervisorError) -> any ToyVCPU {
+        guard let toy = vcpu as? any ToyVCPU else { throw HypervisorError("a toy vCPU", errno: 22) }
+        return toy
+    }
 
     func handleUnemulated(_ bytes: [UInt8], on vcpu: any VirtualCPU) throws(HypervisorError) -> UnemulatedInstruction {
         record("unemulated \(bytes)")
         guard bytes.first == 0xAA else { return .unhandled }
-        var registers = try vcpu.registers()
-        registers.rip += 2
-        try vcpu.setRegisters(registers)
+        try Self.toy(vcpu).pc += 2
         return .skipped
     }
 
     func beforeDestroying(_ vm: any VirtualMachineHandle) throws(HypervisorError) { record("before destroying") }
 }
 
+/// A toy architecture's vCPU state: one program counter.
+protocol ToyVCPU: VirtualCPU {
+    var pc: UInt64 { get set }
+}
+
+extension ScriptedVCPU: ToyVCPU {
+    var pc: UInt64 {
+        get { state.rip }
+        set { state.rip = newValue }
+    }
+}
+
 /// Plays the hypervisor's VM: hands out one scripted vCPU and records the
-/// calls the machine makes of it, the x86-only ones above all.
+/// calls the machine makes of it. It has no x86 side (no `X86VirtualMachine`):
+/// the machine must not need one.
 final class RecordingVM: VirtualMachineHandle, @unchecked Sendable {
     let vcpu: ScriptedVCPU
     let calls = Mutex<[String]>([])
@@ -92,9 +109,7 @@ final class RecordingVM: VirtualMachineHandle, @unchecked Sendable {
     func map(_ memory: GuestMemory) throws(HypervisorError) {
         record("map " + memory.regions.map { "0x\(String($0.guestAddress, radix: 16))" }.joined(separator: ","))
     }
-    func setSystemPages() throws(HypervisorError) { record("setSystemPages") }
     func createInterruptController() throws(HypervisorError) { record("createInterruptController") }
-    func disableTimerReinjection() throws(HypervisorError) { record("disableTimerReinjection") }
     func setInterruptLine(_ line: UInt32, high: Bool) throws(HypervisorError) {}
     func attachInterruptEventFD(_ eventFD: Int32, line: UInt32) throws(HypervisorError) { record("irqfd \(line)") }
     func attachMMIOWriteEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, value: UInt64?) throws(HypervisorError) {
@@ -214,6 +229,15 @@ struct RecordingHypervisor: Hypervisor {
         configuration.disks = [DiskConfiguration(path: "/nonexistent/a.img", readOnly: true)]
         #expect(refusal(configuration, ToyPlatform()).hasSuffix("3 virtio devices; at most 2 fit the interrupt controller's lines"))
         #expect(refusal(configuration, nil) == "accepted")
+    }
+
+    @Test func x86AsksForTheHypervisorsX86SideAndRefusesOneWithout() throws {
+        let platform = X86Platform()
+        let vm = RecordingVM(ScriptedVCPU([]))
+        #expect(throws: HypervisorError.self, "a VM without PIT or system pages") { try platform.prepare(vm) }
+        #expect(vm.calls.withLock { $0 }.isEmpty)
+        let vcpu = ScriptedVCPU([], rip: 0x4321)
+        #expect(try platform.instructionPointer(of: vcpu) == 0x4321, "a vCPU with x86 registers")
     }
 
     @Test func x86SteppingOverTrappedInstructionsFollowsTheCompatibilityProfile() {
