@@ -612,8 +612,8 @@ public final class Machine: Sendable {
         let announcements = VirtioDevices.announcements(for: config, layout: platform.deviceLayout)
         let commandLine: String
         do {
-            commandLine = try KernelCommandLine.announcingHiddenFeatures(
-                of: platform, in: KernelCommandLine.inserting(announcements, into: config.commandLine))
+            let line = KernelCommandLine.inserting(announcements, into: config.commandLine)
+            commandLine = config.hiddenCPUFeatures.isEmpty ? line : try KernelCommandLine.announcingHiddenFeatures(of: platform, in: line)
         } catch {
             throw .boot(error)
         }

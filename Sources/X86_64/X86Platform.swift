@@ -1,5 +1,5 @@
-import Glibc
 import Devices
+import Glibc
 import Hypervisor
 import Memory
 import Platform

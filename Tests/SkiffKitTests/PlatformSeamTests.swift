@@ -23,7 +23,7 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
 
     var architecture: String { "toy" }
     var maximumCPUs: Int { 4 }
-    var hideableCPUFeatures: [String] { [] }
+    var hideableCPUFeatures: [String] { ["sparkle"] }
     var deviceLayout: DeviceLayout {
         DeviceLayout(serialLines: [DeviceLayout.Slot(bus: .mmio, address: Self.console, irq: 33),
                                    DeviceLayout.Slot(bus: .mmio, address: Self.console + 0x1000, irq: 34),
@@ -35,7 +35,7 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
     var workaroundParameters: [String] { [] }
     func announcingHiddenFeatures(in parameters: [String]) throws(BootError) -> [String] {
         record("announce hidden features")
-        return parameters + ["toy.hidden=none"]
+        return parameters + ["toy.hidden=sparkle"]
     }
 
     func makeMemory(size: Int) throws -> GuestMemory {
@@ -163,7 +163,9 @@ struct RecordingHypervisor: Hypervisor {
         ])
         let vm = RecordingVM(vcpu)
         let platform = ToyPlatform()
-        let machine = try Machine(configuration(kernel: path), logger: Logger(label: "test"),
+        var configuration = configuration(kernel: path)
+        configuration.hiddenCPUFeatures = ["sparkle"] // the toy's own, announced its way
+        let machine = try Machine(configuration, logger: Logger(label: "test"),
                                   hypervisor: { RecordingHypervisor(vm: vm) }, platform: platform)
         let report = try machine.run()
 
@@ -177,7 +179,7 @@ struct RecordingHypervisor: Hypervisor {
         #expect(report.instructionsSkipped == 1 && report.exceptionsDelivered == 0, "the platform's step counted")
         #expect(vcpu.state.rip == entry + 2, "entered where the platform said, then stepped over 0xAA")
         #expect(platform.calls.withLock { $0 } == [
-            "check", "memory 16 MiB", "announce hidden features", "load console=toy0 toy.hidden=none on 1", "prepare VM", "identity 0 of 1",
+            "check", "memory 16 MiB", "announce hidden features", "load console=toy0 toy.hidden=sparkle on 1", "prepare VM", "identity 0 of 1",
             "vCPUs [0] with [1] identity entries", "unemulated [170, 1]", "before destroying",
         ])
         // The machine made no x86 call of its own: the platform chose them.
