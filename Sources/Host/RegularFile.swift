@@ -36,6 +36,28 @@ public func readRegularFile(_ path: String, in directory: Int32 = AT_FDCWD, foll
     return bytes
 }
 
+/// Replaces `path` with a file of `bytes` and `mode`, atomically: written
+/// beside it (`path.tmp-PID`), synced first if `durable` (a crash then
+/// leaves the old file or the new one, never a torn one), and renamed over
+/// it. Returns what failed and its errno (the temporary removed), nil once
+/// `path` holds `bytes`. The one such routine: container records, source
+/// stamps.
+public func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t, durable: Bool) -> (operation: String, errno: Int32)? {
+    let temporary = path + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    guard fd >= 0 else { return ("open \(temporary)", errno) }
+    var failure: (operation: String, errno: Int32)?
+    if let error = bytes.withUnsafeBytes({ writeAll(fd, $0) }) {
+        failure = ("write \(temporary)", error)
+    } else if durable, fsync(fd) != 0 {
+        failure = ("fsync \(temporary)", errno)
+    }
+    close(fd)
+    if failure == nil, rename(temporary, path) != 0 { failure = ("rename \(temporary)", errno) }
+    if failure != nil { unlink(temporary) }
+    return failure
+}
+
 /// What kind of file `mode` describes, for messages.
 public func fileKind(_ mode: mode_t) -> String {
     switch mode & S_IFMT {

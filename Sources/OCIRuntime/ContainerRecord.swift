@@ -106,15 +106,8 @@ public struct ContainerStore: Sendable {
 
     /// Writes `bytes` beside `path`, syncs, and renames over it.
     public static func replace(_ path: String, with bytes: [UInt8]) throws(RuntimeError) {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .system("\(temporary): \(String(cString: strerror(errno)))") }
-        let failure = bytes.withUnsafeBytes { writeAll(fd, $0) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard failure == nil, synced, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw .system("writing \(path): \(String(cString: strerror(failure ?? errno)))")
+        if let failure = replaceFile(path, with: bytes, mode: 0o600, durable: true) {
+            throw .system("writing \(path): \(failure.operation): \(String(cString: strerror(failure.errno)))")
         }
     }
 

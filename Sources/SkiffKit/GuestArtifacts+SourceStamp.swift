@@ -47,12 +47,6 @@ struct SourceStamp: Equatable {
         let now = WallClock.now()
         guard newest < now.tv_sec - 1 else { return }
         let text = ([key] + lines).joined(separator: "\n") + "\n"
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        let written = Array(text.utf8).withUnsafeBytes { writeAll(fd, $0) }
-        close(fd)
-        if written == nil, rename(temporary, path) == 0 { return }
-        unlink(temporary)
+        _ = replaceFile(path, with: Array(text.utf8), mode: 0o644, durable: false)
     }
 }

@@ -44,3 +44,27 @@ import Testing
         #expect("aaab".containsText("aab"))
     }
 }
+
+/// Replacing a file whole: the new bytes or the old file, never a mix, and no temporary left.
+@Suite struct ReplaceFileTests {
+    @Test func replacesWholeAndLeavesNothingBeside() throws {
+        var template = Array("/tmp/skiff-replace-XXXXXX".utf8CString)
+        let root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        defer { removeTree(atPath: root) }
+        let path = root + "/state.json"
+        #expect(replaceFile(path, with: Array("first".utf8), mode: 0o600, durable: true) == nil)
+        #expect(replaceFile(path, with: Array("second, longer".utf8), mode: 0o600, durable: false) == nil)
+        #expect(try readRegularFile(path, limit: 100) == Array("second, longer".utf8))
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(listDirectory(atPath: root) == ["state.json"], "no temporary left")
+        // Where the rename cannot happen (a directory in the way), the old
+        // stays, the temporary goes, and the failure says which step.
+        mkdir(root + "/busy", 0o755)
+        mkdir(root + "/busy/inside", 0o755)
+        let failure = replaceFile(root + "/busy", with: [1], mode: 0o600, durable: false)
+        #expect(failure?.operation == "rename \(root)/busy.tmp-\(getpid())" && failure?.errno == EISDIR)
+        #expect(Set(listDirectory(atPath: root) ?? []) == ["state.json", "busy"])
+        #expect(replaceFile(root + "/missing/x", with: [1], mode: 0o600, durable: false)?.errno == ENOENT)
+    }
+}
