@@ -15,9 +15,8 @@ final class ChildProcess: Sendable {
     init(_ arguments: [String], captureOutput: Bool = true, stderr: Int32? = nil) throws(MachineError) {
         var fds: [Int32] = [-1, -1]
         if captureOutput {
-            guard pipe(&fds) == 0 else { throw .system("pipe", errno) }
-            // Close-on-exec both ends: the child gets the write end as its fd 1 only.
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            // The child gets the write end as its fd 1 only.
+            do { (fds[0], fds[1]) = try makePipe() } catch { throw MachineError(error) }
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

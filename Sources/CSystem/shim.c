@@ -110,3 +110,7 @@ int csystem_malloc_one_arena(void)
 {
 	return mallopt(M_ARENA_MAX, 1);
 }
+
+int csystem_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

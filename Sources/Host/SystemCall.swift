@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 
 /// The one place in Skiff where a system call is retried after a signal
@@ -90,4 +91,14 @@ public func transferVectored(_ fd: Int32, _ segments: [UnsafeMutableRawBufferPoi
         }
     }
     return nil
+}
+
+/// A pipe whose two ends close on exec: a child gets an end only as the
+/// descriptor it is dup'ed to (posix_spawn's adddup2 clears the flag there),
+/// never as a stray copy, and no concurrent spawn inherits it. The one way
+/// Skiff makes pipes.
+public func makePipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+    var ends: [Int32] = [-1, -1]
+    guard csystem_pipe_cloexec(&ends) == 0 else { throw SystemCallError("pipe2", errno) }
+    return (ends[0], ends[1])
 }

@@ -10,12 +10,12 @@ public enum HostCommand {
     }
 
     public static func run(_ arguments: [String], environment: [String: String] = [:]) throws(MachineError) -> Result {
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { throw .system("pipe2", errno) }
+        let pipe: (read: Int32, write: Int32)
+        do { pipe = try makePipe() } catch { throw MachineError(error) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], STDOUT_FILENO)
+        posix_spawn_file_actions_adddup2(&actions, pipe.write, STDOUT_FILENO)
         posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
 
         var env = processEnvironment()
@@ -38,8 +38,8 @@ public enum HostCommand {
 
         var pid = pid_t()
         let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-        close(pipeFDs[1])
-        guard spawned == 0 else { close(pipeFDs[0]); throw .system("cannot run \(arguments[0])", spawned) }
+        close(pipe.write)
+        guard spawned == 0 else { close(pipe.read); throw .system("cannot run \(arguments[0])", spawned) }
         // If skiff is told to stop, the child (mkfs.ext4 on a big tree) stops with it.
         let child = pid
         let signals = ShutdownSignals.register { _ in
@@ -48,8 +48,8 @@ public enum HostCommand {
         }
         defer { signals.cancel() }
 
-        let output = readToEnd(pipeFDs[0])
-        close(pipeFDs[0])
+        let output = readToEnd(pipe.read)
+        close(pipe.read)
         return Result(status: waitForChild(pid) ?? 128 + SIGKILL, output: String(decoding: output, as: UTF8.self))
     }
 }

@@ -80,30 +80,30 @@ enum Jail {
             rmdir(root)
             throw error
         }
-        var go: [Int32] = [0, 0]
-        guard pipe(&go) == 0 else { throw .system("pipe", errno) }
+        let go: (read: Int32, write: Int32)
+        do { go = try makePipe() } catch { throw MachineError(error) }
         // The next child is PID 1 of a new PID namespace; this process stays where it is.
         let unshared = csystem_unshare(CSYSTEM_NEWPID)
         guard unshared == 0 else { cgroup.remove(); rmdir(root); throw .system("unshare(CLONE_NEWPID)", -unshared) }
         let child = fork()
         guard child >= 0 else { cgroup.remove(); rmdir(root); throw .system("fork", errno) }
         if child == 0 {
-            close(go[1])
+            close(go.write)
             var byte: UInt8 = 0
-            guard read(go[0], &byte, 1) == 1, byte == 1 else { _exit(1) }
-            close(go[0])
+            guard read(go.read, &byte, 1) == 1, byte == 1 else { _exit(1) }
+            close(go.read)
             confine(root: root, files: files, options: options)
             ShutdownSignals.restartAfterFork()
             return
         }
-        close(go[0])
+        close(go.read)
         var placed: UInt8 = 1
         if let failure = cgroup.add(child) {
             writeErrorLine("skiff: jail: cannot place the VMM in its cgroup: \(failure)")
             placed = 0
         }
-        _ = write(go[1], &placed, 1)
-        close(go[1])
+        _ = write(go.write, &placed, 1)
+        close(go.write)
         // Signals go to the VMM, which stops its guest and ends; we follow.
         let forwarding = ShutdownSignals.register { signal in
             kill(child, signal)

@@ -56,7 +56,7 @@ func readFile(_ path: String, limit: Int, what: String = "") throws(MachineError
 extension MachineError {
     /// A Host system call's failure, as every other system call's in the
     /// machine's setup is reported.
-    init(_ error: SystemCallError) { self = .system(error.operation, error.errno) }
+    public init(_ error: SystemCallError) { self = .system(error.operation, error.errno) }
 }
 
 /// Host's threads, eventfds and timerfds as the machine's setup makes them.

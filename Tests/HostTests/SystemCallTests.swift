@@ -84,3 +84,14 @@ import Testing
         #expect(transferVectored(fd, halves, at: 200, writing: false) == EIO, "past the end of the file")
     }
 }
+
+@Suite struct PipeTests {
+    @Test func bothEndsCloseOnExecAndCarryBytes() throws {
+        let pipe = try makePipe()
+        defer { close(pipe.read); close(pipe.write) }
+        #expect(fcntl(pipe.read, F_GETFD) & FD_CLOEXEC != 0 && fcntl(pipe.write, F_GETFD) & FD_CLOEXEC != 0)
+        #expect([UInt8]("hi".utf8).withUnsafeBytes { writeAll(pipe.write, $0) } == nil)
+        var buffer = [UInt8](repeating: 0, count: 2)
+        #expect(read(pipe.read, &buffer, 2) == 2 && buffer == Array("hi".utf8))
+    }
+}

@@ -21,6 +21,10 @@
 static const unsigned long CSYSTEM_TUNSETIFF = TUNSETIFF;
 static const unsigned long CSYSTEM_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
 
+/// pipe2(fds, O_CLOEXEC) (pipe2 needs _GNU_SOURCE, which the Glibc module
+/// does not define). Returns pipe2's result.
+int csystem_pipe_cloexec(int fds[2]);
+
 /// TUNSETIFF: attaches `fd` (open /dev/net/tun) to the TAP named `name`,
 /// creating it if it does not exist and the caller may. Returns ioctl's result.
 int csystem_attach_tap(int fd, const char *name, char *actual_name);
