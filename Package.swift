@@ -77,8 +77,9 @@ let package = Package(
         // its crash backtracer off (process_start.c says why).
         .target(name: "CProcessStart"),
         // System calls as Skiff uses them: the one EINTR retry, transfers of
-        // exact lengths, reading to the end, waiting for a child, threads,
-        // eventfds, timerfds, removing a tree.
+        // exact lengths, reading to the end, pipes, starting a program and
+        // waiting for it, threads, eventfds, timerfds, replacing a file,
+        // removing a tree.
         .target(name: "Host", dependencies: ["CSystem"]),
         // seccomp-BPF: allow lists compiled to BPF, installed per thread, and
         // the SIGSYS reporter. The VMM's lists live in SkiffKit (VMMSeccompPolicy).

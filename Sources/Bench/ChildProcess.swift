@@ -3,11 +3,11 @@ import Glibc
 import Synchronization
 import Host
 
-/// A process `skiff bench` starts and times: spawned with posix_spawn, its
+/// A process `skiff bench` starts and times: spawned with Host's `spawnProcess`, its
 /// stdout read by a thread that stamps the first byte on the host clock.
 final class ChildProcess: Sendable {
     let pid: pid_t
-    /// CLOCK_MONOTONIC ns just before posix_spawn.
+    /// CLOCK_MONOTONIC ns just before the spawn.
     let spawned: UInt64
     private let output = Mutex<(first: UInt64?, data: [UInt8], closed: Bool)>((nil, [], false))
 
@@ -18,30 +18,18 @@ final class ChildProcess: Sendable {
             // The child gets the write end as its fd 1 only.
             do { (fds[0], fds[1]) = try makePipe() } catch { throw MachineError(error) }
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0)
-        if captureOutput {
-            posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0)
-        }
-        if let stderr {
-            posix_spawn_file_actions_adddup2(&actions, stderr, STDERR_FILENO)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0)
-        }
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
+        let descriptors: [(child: Int32, ChildDescriptor)] = [
+            (STDIN_FILENO, .null),
+            (STDOUT_FILENO, captureOutput ? .descriptor(fds[1]) : .null),
+            (STDERR_FILENO, stderr.map { .descriptor($0) } ?? .null),
+        ]
         spawned = MonotonicClock.now()
-        let result = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
-        if captureOutput { close(fds[1]) }
-        guard result == 0 else {
-            if captureOutput { close(fds[0]) }
-            throw .system("cannot run \(arguments[0])", result)
+        let pid: pid_t
+        do { pid = try spawnProcess(arguments, descriptors: descriptors) } catch {
+            if captureOutput { close(fds[0]); close(fds[1]) }
+            throw MachineError(error)
         }
+        if captureOutput { close(fds[1]) }
         self.pid = pid
         guard captureOutput else { output.withLock { $0.closed = true }; return }
         let readEnd = fds[0]

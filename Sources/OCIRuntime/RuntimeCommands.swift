@@ -155,36 +155,19 @@ public enum RuntimeCommands {
     /// guest waits for `start`, or why not. Returns its PID and that line.
     static func spawnMonitor(executable: String, root: String, id: String, log: RuntimeCommandLine,
                              options: [String]) throws(RuntimeError) -> (pid_t, String) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        if fds[1] == 3 { // dup2 onto itself would keep close-on-exec
-            let moved = fcntl(fds[1], F_DUPFD_CLOEXEC, 4)
-            close(fds[1])
-            fds[1] = moved
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let ready: (read: Int32, write: Int32)
+        do { ready = try makePipe() } catch { throw .system("\(error)") }
+        defer { close(ready.read) }
         var arguments = [executable, "--root", root]
         if let path = log.log { arguments += ["--log", path, "--log-format", log.logFormat] }
         arguments += ["monitor", id] + options
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        close(fds[1])
-        defer { close(fds[0]) }
-        guard spawned == 0 else { throw .system("starting the monitor \(executable): \(String(cString: strerror(spawned)))") }
-        return (pid, ControlSocket.readLine(fds[0]))
+        let pid: pid_t
+        do { pid = try spawnProcess(arguments, descriptors: [(3, .descriptor(ready.write))]) } catch {
+            close(ready.write)
+            throw .system("starting the monitor \(executable): \(String(cString: strerror(error.errno)))")
+        }
+        close(ready.write)
+        return (pid, ControlSocket.readLine(ready.read))
     }
 
     // MARK: exec

@@ -95,3 +95,36 @@ import Testing
         #expect(read(pipe.read, &buffer, 2) == 2 && buffer == Array("hi".utf8))
     }
 }
+
+/// Host's one spawn: descriptors placed as asked (a source that is also a
+/// target included), signals unblocked, the environment given, failures said.
+@Suite struct SpawnProcessTests {
+    @Test func placesDescriptorsUnblocksSignalsAndPassesTheEnvironment() throws {
+        let out = try makePipe()
+        let three = try makePipe()
+        defer { close(out.read); close(three.read) }
+        // The parent blocks SIGTERM, as skiff does in every thread.
+        var term = sigset_t(), previous = sigset_t()
+        sigemptyset(&term)
+        sigaddset(&term, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &term, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        // fd 1 gets what fd 3 has and fd 3 what fd 1 has: each source is also another's target.
+        let pid = try spawnProcess(
+            ["/bin/sh", "-c", "echo \"$GREETING\" >&3; grep SigBlk /proc/self/status; read x || echo stdin-empty >&3"],
+            descriptors: [(0, .null), (1, .descriptor(three.write)), (3, .descriptor(out.write))],
+            environment: ["GREETING=hello", "PATH=/usr/bin:/bin"])
+        close(out.write)
+        close(three.write)
+        #expect(String(decoding: readToEnd(out.read), as: UTF8.self) == "hello\nstdin-empty\n")
+        #expect(String(decoding: readToEnd(three.read), as: UTF8.self) == "SigBlk:\t0000000000000000\n")
+        #expect(waitForChild(pid) == 0)
+    }
+
+    @Test func aMissingProgramIsAnErrorNotAChild() {
+        #expect(throws: SystemCallError("cannot run /nonexistent/program", ENOENT)) {
+            try spawnProcess(["/nonexistent/program"])
+        }
+        #expect(throws: SystemCallError.self) { try spawnProcess([]) }
+    }
+}
