@@ -186,6 +186,12 @@ extension Skiff {
 
         func run() throws {
             let path = siblingExecutable("skiff-bench")
+            // exec keeps the signal mask: without this, skiff-bench (and
+            // whatever it ran) would start with skiff's shutdown signals
+            // blocked, and Ctrl-C would not stop it.
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
             var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
             execv(path, &argv)
             let error = errno
