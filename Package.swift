@@ -78,8 +78,8 @@ let package = Package(
         .target(name: "CProcessStart"),
         // System calls as Skiff uses them: the one EINTR retry, transfers of
         // exact lengths, reading to the end, pipes, starting a program and
-        // waiting for it, threads, eventfds, timerfds, replacing a file,
-        // removing a tree.
+        // waiting for it, threads, eventfds, timerfds, the epoll event loop,
+        // replacing a file, removing a tree.
         .target(name: "Host", dependencies: ["CSystem"]),
         // seccomp-BPF: allow lists compiled to BPF, installed per thread, and
         // the SIGSYS reporter. The VMM's lists live in SkiffKit (VMMSeccompPolicy).

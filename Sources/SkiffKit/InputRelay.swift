@@ -59,15 +59,21 @@ final class InputRelay: Sendable {
         guard !state.withLock({ started in defer { started.started = true }; return started.started }) else { return }
         let drained = self.drained
         serial.whenReceiveDrained { drained.signal() }
-        try loop.register(drained.fd) { [self] in
-            drained.drain()
-            pump()
+        do {
+            try loop.register(drained.fd) { [self] in
+                drained.drain()
+                pump()
+            }
+        } catch {
+            throw MachineError(error)
         }
         do {
             try loop.register(fd) { [self] in readable() }
-        } catch .system(_, EPERM) {
+        } catch where error.errno == EPERM {
             state.withLock { $0.pollable = false }
             drained.signal() // the loop reads the file as the guest takes it
+        } catch {
+            throw MachineError(error)
         }
     }
 

@@ -383,7 +383,8 @@ public final class Machine: Sendable {
 
         // Devices with host backends (disks, TAPs), in the windows and IRQs
         // the command line announced.
-        let loop = try EventLoop()
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { throw MachineError(error) }
         var mmio = IOBus.Builder()
         let layout = platform.deviceLayout
         let virtio = try VirtioDevices(config, layout: layout, backends: backends, vm: vm, memory: memory,
@@ -524,14 +525,18 @@ public final class Machine: Sendable {
         // --timeout: a timerfd on the event loop (the range was validated, so it fits).
         let watchdog = try config.timeout.map { seconds throws(MachineError) in
             let timer = try TimerFD.make(seconds: seconds)
-            try loop.register(timer.fd) { [weak self] in
-                timer.acknowledge()
-                self?.requestStop(.timeout(seconds: seconds))
+            do throws(SystemCallError) {
+                try loop.register(timer.fd) { [weak self] in
+                    timer.acknowledge()
+                    self?.requestStop(.timeout(seconds: seconds))
+                }
+            } catch {
+                throw MachineError(error)
             }
             return timer
         }
 
-        try loop.start { [self] in confine(.deviceLoop) }
+        do { try loop.start { [self] in confine(.deviceLoop) } } catch { throw MachineError(error) }
         // A signal stops the machine like any other stop: run returns, the
         // terminal is restored, the caller exits 128+N.
         let signals = ShutdownSignals.register { [weak self] signal in

@@ -22,9 +22,13 @@ final class OutputRelay: Sendable {
         self.fd = fd
         wake = try EventFD.make()
         let wake = self.wake
-        try loop.register(wake.fd) { [weak self] in
-            wake.drain()
-            self?.flush()
+        do {
+            try loop.register(wake.fd) { [weak self] in
+                wake.drain()
+                self?.flush()
+            }
+        } catch {
+            throw MachineError(error)
         }
     }
 

@@ -85,7 +85,7 @@ final class VirtioDevices {
                 let s = device.statistics
                 return "\(name): \(s.framesSent) frames sent (\(s.bytesSent) bytes), \(s.framesReceived) received (\(s.bytesReceived) bytes), \(s.dropped) dropped"
             }
-            try loop.register(tap.fd, edgeTriggered: true) { transport.backendReady() }
+            do { try loop.register(tap.fd, edgeTriggered: true) { transport.backendReady() } } catch { throw MachineError(error) }
         }
         if config.entropyDevice {
             let device = VirtioEntropy()
@@ -104,7 +104,7 @@ final class VirtioDevices {
                 let c = device.counters
                 return "\(name): \(c.opened) connections, \(c.bytesToGuest) bytes to the guest, \(c.bytesToHost) to the host, \(c.reset) reset, \(c.refused) refused"
             }
-            try loop.register(device.pollFD) { transport.backendReady() }
+            do { try loop.register(device.pollFD) { transport.backendReady() } } catch { throw MachineError(error) }
         }
         if fallbacks > 0 {
             logger.warning("KVM refused \(fallbacks) ioeventfd/irqfd registrations; those notifications go through vCPU exits instead")
@@ -173,9 +173,13 @@ final class VirtioDevices {
                 continue
             }
             eventFDs.append(notifyFD)
-            try loop.register(notifyFD.fd) {
-                notifyFD.drain()
-                transport.notify(queue: queue)
+            do {
+                try loop.register(notifyFD.fd) {
+                    notifyFD.drain()
+                    transport.notify(queue: queue)
+                }
+            } catch {
+                throw MachineError(error)
             }
         }
         attached.append(Attached(transport: transport, summary: summary))

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Host
 import Hypervisor
 import Testing
 @testable import SkiffKit

@@ -1,6 +1,7 @@
 import CSystem
 import Devices
 import Glibc
+import Host
 import Synchronization
 import Testing
 @testable import SkiffKit

@@ -1,13 +1,12 @@
 import CSystem
 import Glibc
 import Synchronization
-import Host
 
 /// One thread waiting in epoll on every host file descriptor devices care
 /// about (queue-notify eventfds, TAPs), so device work stays off the vCPU
 /// threads. Handlers run on the loop thread, one at a time.
-final class EventLoop: Sendable {
-    typealias Handler = @Sendable () -> Void
+public final class EventLoop: Sendable {
+    public typealias Handler = @Sendable () -> Void
 
     private let epoll: Int32
     private let wake: EventFD
@@ -20,13 +19,13 @@ final class EventLoop: Sendable {
     /// CPU time the loop thread used, in nanoseconds, once it stopped.
     private let cpuTime = Atomic<UInt64>(0)
 
-    init() throws(MachineError) {
-        wake = try EventFD.make()
-        pauseRequest = try EventFD.make()
-        paused = try EventFD.make(blocking: true)
-        unpaused = try EventFD.make(blocking: true)
+    public init() throws(SystemCallError) {
+        wake = try EventFD()
+        pauseRequest = try EventFD()
+        paused = try EventFD(blocking: true)
+        unpaused = try EventFD(blocking: true)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epoll >= 0 else { throw .system("epoll_create1", errno) }
+        guard epoll >= 0 else { throw SystemCallError("epoll_create1", errno) }
         try add(wake.fd, events: UInt32(EPOLLIN.rawValue))
         try add(pauseRequest.fd, events: UInt32(EPOLLIN.rawValue))
     }
@@ -34,20 +33,20 @@ final class EventLoop: Sendable {
     /// Holds the loop thread between handlers, so that no device work is
     /// under way until `resume()` (a snapshot's device state and memory stay
     /// consistent). Returns once the loop is held; the loop must be running.
-    func pause() {
+    public func pause() {
         pauseRequest.signal()
         paused.wait()
     }
 
-    func resume() { unpaused.signal() }
+    public func resume() { unpaused.signal() }
 
     deinit { close(epoll) }
 
     /// Calls `handler` on the loop thread whenever `fd` is readable.
     /// `edgeTriggered`: only when new data arrives (the handler drains what it can).
-    /// Throws `.system("epoll_ctl", EPERM)` for a file epoll cannot watch
+    /// Throws `SystemCallError("epoll_ctl", EPERM)` for a file epoll cannot watch
     /// (a regular file, /dev/null): such a file is always readable.
-    func register(_ fd: Int32, edgeTriggered: Bool = false, _ handler: @escaping Handler) throws(MachineError) {
+    public func register(_ fd: Int32, edgeTriggered: Bool = false, _ handler: @escaping Handler) throws(SystemCallError) {
         handlers.withLock { $0[fd] = handler }
         var events = UInt32(EPOLLIN.rawValue)
         if edgeTriggered { events |= UInt32(EPOLLET.rawValue) }
@@ -59,7 +58,7 @@ final class EventLoop: Sendable {
 
     /// Stops or resumes watching a registered `fd` (level-triggered), e.g.
     /// while its reader cannot take more.
-    func watch(_ fd: Int32, _ enabled: Bool) {
+    public func watch(_ fd: Int32, _ enabled: Bool) {
         var event = epoll_event()
         event.events = enabled ? UInt32(EPOLLIN.rawValue) : 0
         event.data.fd = fd
@@ -67,21 +66,21 @@ final class EventLoop: Sendable {
     }
 
     /// Forgets `fd` and its handler.
-    func unregister(_ fd: Int32) {
+    public func unregister(_ fd: Int32) {
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
         handlers.withLock { _ = $0.removeValue(forKey: fd) }
     }
 
-    private func add(_ fd: Int32, events: UInt32) throws(MachineError) {
+    private func add(_ fd: Int32, events: UInt32) throws(SystemCallError) {
         var event = epoll_event()
         event.events = events
         event.data.fd = fd
-        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw .system("epoll_ctl", errno) }
+        guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw SystemCallError("epoll_ctl", errno) }
     }
 
     /// Starts the loop thread; `prepare` runs on it first (the seccomp list).
-    func start(prepare: @escaping @Sendable () -> Void = {}) throws(MachineError) {
-        let started = try NativeThread.start { [self] in
+    public func start(prepare: @escaping @Sendable () -> Void = {}) throws(SystemCallError) {
+        let started = try NativeThread { [self] in
             prepare()
             run()
         }
@@ -90,7 +89,7 @@ final class EventLoop: Sendable {
 
     /// Stops the loop and waits for the thread; returns its CPU time in seconds.
     @discardableResult
-    func stop() -> Double {
+    public func stop() -> Double {
         wake.signal()
         thread.withLock { $0.take() }?.join()
         return Double(cpuTime.load(ordering: .relaxed)) / 1e9
