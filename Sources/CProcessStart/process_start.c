@@ -20,7 +20,18 @@
 // The runtime finds argv by walking back from `environ` to the initial
 // stack; with `environ` elsewhere it would find none, so the constructor
 // hands it argv itself (glibc passes argc, argv and envp to constructors).
+//
+// To find that stack, the runtime's argv grabber (a constructor of its
+// CommandLine.cpp) reads all of /proc/self/maps with fopen, fgets and
+// sscanf: about 0.1 ms of every start here, for an argv this constructor
+// has already handed over. So the executable defines fopen (which the
+// statically linked runtime then calls; libc's own calls are unaffected):
+// between this constructor and `main`, and once, it answers an open of
+// /proc/self/maps with ENOENT, and the grabber gives up at once. Any other
+// open, and any later one, is libc's fopen64 (the same function).
 #define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,11 +45,23 @@ extern void _swift_stdlib_overrideUnsafeArgvArgc(char **argv, int argc) __attrib
 static char *const backtracerOff = "SWIFT_BACKTRACE=enable=no,swift-backtrace=/dev/null/none";
 static char **processEnvironment;
 static char **startEnvironment;
+/// Set while the runtime's constructors run (see above).
+static int sparingStackSearch;
+
+FILE *fopen(const char *path, const char *mode) {
+    if (sparingStackSearch && strcmp(path, "/proc/self/maps") == 0) {
+        sparingStackSearch = 0;
+        errno = ENOENT;
+        return NULL;
+    }
+    return fopen64(path, mode);
+}
 
 __attribute__((constructor(101)))
 static void keepSwiftBacktracerOff(int argc, char **argv, char **envp) {
     (void)envp;
     _swift_stdlib_overrideUnsafeArgvArgc(argv, argc);
+    sparingStackSearch = 1;
     if (getenv("SWIFT_BACKTRACE") != NULL) return;
     size_t count = 0;
     while (environ[count] != NULL) count++;
@@ -53,6 +76,7 @@ static void keepSwiftBacktracerOff(int argc, char **argv, char **envp) {
 }
 
 void cprocessstart_restore_environment(void) {
+    sparingStackSearch = 0;
     if (startEnvironment == NULL) return;
     if (environ == startEnvironment) {
         environ = processEnvironment;
