@@ -3,7 +3,8 @@ import Memory
 /// The seam between the VMM and a hypervisor. The KVM target implements it
 /// over /dev/kvm; tests implement it to play the hypervisor (scripted exits,
 /// recorded register writes) without /dev/kvm. Everything the machine needs
-/// from a hypervisor goes through these three protocols.
+/// from a hypervisor goes through these three protocols; their x86 sides
+/// (`X86VirtualMachine`, `X86VirtualCPU`) are for the x86_64 platform.
 public protocol Hypervisor: Sendable {
     /// The CPUID leaves this hypervisor can present to a guest.
     func supportedCPUID() throws(HypervisorError) -> [CPUIDEntry]
