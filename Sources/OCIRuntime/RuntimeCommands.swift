@@ -219,27 +219,26 @@ public enum RuntimeCommands {
         }
 
         // --detach: a child runs the session; this process waits only until the process started.
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .system("pipe: \(String(cString: strerror(errno)))") }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let started: (read: Int32, write: Int32)
+        do { started = try makePipe() } catch { throw .system("\(error)") }
         let child = fork()
         guard child >= 0 else { throw .system("fork: \(String(cString: strerror(errno)))") }
         if child == 0 {
-            close(fds[0])
+            close(started.read)
             let status = session { result in
                 let message: String
                 switch result {
                 case .success: message = "started"
                 case let .failure(error): message = "error: \(error)"
                 }
-                _ = Array((message + "\n").utf8).withUnsafeBytes { writeAll(fds[1], $0) }
-                close(fds[1])
+                _ = Array((message + "\n").utf8).withUnsafeBytes { writeAll(started.write, $0) }
+                close(started.write)
             }
             endAsTheProcessDid(status)
         }
-        close(fds[1])
-        let answer = ControlSocket.readLine(fds[0])
-        close(fds[0])
+        close(started.write)
+        let answer = ControlSocket.readLine(started.read)
+        close(started.read)
         guard answer == "started" else {
             _ = waitForChild(child)
             throw .container(answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the exec session ended before the process started")
