@@ -4,11 +4,27 @@ import Memory
 /// over /dev/kvm; tests implement it to play the hypervisor (scripted exits,
 /// recorded register writes) without /dev/kvm. Everything the machine needs
 /// from a hypervisor goes through these three protocols; their x86 sides
-/// (`X86VirtualMachine`, `X86VirtualCPU`) are for the x86_64 platform.
+/// (`X86Hypervisor`, `X86VirtualMachine`, `X86VirtualCPU`) are for the
+/// x86_64 platform.
 public protocol Hypervisor: Sendable {
+    func createVirtualMachine() throws(HypervisorError) -> any VirtualMachineHandle
+
+    /// This hypervisor's x86 side, if it has one.
+    var x86: (any X86Hypervisor)? { get }
+}
+
+extension Hypervisor {
+    public var x86: (any X86Hypervisor)? { nil }
+}
+
+/// What an x86 hypervisor has beyond any; the x86_64 platform asks for it.
+public protocol X86Hypervisor: Hypervisor {
     /// The CPUID leaves this hypervisor can present to a guest.
     func supportedCPUID() throws(HypervisorError) -> [CPUIDEntry]
-    func createVirtualMachine() throws(HypervisorError) -> any VirtualMachineHandle
+}
+
+extension X86Hypervisor {
+    public var x86: (any X86Hypervisor)? { self }
 }
 
 /// One VM: memory slots, the interrupt controller and its lines, and the

@@ -3,7 +3,7 @@ import Glibc
 import Memory
 
 /// The KVM subsystem, opened through `/dev/kvm`.
-public final class KVMSystem: Hypervisor {
+public final class KVMSystem: X86Hypervisor {
     /// Why /dev/kvm could not be used, in words a user can act on.
     public enum OpenError: Error, CustomStringConvertible {
         case missing(path: String)

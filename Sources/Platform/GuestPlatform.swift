@@ -13,11 +13,9 @@ import Memory
 /// platform (`instructionPointer`, `registerSummary`), and a vCPU's snapshot
 /// state is the hypervisor's bytes; registers are on the hypervisor's x86
 /// side (`X86VirtualCPU`, `X86VirtualMachine`), which only X86_64 asks for,
-/// as an aarch64 platform would ask for an aarch64 side. What stays
-/// x86-shaped for now: the CPU identity's type (`CPUIDEntry`; an aarch64
-/// platform would widen `cpuIdentity`'s result and the hypervisor's
-/// `supportedCPUID`), and devices announced on the command line rather than
-/// in a device tree.
+/// as an aarch64 platform would ask for an aarch64 side. A vCPU's CPU
+/// identity is the platform's bytes (`CPUIdentity`): the machine and the
+/// snapshot format carry it without reading it.
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }
@@ -61,14 +59,25 @@ public protocol GuestPlatform: Sendable {
     /// KVM's system pages, the in-kernel interrupt controllers and timer).
     func prepare(_ vm: any VirtualMachineHandle) throws(HypervisorError)
 
-    /// What vCPU `id` of `count` shows the guest of its CPU (x86: the CPUID
-    /// table), from what the hypervisor supports. A snapshot records it, and
-    /// a restore compares it with the host's.
-    func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry]
+    /// What `hypervisor` can show a guest of this host's CPU (x86: KVM's
+    /// supported CPUID table), from which `cpuIdentity` makes each vCPU's.
+    /// Asked once per machine, on another thread while the machine is built
+    /// (it can be slow: KVM builds the table on every call).
+    func supportedIdentity(of hypervisor: any Hypervisor) throws(HypervisorError) -> CPUIdentity
 
-    /// Gives `vcpu` the identity `cpuIdentity` made (x86: KVM_SET_CPUID2).
+    /// What vCPU `id` of `count` shows the guest of its CPU (x86: the CPUID
+    /// table with its APIC id, less the hidden features), from what the
+    /// hypervisor supports (`supportedIdentity`). A snapshot records it, and
+    /// a restore compares it with this host's (`mismatch`).
+    func cpuIdentity(vcpu id: Int, of count: Int, supported: CPUIdentity) throws(HypervisorError) -> CPUIdentity
+
+    /// Gives `vcpu` an identity `cpuIdentity` made (x86: KVM_SET_CPUID2).
     /// A restore sets the saved one before the vCPU's saved state.
-    func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError)
+    func setIdentity(_ identity: CPUIdentity, of vcpu: any VirtualCPU) throws(HypervisorError)
+
+    /// Why a snapshot's saved identity cannot be restored where this host
+    /// gives `here`; nil when it can (they are the same).
+    func mismatch(of saved: CPUIdentity, here: CPUIdentity) -> IdentityMismatch?
 
     /// Where `vcpu` is in the guest's code (x86: RIP), a guest-virtual address.
     func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64
@@ -118,10 +127,10 @@ public struct LoadedKernel: Sendable {
     /// Sets the vCPUs up for this kernel's entry, each showing the guest
     /// `identities[id]` (`GuestPlatform.cpuIdentity`). The platform's boot
     /// state stays inside: the machine never reads it.
-    public let prepareVCPUs: @Sendable (_ vcpus: [any VirtualCPU], _ identities: [[CPUIDEntry]]) throws(HypervisorError) -> Void
+    public let prepareVCPUs: @Sendable (_ vcpus: [any VirtualCPU], _ identities: [CPUIdentity]) throws(HypervisorError) -> Void
 
     public init(format: String, entry: UInt64,
-                prepareVCPUs: @escaping @Sendable ([any VirtualCPU], [[CPUIDEntry]]) throws(HypervisorError) -> Void) {
+                prepareVCPUs: @escaping @Sendable ([any VirtualCPU], [CPUIdentity]) throws(HypervisorError) -> Void) {
         self.format = format; self.entry = entry; self.prepareVCPUs = prepareVCPUs
     }
 }
@@ -135,4 +144,14 @@ public enum UnemulatedInstruction: Sendable, Equatable {
     case skipped
     /// Not the platform's to handle: the machine stops.
     case unhandled
+}
+
+/// Why a saved CPU identity cannot be restored here (`GuestPlatform.mismatch`).
+public enum IdentityMismatch: Sendable, Equatable {
+    /// Not an identity of this platform's encoding: the file is damaged or
+    /// of another architecture.
+    case malformed(String)
+    /// A well-formed identity, not the one this host gives: where they
+    /// first differ (x86: "CPUID leaf 0x7.0").
+    case differs(String)
 }

@@ -251,7 +251,7 @@ public final class Machine: Sendable {
         let memory: GuestMemory
         let loop: EventLoop
         let devices: [(name: String, device: any SnapshotDevice)]
-        let cpuids: [[CPUIDEntry]]
+        let cpuids: [CPUIdentity]
         /// What a snapshot records it was booted from (its provenance), kept
         /// as plain fields: a dictionary built at every start cost 40 µs.
         let kernel: String
@@ -355,17 +355,17 @@ public final class Machine: Sendable {
         // The signal thread confines itself while this one sets the machine
         // up (a signal's handler needs no more during setup than while the
         // guest runs); it must be done before the guest's first instruction.
-        // It asks the hypervisor for its CPUID table first (EarlyAnswer):
+        // It asks the hypervisor for its CPU identity first (EarlyAnswer; x86: the CPUID table):
         // needed only when the vCPUs are set up, and slow to build. Then it
         // compiles this thread's seccomp list, whose install is on the path
         // to the guest's first instruction (compiling was 0.08 ms of it).
-        let supportedCPUID = try EarlyAnswer { () throws(HypervisorError) in try system.supportedCPUID() }
+        let supportedIdentity = try EarlyAnswer { [platform] () throws(HypervisorError) in try platform.supportedIdentity(of: system) }
         let mainProgram = try EarlyAnswer { [self] () throws(Never) in program(for: .main) }
         var signalsConfined: ShutdownSignals.Confining?
         if config.seccomp != .off {
             if config.seccomp == .kill { do { try Seccomp.installReporter() } catch { throw .invalidConfiguration("\(error)") } }
             signalsConfined = ShutdownSignals.startConfining { [self] in
-                supportedCPUID.offer()
+                supportedIdentity.offer()
                 mainProgram.offer()
                 confine(.signals)
             }
@@ -446,9 +446,13 @@ public final class Machine: Sendable {
         } catch {
             throw .kvm(error)
         }
-        let supported: [CPUIDEntry]
-        do { supported = try supportedCPUID.answer() } catch { throw .kvm(error) }
-        let cpuids = (0..<config.cpus).map { [platform] id in platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
+        let cpuids: [CPUIdentity]
+        do {
+            let supported = try supportedIdentity.answer()
+            cpuids = try (0..<config.cpus).map { [platform] id throws(HypervisorError) in try platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
+        } catch {
+            throw .kvm(error)
+        }
         if let snapshot = config.restore {
             try restore(snapshot.state, vm: vm, vcpus: created, cpuids: cpuids, devices: stateDevices)
             for attached in virtio.attached { attached.transport.resumeAfterRestore() }
@@ -639,20 +643,20 @@ public final class Machine: Sendable {
         }
     }
 
-    /// Sets a snapshot's state into a machine built like the saved one: CPUID
-    /// first (refused if this host's differs), then the VM, each vCPU, each device.
+    /// Sets a snapshot's state into a machine built like the saved one: the
+    /// CPU identity first (refused if this host's differs), then the VM,
+    /// each vCPU, each device.
     private func restore(_ state: SnapshotState, vm: any VirtualMachineHandle, vcpus: [any VirtualCPU],
-                         cpuids: [[CPUIDEntry]], devices: [(name: String, device: any SnapshotDevice)]) throws(MachineError) {
+                         cpuids: [CPUIdentity], devices: [(name: String, device: any SnapshotDevice)]) throws(MachineError) {
         for vcpu in vcpus {
-            let saved = state.vcpus[vcpu.id].cpuid
-            guard saved == cpuids[vcpu.id] else {
-                let differing = saved.first { entry in !cpuids[vcpu.id].contains(entry) } ?? cpuids[vcpu.id].first { !saved.contains($0) }
-                let leaf = differing.map { "0x\(String($0.function, radix: 16)).\($0.index)" } ?? "count"
-                throw .snapshot(.mismatch("this host's CPU differs from the snapshot's (CPUID leaf \(leaf)); take a new snapshot here"))
+            switch platform.mismatch(of: state.vcpus[vcpu.id].identity, here: cpuids[vcpu.id]) {
+            case nil: continue
+            case .malformed(let problem): throw .snapshot(.invalid("vCPU \(vcpu.id): \(problem)"))
+            case .differs(let difference): throw .snapshot(.mismatch("this host's CPU differs from the snapshot's (\(difference)); take a new snapshot here"))
             }
         }
         do {
-            for vcpu in vcpus { try platform.setIdentity(state.vcpus[vcpu.id].cpuid, of: vcpu) }
+            for vcpu in vcpus { try platform.setIdentity(state.vcpus[vcpu.id].identity, of: vcpu) }
             try vm.restoreState(state.machineState)
             for vcpu in vcpus { try vcpu.restoreState(state.vcpus[vcpu.id].state) }
         } catch {
@@ -789,12 +793,12 @@ public final class Machine: Sendable {
             var vcpus: [SnapshotState.VCPU] = []
             for id in 0..<configuration.cpus {
                 guard let result = states[id] else { throw MachineError.invalidConfiguration("vCPU \(id) did not park") }
-                vcpus.append(SnapshotState.VCPU(cpuid: running.cpuids[id], state: try result.get()))
+                vcpus.append(SnapshotState.VCPU(identity: running.cpuids[id], state: try result.get()))
             }
             let machineState: [UInt8]
             do { machineState = try running.vm.captureState() } catch { throw MachineError.kvm(error) }
             var state = SnapshotState(
-                hostKind: configuration.host,
+                architecture: platform.architecture, hostKind: configuration.host,
                 memory: running.memory.layout.map { .init(guestAddress: $0.guestAddress, size: $0.size) },
                 machine: .init(memoryMiB: configuration.memoryMiB, cpus: configuration.cpus,
                                compatibility: configuration.compatibility.name, disks: configuration.disks,

@@ -15,6 +15,11 @@ extension MachineConfiguration {
         X86Platform(workarounds: compatibility == .pvm ? .pvm : .none, hiddenFeatures: hiddenCPUFeatures)
     }
 
+    /// The architecture machines are built for (what a snapshot must be of).
+    public static var architecture: String {
+        platform(compatibility: .none, hiddenCPUFeatures: []).architecture
+    }
+
     /// vCPUs: at least one, at most what the platform's boot structures describe.
     public static var cpuRange: ClosedRange<Int> {
         1...platform(compatibility: .none, hiddenCPUFeatures: []).maximumCPUs

@@ -33,8 +33,10 @@ public enum SnapshotFiles {
         }
     }
 
-    /// Opens and checks the snapshot in `directory` for a restore on `host`.
-    public static func load(_ directory: String, on host: HostKind) throws(MachineError) -> Loaded {
+    /// Opens and checks the snapshot in `directory` for a restore on `host`
+    /// by a machine of `architecture` (the platform's name for it).
+    public static func load(_ directory: String, on host: HostKind,
+                            architecture: String = MachineConfiguration.architecture) throws(MachineError) -> Loaded {
         let statePath = directory + "/" + stateName
         let fd = open(statePath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
@@ -53,7 +55,7 @@ public enum SnapshotFiles {
         let bytes = readToEnd(fd)
         close(fd)
         let state: SnapshotState
-        do { state = try SnapshotState.decode(bytes, restoringOn: host) } catch { throw .snapshot(error) }
+        do { state = try SnapshotState.decode(bytes, restoringOn: host, architecture: architecture) } catch { throw .snapshot(error) }
 
         let memoryPath = directory + "/" + memoryName
         let memoryFD = open(memoryPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)

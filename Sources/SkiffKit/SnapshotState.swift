@@ -9,13 +9,16 @@ import Images
 /// section holding the SHA-256 of everything before it. Every length and the
 /// checksum are checked before any section is used, and a snapshot is only
 /// restored where it fits: same format version, architecture and host kind
-/// (and, checked by the restore, the same CPUID for every vCPU).
+/// (and, checked by the restore, the same CPU identity for every vCPU).
 ///
 /// Sections: META (text: architecture, host kind, memory layout, vCPU count,
 /// and provenance lines for people), CONF (the machine: memory, CPUs,
 /// compatibility profile, devices and their host backends), VMST (the
 /// hypervisor's VM-wide state: interrupt controllers, PIT, clock), then per
-/// vCPU N "I<N>" (its CPUID) and "C<N>" (its state), per device N "D<N>".
+/// vCPU N "I<N>" (its CPU identity, the platform's bytes: x86's CPUID table)
+/// and "C<N>" (its state, the hypervisor's bytes), per device N "D<N>".
+/// Nothing here depends on the architecture: the platform reads the
+/// identity and the hypervisor the states.
 public struct SnapshotState: Equatable, Sendable {
     public static let formatVersion: UInt32 = 3
     static let magic = Array("SKIFFSNP".utf8)
@@ -60,13 +63,15 @@ public struct SnapshotState: Equatable, Sendable {
     }
 
     public struct VCPU: Equatable, Sendable {
-        public var cpuid: [CPUIDEntry]
+        /// Opaque to the machine: the platform compares and sets it.
+        public var identity: CPUIdentity
         /// Opaque to Skiff: the hypervisor reads it back.
         public var state: [UInt8]
-        public init(cpuid: [CPUIDEntry], state: [UInt8]) { self.cpuid = cpuid; self.state = state }
+        public init(identity: CPUIdentity, state: [UInt8]) { self.identity = identity; self.state = state }
     }
 
-    public var architecture = "x86_64"
+    /// The platform's name for it (`GuestPlatform.architecture`).
+    public var architecture: String
     public var hostKind: HostKind
     public var memory: [MemoryRegion]
     public var machine: Machine
@@ -78,9 +83,9 @@ public struct SnapshotState: Equatable, Sendable {
     /// Lines for people (`skiff restore --info`): kernel, command line, when.
     public var provenance: [String: String] = [:]
 
-    public init(hostKind: HostKind, memory: [MemoryRegion], machine: Machine, machineState: [UInt8],
+    public init(architecture: String, hostKind: HostKind, memory: [MemoryRegion], machine: Machine, machineState: [UInt8],
                 vcpus: [VCPU], devices: [(name: String, state: [UInt8])]) {
-        self.hostKind = hostKind; self.memory = memory; self.machine = machine; self.machineState = machineState
+        self.architecture = architecture; self.hostKind = hostKind; self.memory = memory; self.machine = machine; self.machineState = machineState
         self.vcpus = vcpus; self.devices = devices
     }
 
@@ -111,11 +116,7 @@ public struct SnapshotState: Equatable, Sendable {
         section("CONF", encodeMachine())
         section("VMST", machineState)
         for (index, vcpu) in vcpus.enumerated() {
-            var cpuidBytes: [UInt8] = []
-            for entry in vcpu.cpuid {
-                for value in [entry.function, entry.index, entry.flags, entry.eax, entry.ebx, entry.ecx, entry.edx] { append(&cpuidBytes, value) }
-            }
-            section(Self.tag("I", index), cpuidBytes)
+            section(Self.tag("I", index), vcpu.identity.bytes)
             section(Self.tag("C", index), vcpu.state)
         }
         for (index, device) in devices.enumerated() {
@@ -200,8 +201,9 @@ public struct SnapshotState: Equatable, Sendable {
         }
     }
 
-    /// Parses and checks a state file; `host` is the kind of host restoring it.
-    public static func decode(_ bytes: [UInt8], restoringOn host: HostKind) throws(SnapshotError) -> SnapshotState {
+    /// Parses and checks a state file; `host` is the kind of host restoring
+    /// it, and `architecture` the platform's.
+    public static func decode(_ bytes: [UInt8], restoringOn host: HostKind, architecture: String) throws(SnapshotError) -> SnapshotState {
         guard bytes.count >= 12, Array(bytes[0..<8]) == magic else { throw .invalid("not a Skiff snapshot (no SKIFFSNP magic)") }
         let version = read(UInt32.self, bytes, at: 8)
         guard version == formatVersion else {
@@ -233,7 +235,7 @@ public struct SnapshotState: Equatable, Sendable {
             guard let equals = line.firstIndex(of: "=") else { continue }
             meta[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
-        guard meta["architecture"] == "x86_64" else { throw .mismatch("snapshot of a \(meta["architecture"] ?? "?") machine; this is x86_64") }
+        guard meta["architecture"] == architecture else { throw .mismatch("snapshot of a \(meta["architecture"] ?? "?") machine; this is \(architecture)") }
         guard let hostName = meta["host"], let kind = HostKind(rawValue: hostName) else { throw .invalid("no host kind") }
         guard kind == host else { throw .mismatch("snapshot taken on \(kind.rawValue); this host is \(host.rawValue)") }
         var memory: [MemoryRegion] = []
@@ -254,13 +256,11 @@ public struct SnapshotState: Equatable, Sendable {
         }
         var vcpus: [VCPU] = []
         for index in 0..<count {
-            let cpuidBytes = try section(tag("I", index))
-            guard cpuidBytes.count % 28 == 0, !cpuidBytes.isEmpty else { throw .invalid("CPUID section of \(cpuidBytes.count) bytes") }
-            let cpuid = stride(from: 0, to: cpuidBytes.count, by: 28).map { base in
-                let value = { (index: Int) in read(UInt32.self, cpuidBytes, at: base + 4 * index) }
-                return CPUIDEntry(function: value(0), index: value(1), flags: value(2), eax: value(3), ebx: value(4), ecx: value(5), edx: value(6))
-            }
-            vcpus.append(VCPU(cpuid: cpuid, state: try section(tag("C", index))))
+            // Its encoding is the platform's, which checks it on restore
+            // (GuestPlatform.mismatch); every CPU has some identity.
+            let identity = try section(tag("I", index))
+            guard !identity.isEmpty else { throw .invalid("vCPU \(index) has an empty CPU identity section") }
+            vcpus.append(VCPU(identity: CPUIdentity(bytes: identity), state: try section(tag("C", index))))
         }
         var devices: [(name: String, state: [UInt8])] = []
         for index in 0..<deviceCount {
@@ -278,7 +278,7 @@ public struct SnapshotState: Equatable, Sendable {
         if let stray = sections.first(where: { !known.contains($0.tag) }) {
             throw .invalid("unexpected section '\(stray.tag)' (the counts in META say otherwise)")
         }
-        var state = SnapshotState(hostKind: kind, memory: memory, machine: machine, machineState: try section("VMST"),
+        var state = SnapshotState(architecture: architecture, hostKind: kind, memory: memory, machine: machine, machineState: try section("VMST"),
                                   vcpus: vcpus, devices: devices)
         for (key, value) in meta where !["architecture", "host", "memory", "vcpus", "devices"].contains(key) {
             state.provenance[key] = value

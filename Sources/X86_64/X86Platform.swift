@@ -82,7 +82,7 @@ public struct X86Platform: GuestPlatform {
         let state = try X86Boot.load(images, into: memory)
         return LoadedKernel(format: state.format.rawValue, entry: state.kernelEntry) { vcpus, identities throws(HypervisorError) in
             let x86 = try vcpus.map { vcpu throws(HypervisorError) in try Self.x86(vcpu) }
-            for vcpu in x86 { try X86CPUSetup.configure(vcpu, cpuid: identities[vcpu.id]) }
+            for vcpu in x86 { try X86CPUSetup.configure(vcpu, cpuid: try Self.cpuid(identities[vcpu.id])) }
             if let bootstrap = x86.first { try X86CPUSetup.enterLongMode(bootstrap, state) }
         }
     }
@@ -92,12 +92,31 @@ public struct X86Platform: GuestPlatform {
         try vm.createInterruptController()
     }
 
-    public func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry] {
-        X86CPUSetup.cpuid(supported, vcpu: id, of: count, hiddenKVMFeatures: workarounds.hiddenKVMFeatures, hiddenFeatures: hiddenFeatures)
+    public func supportedIdentity(of hypervisor: any Hypervisor) throws(HypervisorError) -> CPUIdentity {
+        guard let x86 = hypervisor.x86 else { throw HypervisorError("an x86_64 hypervisor (this one has no CPUID table)", errno: EINVAL) }
+        return CPUIdentity(cpuid: try x86.supportedCPUID())
     }
 
-    public func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError) {
-        try Self.x86(vcpu).setCPUID(identity)
+    public func cpuIdentity(vcpu id: Int, of count: Int, supported: CPUIdentity) throws(HypervisorError) -> CPUIdentity {
+        CPUIdentity(cpuid: X86CPUSetup.cpuid(try Self.cpuid(supported), vcpu: id, of: count,
+                                             hiddenKVMFeatures: workarounds.hiddenKVMFeatures, hiddenFeatures: hiddenFeatures))
+    }
+
+    public func setIdentity(_ identity: CPUIdentity, of vcpu: any VirtualCPU) throws(HypervisorError) {
+        try Self.x86(vcpu).setCPUID(try Self.cpuid(identity))
+    }
+
+    /// Compared leaf by leaf, to say which differs: the first of the saved
+    /// table's entries this host would not give, else the first of this
+    /// host's the snapshot lacks.
+    public func mismatch(of saved: CPUIdentity, here: CPUIdentity) -> IdentityMismatch? {
+        guard saved != here else { return nil }
+        guard let savedEntries = saved.cpuidEntries else {
+            return .malformed("the saved CPU identity (\(saved.bytes.count) bytes) is not an x86 CPUID table of \(CPUIdentity.cpuidEntrySize)-byte entries")
+        }
+        let hereEntries = here.cpuidEntries ?? []
+        let differing = savedEntries.first { !hereEntries.contains($0) } ?? hereEntries.first { !savedEntries.contains($0) }
+        return .differs(differing.map { "CPUID leaf 0x\(String($0.function, radix: 16)).\($0.index)" } ?? "CPUID leaf count")
     }
 
     public func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 {
@@ -134,6 +153,15 @@ public struct X86Platform: GuestPlatform {
     static func x86(_ vcpu: any VirtualCPU) throws(HypervisorError) -> any X86VirtualCPU {
         guard let x86 = vcpu.x86 else { throw HypervisorError("an x86_64 vCPU (this hypervisor's has no x86 registers)", errno: EINVAL) }
         return x86
+    }
+
+    /// An identity's CPUID table; another platform's (or damaged) bytes are
+    /// refused as KVM refuses a malformed table.
+    static func cpuid(_ identity: CPUIdentity) throws(HypervisorError) -> [CPUIDEntry] {
+        guard let entries = identity.cpuidEntries else {
+            throw HypervisorError("an x86 CPUID table (\(identity.bytes.count) bytes are not whole \(CPUIdentity.cpuidEntrySize)-byte entries)", errno: EINVAL)
+        }
+        return entries
     }
 
     static func x86(_ vm: any VirtualMachineHandle) throws(HypervisorError) -> any X86VirtualMachine {

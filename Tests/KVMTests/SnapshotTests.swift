@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import Hypervisor
 import X86_64
 @testable import KVM
 @testable import Memory
@@ -52,12 +53,12 @@ struct SnapshotTests {
         #expect(try run(first.vcpu, limit: 3).values == [1, 2, 3])
         first.vcpu.kick()
         guard case .interrupted = try first.vcpu.runOnce() else { Issue.record("the kick did not end KVM_RUN"); return }
-        let cpuid = X86CPUSetup.cpuid(try first.system.supportedCPUID(), vcpu: 0, of: 1)
-        let state = SnapshotState(hostKind: HostKind.detect(),
+        let cpuid = CPUIdentity(cpuid: X86CPUSetup.cpuid(try first.system.supportedCPUID(), vcpu: 0, of: 1))
+        let state = SnapshotState(architecture: "x86_64", hostKind: HostKind.detect(),
                                   memory: first.memory.layout.map { .init(guestAddress: $0.guestAddress, size: $0.size) },
                                   machine: .init(memoryMiB: 16, cpus: 1, compatibility: "none", disks: [], networks: [], entropyDevice: false),
                                   machineState: try first.vm.captureState(),
-                                  vcpus: [.init(cpuid: cpuid, state: try first.vcpu.captureState())], devices: [])
+                                  vcpus: [.init(identity: cpuid, state: try first.vcpu.captureState())], devices: [])
         let path = "/tmp/skiff-snapshot-test-\(getpid()).mem"
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
@@ -66,7 +67,7 @@ struct SnapshotTests {
         #expect(written < 1 << 20, "16 MiB of mostly zero memory is written sparse: \(written) bytes")
 
         // Through the state file's bytes, into a new VM on the memory file.
-        let restored = try SnapshotState.decode(state.encoded(), restoringOn: HostKind.detect())
+        let restored = try SnapshotState.decode(state.encoded(), restoringOn: HostKind.detect(), architecture: "x86_64")
         #expect(restored == state)
         let system = try KVMSystem()
         let vm = try x86(system.createVirtualMachine())
@@ -75,7 +76,7 @@ struct SnapshotTests {
         try vm.setSystemPages()
         try vm.createInterruptController()
         let vcpu = try x86(vm.createVCPU(id: 0))
-        try vcpu.setCPUID(restored.vcpus[0].cpuid)
+        try X86Platform().setIdentity(restored.vcpus[0].identity, of: vcpu)
         try vm.restoreState(restored.machineState)
         try vcpu.restoreState(restored.vcpus[0].state)
         let rest = try run(vcpu)

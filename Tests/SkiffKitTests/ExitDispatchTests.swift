@@ -22,6 +22,7 @@ final class ScriptedVCPU: X86VirtualCPU, @unchecked Sendable {
     private(set) var buffers: [UnsafeMutableRawBufferPointer] = []
     private(set) var injected: [UInt8] = []
     var state = Registers()
+    private(set) var cpuid: [CPUIDEntry] = []
     private(set) var runs = 0
 
     init(_ steps: [Step], rip: UInt64 = 0x1000) {
@@ -64,7 +65,7 @@ final class ScriptedVCPU: X86VirtualCPU, @unchecked Sendable {
     func setRegisters(_ registers: Registers) throws(HypervisorError) { state = registers }
     func specialRegisters() throws(HypervisorError) -> SpecialRegisters { SpecialRegisters() }
     func setSpecialRegisters(_ registers: SpecialRegisters) throws(HypervisorError) {}
-    func setCPUID(_ entries: [CPUIDEntry]) throws(HypervisorError) {}
+    func setCPUID(_ entries: [CPUIDEntry]) throws(HypervisorError) { cpuid = entries }
     func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(HypervisorError) -> Int { msrs.count }
     func setFPU(_ state: FPUState) throws(HypervisorError) {}
     func updateLocalAPIC(_ edit: (inout [UInt8]) -> Void) throws(HypervisorError) {}

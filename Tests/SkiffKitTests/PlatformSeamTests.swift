@@ -18,6 +18,9 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
     static let console: UInt64 = 0x0900_0000
     static let markers: UInt64 = 0x0910_0000
     let calls = Mutex<[String]>([])
+    /// The toy CPU its hypervisor has (a restore elsewhere sees another).
+    let cpu: String
+    init(cpu: String = "toy cpu") { self.cpu = cpu }
 
     private func record(_ call: String) { calls.withLock { $0.append(call) } }
 
@@ -53,19 +56,32 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
         let entry = Self.ramBase + UInt64(images.kernel[4]) * 0x1000
         do { try memory.write(bytes: images.kernel, at: entry) } catch { throw BootError(file: images.kernelPath, "\(error)") }
         return LoadedKernel(format: "toy", entry: entry) { [self] vcpus, identities throws(HypervisorError) in
-            record("vCPUs \(vcpus.map(\.id)) with \(identities.map(\.count)) identity entries")
+            record("vCPUs \(vcpus.map(\.id)) showing \(identities.map { String(decoding: $0.bytes, as: UTF8.self) })")
             try Self.toy(vcpus[0]).pc = entry
         }
     }
 
     func prepare(_ vm: any VirtualMachineHandle) throws(HypervisorError) { record("prepare VM") }
 
-    func cpuIdentity(vcpu id: Int, of count: Int, supported: [CPUIDEntry]) -> [CPUIDEntry] {
-        record("identity \(id) of \(count)")
-        return [CPUIDEntry(function: 0x7A, index: UInt32(id), eax: UInt32(count))]
+    /// The toy's CPU identity is text: what its hypervisor supports (`cpu`,
+    /// asked on another thread, so not recorded), then each vCPU's number
+    /// and count.
+    func supportedIdentity(of hypervisor: any Hypervisor) throws(HypervisorError) -> CPUIdentity {
+        CPUIdentity(bytes: Array(cpu.utf8))
     }
 
-    func setIdentity(_ identity: [CPUIDEntry], of vcpu: any VirtualCPU) throws(HypervisorError) { record("identity set") }
+    func cpuIdentity(vcpu id: Int, of count: Int, supported: CPUIdentity) throws(HypervisorError) -> CPUIdentity {
+        record("identity \(id) of \(count)")
+        return CPUIdentity(bytes: supported.bytes + Array(" \(id)/\(count)".utf8))
+    }
+
+    func setIdentity(_ identity: CPUIdentity, of vcpu: any VirtualCPU) throws(HypervisorError) {
+        record("identity set: \(String(decoding: identity.bytes, as: UTF8.self))")
+    }
+
+    func mismatch(of saved: CPUIdentity, here: CPUIdentity) -> IdentityMismatch? {
+        saved == here ? nil : .differs("toy identity '\(String(decoding: saved.bytes, as: UTF8.self))'")
+    }
     func instructionPointer(of vcpu: any VirtualCPU) throws(HypervisorError) -> UInt64 { try Self.toy(vcpu).pc }
     func registerSummary(of vcpu: any VirtualCPU) -> String { "toy pc 0x\(String((try? Self.toy(vcpu).pc) ?? 0, radix: 16))" }
 
@@ -125,7 +141,6 @@ final class RecordingVM: VirtualMachineHandle, @unchecked Sendable {
 
 struct RecordingHypervisor: Hypervisor {
     let vm: RecordingVM
-    func supportedCPUID() throws(HypervisorError) -> [CPUIDEntry] { [] }
     func createVirtualMachine() throws(HypervisorError) -> any VirtualMachineHandle { vm }
 }
 
@@ -180,10 +195,58 @@ struct RecordingHypervisor: Hypervisor {
         #expect(vcpu.state.rip == entry + 2, "entered where the platform said, then stepped over 0xAA")
         #expect(platform.calls.withLock { $0 } == [
             "check", "memory 16 MiB", "announce hidden features", "load console=toy0 toy.hidden=sparkle on 1", "prepare VM", "identity 0 of 1",
-            "vCPUs [0] with [1] identity entries", "unemulated [170, 1]", "before destroying",
+            "vCPUs [0] showing [\"toy cpu 0/1\"]", "unemulated [170, 1]", "before destroying",
         ])
         // The machine made no x86 call of its own: the platform chose them.
         #expect(vm.calls.withLock { $0 } == ["map 0x40000000", "vCPU 0"])
+    }
+
+    /// A snapshot of the toy machine and its restore: the toy's CPU
+    /// identity goes into the state file and back as the platform's bytes,
+    /// the platform alone compares it with the restoring host's and sets it,
+    /// and a host whose toy CPU differs is refused in the platform's words.
+    @Test func aGuestOfAnotherArchitectureIsSnapshottedAndRestoredThroughThePlatformAlone() throws {
+        let path = try kernelFile(Array("TOYK".utf8) + [3])
+        defer { unlink(path) }
+        let directory = "/tmp/skiff-toy-snapshot-\(getpid())"
+        SnapshotFiles.removeTree(directory)
+        defer { SnapshotFiles.removeTree(directory) }
+        // The marker's write is completed (KVM_RUN with immediate_exit) before the state is taken.
+        let vcpu = ScriptedVCPU([.mmioWrite(ToyPlatform.markers, [BootMarkerDevice.Phase.guestReady.rawValue]), .exit(.interrupted)])
+        var configuration = configuration(kernel: path)
+        configuration.snapshot = SnapshotRequest(marker: BootMarkerDevice.Phase.guestReady.rawValue, directory: directory,
+                                                 thenStop: true, required: true)
+        let saved = try Machine(configuration, logger: Logger(label: "test"),
+                                hypervisor: { RecordingHypervisor(vm: RecordingVM(vcpu)) }, platform: ToyPlatform()).run()
+        #expect(saved.snapshot?.written == true, "\(saved.stopReason) \(String(describing: saved.snapshot))")
+
+        // Elsewhere, the toy platform's architecture reads it; x86_64's does not.
+        func failure(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "\(error)" }
+            return "no error"
+        }
+        #expect(failure { _ = try SnapshotFiles.load(directory, on: configuration.host) }
+                == "\(MachineError.snapshot(.mismatch("snapshot of a toy machine; this is x86_64")))")
+        let loaded = try SnapshotFiles.load(directory, on: configuration.host, architecture: "toy")
+        #expect(loaded.state.vcpus.map(\.identity) == [CPUIdentity(bytes: Array("toy cpu 0/1".utf8))])
+
+        let resumed = ScriptedVCPU([.mmioWrite(ToyPlatform.console, [0x21]), .exit(.systemEvent(type: 1))], rip: 0)
+        let platform = ToyPlatform()
+        var restoring = try MachineConfiguration.restoring(loaded)
+        restoring.console = .capture
+        let report = try Machine(restoring, logger: Logger(label: "test"),
+                                 hypervisor: { RecordingHypervisor(vm: RecordingVM(resumed)) }, platform: platform).run()
+        #expect(report.restored && report.stopReason == .powerOff && report.consoleOutput == Array("!".utf8))
+        #expect(resumed.state.rip == vcpu.state.rip, "the saved vCPU state came back")
+        #expect(platform.calls.withLock { $0 }.prefix(3) == ["prepare VM", "identity 0 of 1", "identity set: toy cpu 0/1"],
+                "no kernel loaded, the saved identity set")
+
+        let elsewhere = ToyPlatform(cpu: "toy cpu mk2")
+        #expect(failure {
+            _ = try Machine(restoring, logger: Logger(label: "test"),
+                            hypervisor: { RecordingHypervisor(vm: RecordingVM(ScriptedVCPU([]))) }, platform: elsewhere).run()
+        } == "\(MachineError.snapshot(.mismatch("this host's CPU differs from the snapshot's (toy identity 'toy cpu 0/1'); take a new snapshot here")))")
+        #expect(!elsewhere.calls.withLock { $0 }.contains { $0.hasPrefix("identity set") })
     }
 
     @Test func aKernelThePlatformRefusesCostsNoHypervisor() throws {
@@ -242,15 +305,49 @@ struct RecordingHypervisor: Hypervisor {
         #expect(try platform.instructionPointer(of: vcpu) == 0x4321, "a vCPU with x86 registers")
     }
 
-    @Test func x86SteppingOverTrappedInstructionsFollowsTheCompatibilityProfile() {
+    @Test func x86SteppingOverTrappedInstructionsFollowsTheCompatibilityProfile() throws {
         var configuration = MachineConfiguration(kernelPath: "k", commandLine: "")
         #expect(configuration.platform.architecture == "x86_64")
         configuration.compatibility = .pvm
         configuration.hiddenCPUFeatures = ["rdrand"]
-        let identity = configuration.platform.cpuIdentity(
-            vcpu: 0, of: 1, supported: [CPUIDEntry(function: 1, ecx: 1 << 30),
-                                        CPUIDEntry(function: 0x4000_0001, eax: 1 << 7 | 1)])
+        let identity = try #require(try configuration.platform.cpuIdentity(
+            vcpu: 0, of: 1, supported: CPUIdentity(cpuid: [CPUIDEntry(function: 1, ecx: 1 << 30),
+                                                            CPUIDEntry(function: 0x4000_0001, eax: 1 << 7 | 1)])).cpuidEntries)
         #expect(identity[0].ecx & (1 << 30) == 0, "RDRAND hidden")
         #expect(identity[1].eax == 1, "the PVM profile's hypercall features hidden, the others kept")
+    }
+
+    /// x86's identity is its CPUID table in snapshot format 3's bytes; the
+    /// platform alone reads it, refuses bytes that are not a table, and
+    /// names the leaf where a saved one differs from this host's.
+    @Test func x86sIdentityIsItsCPUIDTable() throws {
+        let platform = X86Platform()
+        let table = [CPUIDEntry(function: 0, eax: 0xD, ebx: 0x756E_6547), CPUIDEntry(function: 7, index: 1, flags: 1, edx: 0x8000_0001)]
+        let identity = CPUIdentity(cpuid: table)
+        #expect(identity.bytes.count == 56)
+        #expect(Array(identity.bytes[28..<40]) == [7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0], "function, index, flags: little-endian UInt32s")
+        #expect(Array(identity.bytes[52..<56]) == [1, 0, 0, 0x80], "EDX last")
+        #expect(identity.cpuidEntries == table)
+        #expect(CPUIdentity(bytes: []).cpuidEntries == nil && CPUIdentity(bytes: Array(identity.bytes.dropLast())).cpuidEntries == nil)
+
+        #expect(platform.mismatch(of: identity, here: identity) == nil)
+        var changed = table
+        changed[1].edx = 1
+        #expect(platform.mismatch(of: identity, here: CPUIdentity(cpuid: changed)) == .differs("CPUID leaf 0x7.1"))
+        #expect(platform.mismatch(of: identity, here: CPUIdentity(cpuid: table + [CPUIDEntry(function: 0x8000_0000)]))
+                == .differs("CPUID leaf 0x80000000.0"), "a leaf only this host has")
+        #expect(platform.mismatch(of: identity, here: CPUIdentity(cpuid: table + table)) == .differs("CPUID leaf count"))
+        #expect(platform.mismatch(of: CPUIdentity(bytes: Array("toy cpu 0/1".utf8)), here: identity)
+                == .malformed("the saved CPU identity (11 bytes) is not an x86 CPUID table of 28-byte entries"))
+
+        let vcpu = ScriptedVCPU([])
+        try platform.setIdentity(identity, of: vcpu)
+        #expect(vcpu.cpuid == table)
+        #expect(throws: HypervisorError.self, "another platform's identity is not set") {
+            try platform.setIdentity(CPUIdentity(bytes: [1, 2, 3]), of: vcpu)
+        }
+        #expect(throws: HypervisorError.self, "a hypervisor without a CPUID table cannot run x86") {
+            try platform.supportedIdentity(of: RecordingHypervisor(vm: RecordingVM(vcpu)))
+        }
     }
 }
