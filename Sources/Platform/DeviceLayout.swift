@@ -2,7 +2,8 @@ import Devices
 
 /// Where a machine's devices sit on a platform, so that its guest finds them
 /// without being told (x86: the legacy ports Linux probes and the I/O APIC's
-/// pins) or is told once (the virtio-mmio windows, on the command line).
+/// pins) or is told once (the virtio-mmio windows:
+/// `GuestPlatform.deviceParameters`).
 public struct DeviceLayout: Sendable, Equatable {
     public enum Bus: Sendable, Equatable { case port, mmio }
 

@@ -38,6 +38,14 @@ public protocol GuestPlatform: Sendable {
     /// Where the machine's devices sit.
     var deviceLayout: DeviceLayout { get }
 
+    /// The kernel parameters that tell the guest where its virtio-mmio
+    /// devices are (`virtio`, in `deviceLayout`'s windows), if this
+    /// architecture's kernel learns them from its command line (x86: a
+    /// `virtio_mmio.device=` each: a PC has no firmware table for them).
+    /// A platform that describes them in a device tree instead returns none
+    /// and builds the tree in `loadKernel` from `KernelImages.virtioDevices`.
+    func deviceParameters(_ virtio: [DeviceLayout.Slot]) -> [String]
+
     /// The device through which the guest resets the machine, if the
     /// platform has one (x86: the i8042's reset line), placed; `onReset`
     /// stops the machine.
@@ -98,7 +106,8 @@ public protocol GuestPlatform: Sendable {
 }
 
 /// What a platform loads into a new machine: a kernel (its format told
-/// apart by content), an optional initrd, a command line and a CPU count.
+/// apart by content), an optional initrd, a command line, a CPU count and
+/// where the virtio devices are.
 public struct KernelImages: Sendable {
     public var kernel: [UInt8]
     public var kernelPath: String
@@ -107,14 +116,19 @@ public struct KernelImages: Sendable {
     public var commandLine: String
     /// How many vCPUs the boot structures describe.
     public var cpuCount: Int
+    /// The machine's virtio-mmio devices, for a platform whose boot
+    /// structures describe them (a device tree); x86 announces them on the
+    /// command line instead (`GuestPlatform.deviceParameters`).
+    public var virtioDevices: [DeviceLayout.Slot]
     /// A port and code a stub before the kernel's entry writes, so that the
     /// VMM times the guest's first instruction; nil enters the kernel directly.
     public var firstInstructionMarker: (port: UInt16, value: UInt8)?
 
     public init(kernel: [UInt8], kernelPath: String, initrd: [UInt8]? = nil, initrdPath: String = "", commandLine: String,
-                cpuCount: Int = 1, firstInstructionMarker: (port: UInt16, value: UInt8)? = nil) {
+                cpuCount: Int = 1, virtioDevices: [DeviceLayout.Slot] = [], firstInstructionMarker: (port: UInt16, value: UInt8)? = nil) {
         self.kernel = kernel; self.kernelPath = kernelPath; self.initrd = initrd; self.initrdPath = initrdPath
-        self.commandLine = commandLine; self.cpuCount = cpuCount; self.firstInstructionMarker = firstInstructionMarker
+        self.commandLine = commandLine; self.cpuCount = cpuCount; self.virtioDevices = virtioDevices
+        self.firstInstructionMarker = firstInstructionMarker
     }
 }
 

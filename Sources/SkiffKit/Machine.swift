@@ -618,7 +618,8 @@ public final class Machine: Sendable {
         }
         let memory: GuestMemory
         do { memory = try platform.makeMemory(size: config.memoryMiB << 20) } catch let error as GuestMemoryError { throw .memory(error) } catch { throw .invalidConfiguration("\(error)") }
-        let announcements = VirtioDevices.announcements(for: config, layout: platform.deviceLayout)
+        let virtio = VirtioDevices.windows(for: config, layout: platform.deviceLayout)
+        let announcements = platform.deviceParameters(virtio) + VirtioDevices.networkParameters(for: config)
         let commandLine: String
         do {
             let line = KernelCommandLine.inserting(announcements, into: config.commandLine)
@@ -629,7 +630,7 @@ public final class Machine: Sendable {
         do {
             let loaded = try platform.loadKernel(KernelImages(
                 kernel: kernel, kernelPath: config.kernelPath, initrd: initrd, initrdPath: config.initrdPath ?? "",
-                commandLine: commandLine, cpuCount: config.cpus,
+                commandLine: commandLine, cpuCount: config.cpus, virtioDevices: virtio,
                 firstInstructionMarker: (UInt16(BootMarkerDevice.port), BootMarkerDevice.Phase.firstInstruction.rawValue)),
                 into: memory)
             return (memory, loaded, commandLine)

@@ -111,25 +111,21 @@ final class VirtioDevices {
         }
     }
 
-    /// The `virtio_mmio.device=` (and `ip=`) kernel parameters announcing
-    /// `config`'s devices, in the windows and IRQs `init` gives them (disks,
-    /// networks, entropy, one slot each, in order): known before any VM exists.
-    static func announcements(for config: MachineConfiguration, layout: DeviceLayout) -> [String] {
-        var parameters: [String] = []
-        var slot = 0
-        func announceNext() {
+    /// The windows and IRQs `init` gives `config`'s devices (disks,
+    /// networks, entropy, vsock, one slot each, in order): known before any
+    /// VM exists, for the platform to announce (`GuestPlatform.deviceParameters`).
+    static func windows(for config: MachineConfiguration, layout: DeviceLayout) -> [DeviceLayout.Slot] {
+        let count = config.disks.count + config.networks.count + (config.entropyDevice ? 1 : 0) + (config.vsock != nil ? 1 : 0)
+        return (0..<count).map { slot in
             let (base, irq) = place(slot, in: layout)
-            parameters.append(VirtioMMIOTransport.kernelParameter(base: base, irq: irq))
-            slot += 1
+            return DeviceLayout.Slot(bus: .mmio, address: base, irq: irq)
         }
-        for _ in config.disks { announceNext() }
-        for (index, network) in config.networks.enumerated() {
-            announceNext()
-            if let parameter = network.kernelParameter(interface: "eth\(index)") { parameters.append(parameter) }
-        }
-        if config.entropyDevice { announceNext() }
-        if config.vsock != nil { announceNext() }
-        return parameters
+    }
+
+    /// The `ip=` parameters of the networks that have an address (any
+    /// architecture's Linux reads them), `eth0` first.
+    static func networkParameters(for config: MachineConfiguration) -> [String] {
+        config.networks.enumerated().compactMap { index, network in network.kernelParameter(interface: "eth\(index)") }
     }
 
     static func driveLetter(_ index: Int) -> String {

@@ -51,6 +51,12 @@ public struct X86Platform: GuestPlatform {
 
     public var workaroundParameters: [String] { workarounds.kernelParameters }
 
+    /// Linux finds a PC's virtio-mmio devices only on its command line
+    /// (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES), one parameter each.
+    public func deviceParameters(_ virtio: [DeviceLayout.Slot]) -> [String] {
+        virtio.map { VirtioMMIOTransport.kernelParameter(base: $0.address, irq: $0.irq ?? 0) }
+    }
+
     /// The hidden features go into the line's `clearcpuid=` list (one
     /// parameter: Linux reads only the last), or a new one. On a PVM host the
     /// guest kernel's CPUID instruction does not go through the VMM's CPUID

@@ -51,8 +51,15 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
         guard kernel.count == 5, kernel.starts(with: Array("TOYK".utf8)) else { throw BootError(file: file, "not a toy kernel") }
     }
 
+    /// The toy's kernel learns its virtio devices from its boot structures
+    /// (as an aarch64 kernel from its device tree), not its command line.
+    func deviceParameters(_ virtio: [DeviceLayout.Slot]) -> [String] { [] }
+
     func loadKernel(_ images: KernelImages, into memory: GuestMemory) throws(BootError) -> LoadedKernel {
         record("load \(images.commandLine) on \(images.cpuCount)")
+        for device in images.virtioDevices {
+            record("describe virtio at 0x\(String(device.address, radix: 16)) irq \(device.irq ?? 0)")
+        }
         let entry = Self.ramBase + UInt64(images.kernel[4]) * 0x1000
         do { try memory.write(bytes: images.kernel, at: entry) } catch { throw BootError(file: images.kernelPath, "\(error)") }
         return LoadedKernel(format: "toy", entry: entry) { [self] vcpus, identities throws(HypervisorError) in
@@ -247,6 +254,35 @@ struct RecordingHypervisor: Hypervisor {
                             hypervisor: { RecordingHypervisor(vm: RecordingVM(ScriptedVCPU([]))) }, platform: elsewhere).run()
         } == "\(MachineError.snapshot(.mismatch("this host's CPU differs from the snapshot's (toy identity 'toy cpu 0/1'); take a new snapshot here")))")
         #expect(!elsewhere.calls.withLock { $0 }.contains { $0.hasPrefix("identity set") })
+    }
+
+    /// Virtio devices are announced the platform's way: the toy describes
+    /// them in its boot structures, so its command line has no
+    /// `virtio_mmio.device=` (x86's way), while the `ip=` of a network with
+    /// an address is any Linux's.
+    @Test func virtioDevicesAreAnnouncedThePlatformsWay() throws {
+        let path = try kernelFile(Array("TOYK".utf8) + [1])
+        defer { unlink(path) }
+        let platform = ToyPlatform()
+        var configuration = configuration(kernel: path)
+        configuration.entropyDevice = true
+        configuration.vsock = VsockConfiguration(guestCID: 3, path: "/tmp/skiff-toy-vsock-\(getpid()).sock")
+        defer { unlink("/tmp/skiff-toy-vsock-\(getpid()).sock") }
+        let report = try Machine(configuration, logger: Logger(label: "test"),
+                                 hypervisor: { RecordingHypervisor(vm: RecordingVM(ScriptedVCPU([.exit(.systemEvent(type: 1))]))) },
+                                 platform: platform).run()
+        #expect(report.stopReason == .powerOff)
+        #expect(platform.calls.withLock { $0 }.prefix(5) == [
+            "check", "memory 16 MiB", "load console=toy0 on 1",
+            "describe virtio at 0xa000000 irq 40", "describe virtio at 0xa001000 irq 41",
+        ])
+
+        let x86 = X86Platform()
+        let windows = VirtioDevices.windows(for: configuration, layout: x86.deviceLayout)
+        #expect(x86.deviceParameters(windows) == ["virtio_mmio.device=4K@0xd0000000:5", "virtio_mmio.device=4K@0xd0001000:6"])
+        configuration.networks = [NetworkConfiguration(tap: "tap0"), try NetworkConfiguration(argument: "tap=tap1,ip=10.0.0.2/24")]
+        #expect(VirtioDevices.windows(for: configuration, layout: x86.deviceLayout).map(\.irq) == [5, 6, 7, 8], "networks, entropy, vsock")
+        #expect(VirtioDevices.networkParameters(for: configuration) == ["ip=10.0.0.2:::255.255.255.0::eth1:off"])
     }
 
     @Test func aKernelThePlatformRefusesCostsNoHypervisor() throws {
