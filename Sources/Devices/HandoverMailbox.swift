@@ -6,8 +6,9 @@ import Memory
 /// here, the same path serves a cold boot and every restore of it: the guest
 /// cannot tell them apart, and each clone gets its own clock, seed and spec.
 ///
-/// The mailbox is 64 KiB of guest memory at 0xE0000, inside the BIOS area the
-/// e820 map reports as reserved, so Linux never allocates it; the guest init
+/// The mailbox is 64 KiB of guest memory the guest's kernel never allocates,
+/// where the platform puts it (`DeviceLayout.handoverMailbox`; x86: 0xE0000,
+/// inside the BIOS area the e820 map reports as reserved); the guest init
 /// reads it through /dev/mem (allowed for reserved pages below 1 MiB even with
 /// STRICT_DEVMEM). The guest asks with boot markers: `guestReady` for the
 /// first chunk, `handoverMore` for each next one; the VMM writes the chunk
@@ -18,7 +19,6 @@ import Memory
 /// (i64) and nanoseconds (u32), 4 reserved, 64 bytes of seed, 16 reserved,
 /// then the chunk at `headerSize`.
 public enum HandoverMailbox {
-    public static let address: UInt64 = 0xE0000
     public static let size = 64 << 10
     public static let headerSize = 128
     public static let chunkCapacity = size - headerSize
@@ -38,10 +38,11 @@ public enum HandoverMailbox {
     }
 
     /// Writes the chunk of `payload` that starts at `offset` (clamped to its
-    /// end), with the time and seed of `delivery`; returns where the next chunk starts.
+    /// end), with the time and seed of `delivery`, into the mailbox at guest
+    /// physical `address`; returns where the next chunk starts.
     @discardableResult
     public static func write(_ payload: [UInt8], from offset: Int, _ delivery: Delivery,
-                             into memory: GuestMemory) throws -> Int {
+                             at address: UInt64, into memory: GuestMemory) throws -> Int {
         precondition(delivery.seed.count == seedSize, "the seed is \(seedSize) bytes")
         let start = min(max(offset, 0), payload.count)
         let chunk = payload[start..<min(payload.count, start + chunkCapacity)]

@@ -26,10 +26,15 @@ public struct DeviceLayout: Sendable, Equatable {
     /// The interrupt lines virtio devices get, one each, in order: how many
     /// fit is how many virtio devices a machine can have.
     public var virtioIRQs: ClosedRange<UInt32>
+    /// The hand-over mailbox (`HandoverMailbox`, 64 KiB): guest RAM the
+    /// guest's kernel never allocates and its init reads, at the address
+    /// the init was built with (guest/init/handover.h).
+    public var handoverMailbox: UInt64
 
-    public init(serialLines: [Slot], bootMarkers: Slot, virtioBase: UInt64, virtioIRQs: ClosedRange<UInt32>) {
+    public init(serialLines: [Slot], bootMarkers: Slot, virtioBase: UInt64, virtioIRQs: ClosedRange<UInt32>,
+                handoverMailbox: UInt64) {
         self.serialLines = serialLines; self.bootMarkers = bootMarkers
-        self.virtioBase = virtioBase; self.virtioIRQs = virtioIRQs
+        self.virtioBase = virtioBase; self.virtioIRQs = virtioIRQs; self.handoverMailbox = handoverMailbox
     }
 }
 

@@ -15,7 +15,10 @@ import Memory
 /// side (`X86VirtualCPU`, `X86VirtualMachine`), which only X86_64 asks for,
 /// as an aarch64 platform would ask for an aarch64 side. A vCPU's CPU
 /// identity is the platform's bytes (`CPUIdentity`): the machine and the
-/// snapshot format carry it without reading it.
+/// snapshot format carry it without reading it. Where devices and the
+/// hand-over mailbox sit is the platform's `deviceLayout`, and how the guest
+/// learns of the virtio devices its `deviceParameters` (x86's command line)
+/// or its boot structures (a device tree, from `KernelImages.virtioDevices`).
 public protocol GuestPlatform: Sendable {
     /// The architecture as Linux names it ("x86_64").
     var architecture: String { get }

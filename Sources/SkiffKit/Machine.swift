@@ -777,7 +777,7 @@ public final class Machine: Sendable {
         let delivery = HandoverMailbox.Delivery(realtimeSeconds: Int64(now.tv_sec), realtimeNanoseconds: UInt32(now.tv_nsec), seed: seed)
         let payload = handoverPayload.withLock { $0 }
         handoverOffset.withLock { offset in
-            do { offset = try HandoverMailbox.write(payload, from: restart ? 0 : offset, delivery, into: memory) } catch {
+            do { offset = try HandoverMailbox.write(payload, from: restart ? 0 : offset, delivery, at: platform.deviceLayout.handoverMailbox, into: memory) } catch {
                 logger.error("cannot write the hand-over mailbox: \(error)")
             }
         }

@@ -72,12 +72,12 @@ struct VCPURunner: @unchecked Sendable {
     /// delivering #BP, and FWAIT). Anything it leaves stops the machine with
     /// the instruction's bytes.
     private func handleEmulationFailure(_ reported: [UInt8]) {
-        let rip: UInt64
-        do { rip = try machine.platform.instructionPointer(of: vcpu) } catch {
+        let pc: UInt64
+        do { pc = try machine.platform.instructionPointer(of: vcpu) } catch {
             machine.requestStop(.vmmError("\(error)"))
             return
         }
-        let bytes = reported.isEmpty ? instructionBytes(at: rip) : reported
+        let bytes = reported.isEmpty ? instructionBytes(at: pc) : reported
         let hexBytes = bytes.isEmpty ? "unavailable" : bytes.map { String($0, radix: 16).leftPadded(2) }.joined(separator: " ")
         let outcome: UnemulatedInstruction
         do { outcome = try machine.platform.handleUnemulated(bytes, on: vcpu) } catch {
@@ -87,21 +87,22 @@ struct VCPURunner: @unchecked Sendable {
         switch outcome {
         case let .deliveredException(vector):
             if machine.countDeliveredException() == 1 {
-                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) stepped over, exception \(vector) delivered to the guest")
+                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(pc, radix: 16)) stepped over, exception \(vector) delivered to the guest")
             }
         case .skipped:
             if machine.countSkippedInstruction() == 1 {
-                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(rip, radix: 16)) skipped")
+                machine.logger.debug("\(machine.platform.architecture): instruction \(hexBytes) at 0x\(String(pc, radix: 16)) skipped")
             }
         case .unhandled:
             machine.requestStop(.emulationFailure("vCPU \(vcpu.id) at \(machine.platform.registerSummary(of: vcpu)), instruction bytes: \(hexBytes)"))
         }
     }
 
-    /// Up to 15 bytes (x86's longest instruction) at guest virtual `rip`,
-    /// through the guest's page tables, within one page.
-    private func instructionBytes(at rip: UInt64) -> [UInt8] {
-        guard let physical = try? vcpu.translate(rip) else { return [] }
+    /// Up to 15 bytes (x86's longest instruction; the platform reads what
+    /// its own need) at guest virtual `pc`, through the guest's page
+    /// tables, within one page.
+    private func instructionBytes(at pc: UInt64) -> [UInt8] {
+        guard let physical = try? vcpu.translate(pc) else { return [] }
         let count = min(15, 4096 - Int(physical & 0xFFF))
         return (try? memory.readBytes(at: physical, count: count)) ?? []
     }

@@ -19,6 +19,10 @@ public enum X86Layout {
     /// Extended BIOS data area: Linux scans its first KiB for the MP table.
     public static let ebda: UInt64 = 0x9FC00
     public static let highMemory: UInt64 = 0x10_0000
+    /// The hand-over mailbox: in the BIOS area the e820 map reserves (so
+    /// Linux never allocates it), below 1 MiB (so /dev/mem reads it under
+    /// STRICT_DEVMEM); guest/init/handover.h has the same address.
+    public static let handoverMailbox: UInt64 = 0xE0000
     /// Where a bzImage goes when it does not say (its pref_address normally does).
     public static let defaultKernelAddress: UInt64 = 0x100_0000
     public static let ioapicAddress: UInt32 = 0xFEC0_0000

@@ -34,14 +34,15 @@ public struct X86Platform: GuestPlatform {
     /// The serial lines at the PC's COM1, COM2 and COM3 ports (ttyS0, ttyS1,
     /// ttyS2, which Linux probes there), COM1 and COM3 sharing IRQ 4; the
     /// boot markers at port 0x440; virtio-mmio windows from 0xD000_0000,
-    /// inside the MMIO hole below 4 GiB, on I/O APIC pins 5 to 23 (the last).
+    /// inside the MMIO hole below 4 GiB, on I/O APIC pins 5 to 23 (the last);
+    /// the hand-over mailbox in the reserved BIOS area.
     public var deviceLayout: DeviceLayout { Self.pcLayout }
     private static let pcLayout = DeviceLayout(
         serialLines: [DeviceLayout.Slot(bus: .port, address: 0x3F8, irq: 4),
                       DeviceLayout.Slot(bus: .port, address: 0x2F8, irq: 3),
                       DeviceLayout.Slot(bus: .port, address: 0x3E8, irq: 4)],
         bootMarkers: DeviceLayout.Slot(bus: .port, address: BootMarkerDevice.port),
-        virtioBase: 0xD000_0000, virtioIRQs: 5...23)
+        virtioBase: 0xD000_0000, virtioIRQs: 5...23, handoverMailbox: X86Layout.handoverMailbox)
 
     /// The i8042, whose command 0xFE pulses the CPU's reset line: Linux's
     /// default way to reboot a PC, and the tiny guests' way out.

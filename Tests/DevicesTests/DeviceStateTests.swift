@@ -150,7 +150,7 @@ import Testing
 
     @Test func theHeaderByteByByte() throws {
         let memory = try GuestMemory(layout: [(0, 1 << 20)])
-        let next = try HandoverMailbox.write(Array("abc".utf8), from: 0, delivery, into: memory)
+        let next = try HandoverMailbox.write(Array("abc".utf8), from: 0, delivery, at: 0xE0000, into: memory)
         #expect(next == 3)
         let header = try memory.readBytes(at: 0xE0000, count: 128)
         #expect(Array(header[0..<8]) == Array("SKIFFHO1".utf8))
@@ -170,12 +170,12 @@ import Testing
         var received: [UInt8] = []
         var offset = 0
         repeat {
-            offset = try HandoverMailbox.write(payload, from: offset, delivery, into: memory)
+            offset = try HandoverMailbox.write(payload, from: offset, delivery, at: 0xE0000, into: memory)
             let chunk = Int(try memory.read(UInt32.self, at: 0xE0000 + 12))
             #expect(Int(try memory.read(UInt64.self, at: 0xE0000 + 24)) == received.count)
             received += try memory.readBytes(at: 0xE0000 + 128, count: chunk)
         } while offset < payload.count
         #expect(received == payload)
-        #expect(try HandoverMailbox.write(payload, from: Int.max, delivery, into: memory) == payload.count, "past the end: an empty chunk")
+        #expect(try HandoverMailbox.write(payload, from: Int.max, delivery, at: 0xE0000, into: memory) == payload.count, "past the end: an empty chunk")
     }
 }

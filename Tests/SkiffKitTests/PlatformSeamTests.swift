@@ -32,7 +32,7 @@ final class ToyPlatform: GuestPlatform, @unchecked Sendable {
                                    DeviceLayout.Slot(bus: .mmio, address: Self.console + 0x1000, irq: 34),
                                    DeviceLayout.Slot(bus: .mmio, address: Self.console + 0x2000, irq: 34)],
                      bootMarkers: DeviceLayout.Slot(bus: .mmio, address: Self.markers),
-                     virtioBase: 0x0A00_0000, virtioIRQs: 40...41)
+                     virtioBase: 0x0A00_0000, virtioIRQs: 40...41, handoverMailbox: Self.ramBase + 0x10_0000)
     }
     func resetController(onReset: @escaping @Sendable () -> Void) -> PlacedDevice? { nil }
     var workaroundParameters: [String] { [] }
@@ -129,7 +129,11 @@ final class RecordingVM: VirtualMachineHandle, @unchecked Sendable {
     init(_ vcpu: ScriptedVCPU) { self.vcpu = vcpu }
     private func record(_ call: String) { calls.withLock { $0.append(call) } }
 
+    /// The guest memory the machine mapped, to read what the VMM wrote.
+    private(set) var mapped: GuestMemory?
+
     func map(_ memory: GuestMemory) throws(HypervisorError) {
+        mapped = memory
         record("map " + memory.regions.map { "0x\(String($0.guestAddress, radix: 16))" }.joined(separator: ","))
     }
     func createInterruptController() throws(HypervisorError) { record("createInterruptController") }
@@ -241,9 +245,13 @@ struct RecordingHypervisor: Hypervisor {
         let platform = ToyPlatform()
         var restoring = try MachineConfiguration.restoring(loaded)
         restoring.console = .capture
+        let restoredVM = RecordingVM(resumed)
         let report = try Machine(restoring, logger: Logger(label: "test"),
-                                 hypervisor: { RecordingHypervisor(vm: RecordingVM(resumed)) }, platform: platform).run()
+                                 hypervisor: { RecordingHypervisor(vm: restoredVM) }, platform: platform).run()
         #expect(report.restored && report.stopReason == .powerOff && report.consoleOutput == Array("!".utf8))
+        // Saved at `ready`: the restored guest got its hand-over where the toy keeps the mailbox.
+        let mailbox = try #require(restoredVM.mapped).readBytes(at: ToyPlatform.ramBase + 0x10_0000, count: 8)
+        #expect(mailbox == Array("SKIFFHO1".utf8))
         #expect(resumed.state.rip == vcpu.state.rip, "the saved vCPU state came back")
         #expect(platform.calls.withLock { $0 }.prefix(3) == ["prepare VM", "identity 0 of 1", "identity set: toy cpu 0/1"],
                 "no kernel loaded, the saved identity set")

@@ -46,6 +46,11 @@ import Platform
             E820Map.Entry(address: 0x1_0000_0000, size: 0x4000_0000, kind: .ram),
         ]
         #expect(map.entries == expected)
+        // The hand-over mailbox's 64 KiB lie in the reserved range, below 1 MiB (guest/init reads them through /dev/mem).
+        let mailbox = X86Platform().deviceLayout.handoverMailbox
+        #expect(mailbox == 0xE0000)
+        #expect(map.entries.contains { $0.kind == .reserved && $0.address <= mailbox && mailbox + 0x1_0000 <= $0.address + $0.size })
+        #expect(mailbox + 0x1_0000 <= X86Layout.highMemory)
     }
 }
 
