@@ -77,7 +77,7 @@ enum ContainerMonitor {
         _ = try? NativeThread {
             if seccomp != .off {
                 Seccomp.label(VMMSeccompPolicy.Thread.control.label)
-                do { try VMMSeccompPolicy.filter(for: .control).install(seccomp) } catch {
+                do { try VMMSeccompPolicy.filter(for: .control, hypervisor: machine.hypervisorCalls).install(seccomp) } catch {
                     machine.requestStop(.vmmError("\(error) (control thread)"))
                     return
                 }

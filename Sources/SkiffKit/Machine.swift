@@ -263,16 +263,22 @@ public final class Machine: Sendable {
     /// Where the machine's hypervisor comes from: /dev/kvm unless a test
     /// plays the hypervisor.
     private let openHypervisor: @Sendable () throws(MachineError) -> any Hypervisor
+    /// The requests that hypervisor makes, which the threads' seccomp lists
+    /// admit (`VMMSeccompPolicy`).
+    public let hypervisorCalls: HypervisorSystemCalls
 
     /// `platform`: the configuration's (`MachineConfiguration.platform`)
-    /// unless a test plays another architecture.
+    /// unless a test plays another architecture. `hypervisorCalls`: what the
+    /// hypervisor `hypervisor` opens asks of the host (KVM's, by default).
     public init(_ configuration: MachineConfiguration, logger: Logger,
                 hypervisor: @escaping @Sendable () throws(MachineError) -> any Hypervisor = Machine.openKVM,
+                hypervisorCalls: HypervisorSystemCalls = KVMSystem.systemCalls,
                 platform: (any GuestPlatform)? = nil) throws(MachineError) {
         self.configuration = configuration
         self.platform = platform ?? configuration.platform
         self.logger = logger
         self.openHypervisor = hypervisor
+        self.hypervisorCalls = hypervisorCalls
         self.pause = try PauseGate()
         self.handoverPayload = Mutex(configuration.handoverPayload)
         self.heldRelease = try EventFD.make(blocking: true)
@@ -740,7 +746,7 @@ public final class Machine: Sendable {
     /// `thread`'s seccomp list, compiled for this machine's mode (`confine`
     /// installs it; `compiled` there is this, made earlier elsewhere).
     private func program(for thread: VMMSeccompPolicy.Thread) -> SeccompProgram {
-        VMMSeccompPolicy.filter(for: thread, stateFiles: configuration.seccompStateFiles, vsock: configuration.vsock != nil)
+        VMMSeccompPolicy.filter(for: thread, hypervisor: hypervisorCalls, stateFiles: configuration.seccompStateFiles, vsock: configuration.vsock != nil)
             .compile(configuration.seccomp)
     }
 

@@ -1,6 +1,6 @@
-import CKVM
 import CSystem
 import Glibc
+import Hypervisor
 import Seccomp
 
 /// The VMM's seccomp allow lists, one per thread kind, in one place.
@@ -12,7 +12,9 @@ import Seccomp
 /// why it is there; a call not listed ends the whole process (`--seccomp
 /// kill`, the CLI's default) with a line naming it. The lists were taken from
 /// strace of `skiff boot`, `skiff run` (cold, snapshotting, restored, with
-/// -i and -t) and `skiff restore`, then cut to what the code paths need.
+/// -i and -t) and `skiff restore`, then cut to what the code paths need. The
+/// hypervisor's own requests (KVM's ioctls) are its `HypervisorSystemCalls`,
+/// admitted on the threads that do that work.
 public enum VMMSeccompPolicy {
     /// The threads of a running VMM.
     public enum Thread: String, Sendable, CaseIterable {
@@ -38,18 +40,20 @@ public enum VMMSeccompPolicy {
         }
     }
 
+    /// `hypervisor`: the requests of the machine's hypervisor (`Machine.hypervisorCalls`).
     /// `stateFiles`: the OCI monitor, whose main thread rewrites the
     /// container's state.json and removes its socket once the guest stopped.
     /// `vsock`: the machine has a vsock device, whose host sockets the device loop accepts, connects and closes.
-    public static func filter(for thread: Thread, stateFiles: Bool = false, vsock: Bool = false) -> SeccompFilter {
+    public static func filter(for thread: Thread, hypervisor: HypervisorSystemCalls, stateFiles: Bool = false,
+                              vsock: Bool = false) -> SeccompFilter {
         let rules: [SeccompRule]
         switch thread {
-        case .vcpu: rules = runtime + vcpu
-        case .deviceLoop: rules = runtime + deviceLoop + (vsock ? vsockSockets : [])
-        case .main: rules = runtime + main + (stateFiles ? monitorFiles : [])
-        case .signals: rules = runtime + signals
-        case .coordinator: rules = runtime + coordinator
-        case .control: rules = runtime + control + monitorFiles
+        case .vcpu: rules = runtime(hypervisor) + vcpu(hypervisor)
+        case .deviceLoop: rules = runtime(hypervisor) + deviceLoop(hypervisor) + (vsock ? vsockSockets : [])
+        case .main: rules = runtime(hypervisor) + main(hypervisor) + (stateFiles ? monitorFiles : [])
+        case .signals: rules = runtime(hypervisor) + signals(hypervisor)
+        case .coordinator: rules = runtime(hypervisor) + coordinator(hypervisor)
+        case .control: rules = runtime(hypervisor) + control(hypervisor) + monitorFiles
         }
         // glibc's pthread_create and posix_spawn try clone3 first; its flags
         // sit in memory a filter cannot read. ENOSYS makes glibc use clone,
@@ -65,7 +69,7 @@ public enum VMMSeccompPolicy {
     static let terminalRequests: [UInt32] = [UInt32(TCGETS), UInt32(TCSETS), UInt32(TCSETSW), UInt32(TCSETSF)]
 
     /// The Swift runtime, glibc's allocator and threads, and the way out.
-    static let runtime: [SeccompRule] = [
+    static func runtime(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_mmap), "the allocator's arenas and large blocks (data only)", when: .oneOf(argument: 2, dataProtections)),
         SeccompRule(Int(SYS_mprotect), "the allocator commits arena pages (data only)", when: .oneOf(argument: 2, dataProtections)),
         SeccompRule(Int(SYS_munmap), "the allocator returns memory"),
@@ -77,7 +81,7 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_gettid), "Swift's Mutex owner and glibc's thread id"),
         SeccompRule(Int(SYS_getpid), "tgkill's first argument"),
         SeccompRule(Int(SYS_tgkill), "kicking a vCPU out of KVM_RUN; abort() on a Swift runtime error",
-                    when: .oneOf(argument: 2, [UInt32(ckvm_kick_signal()), UInt32(SIGABRT)])),
+                    when: .oneOf(argument: 2, [UInt32(hypervisor.kickSignal), UInt32(SIGABRT)])),
         SeccompRule(Int(SYS_rt_sigprocmask), "thread start and exit; abort()"),
         SeccompRule(Int(SYS_rt_sigreturn), "return from the vCPU kick's empty handler"),
         SeccompRule(Int(SYS_clock_gettime), "timelines and CPU time (the vDSO covers most)"),
@@ -89,32 +93,23 @@ public enum VMMSeccompPolicy {
                     when: .oneOf(argument: 1, terminalRequests)),
         SeccompRule(Int(SYS_exit), "a thread ends"),
         SeccompRule(Int(SYS_exit_group), "the process ends"),
-    ]
+    ] }
 
     // MARK: - Per thread
 
     /// KVM_RUN and what the exit handlers reach: device registers (memory and
     /// locks only), interrupt lines, the pause's state capture, the boot
     /// markers' hand-over, stdin's start.
-    static let vcpu: [SeccompRule] = [
-        SeccompRule(Int(SYS_ioctl), "KVM_RUN; registers for INT3/FWAIT fix-ups and the pause's capture; interrupt lines; terminal mode",
-                    when: .oneOf(argument: 1, vcpuRequests + terminalRequests)),
+    static func vcpu(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
+        SeccompRule(Int(SYS_ioctl), "running the vCPU; registers for the platform's fix-ups and the pause's capture; interrupt lines (a UART's); terminal mode",
+                    when: .oneOf(argument: 1, hypervisor.vcpuRequests + hypervisor.interruptRequests + terminalRequests)),
         SeccompRule(Int(SYS_read), "the start gate (an eventfd) and the pause gate"),
         SeccompRule(Int(SYS_getrandom), "the hand-over's seed, written when init says ready"),
         SeccompRule(Int(SYS_epoll_ctl), "the container's stdin relay starts when init says the container is ready"),
-    ]
-
-    /// The KVM requests a vCPU thread makes.
-    static let vcpuRequests: [UInt32] = [
-        CKVM_RUN, CKVM_GET_REGS, CKVM_SET_REGS, CKVM_GET_SREGS, CKVM_SET_SREGS,
-        CKVM_GET_MSRS, CKVM_GET_LAPIC, CKVM_GET_VCPU_EVENTS, CKVM_SET_VCPU_EVENTS, CKVM_GET_FPU,
-        CKVM_GET_XSAVE, CKVM_GET_XCRS, CKVM_GET_DEBUGREGS, CKVM_GET_MP_STATE, CKVM_TRANSLATE,
-        CKVM_CHECK_EXTENSION, CKVM_GET_MSR_INDEX_LIST, // the capture asks which state the host has
-        CKVM_IRQ_LINE, // a UART register write raises or lowers its line
-    ].map { UInt32(truncatingIfNeeded: $0) }
+    ] }
 
     /// Queue notifications, disk and network I/O, entropy, timers, interrupts.
-    static let deviceLoop: [SeccompRule] = [
+    static func deviceLoop(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_epoll_wait), "the loop itself"),
         SeccompRule(Int(SYS_epoll_pwait), "the loop itself (glibc may use it for epoll_wait)"),
         SeccompRule(Int(SYS_epoll_ctl), "stdin watched or not as the guest takes it"),
@@ -127,9 +122,9 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_pwrite64), "virtio-blk writes"),
         SeccompRule(Int(SYS_fdatasync), "virtio-blk flush"),
         SeccompRule(Int(SYS_getrandom), "virtio-rng"),
-        SeccompRule(Int(SYS_ioctl), "interrupt lines (KVM_IRQ_LINE); terminal mode",
-                    when: .oneOf(argument: 1, [UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)] + terminalRequests)),
-    ]
+        SeccompRule(Int(SYS_ioctl), "interrupt lines; terminal mode",
+                    when: .oneOf(argument: 1, hypervisor.interruptRequests + terminalRequests)),
+    ] }
 
     /// The vsock device's Unix sockets (`VsockUnixBackend`), on the device loop:
     /// host clients accepted, guest connections made to `<uds>_<port>`.
@@ -147,13 +142,13 @@ public enum VMMSeccompPolicy {
     ]
 
     /// After the machine is built: wait for the vCPUs, tear down, report.
-    static var main: [SeccompRule] { [
+    static func main(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_read), "eventfds"),
         SeccompRule(Int(SYS_poll), "waiting, a second at most, for the signal thread to install its list (ShutdownSignals.startConfining)"),
         SeccompRule(Int(SYS_close), "teardown"),
         SeccompRule(Int(SYS_getrusage), "the report's CPU time"),
-        SeccompRule(Int(SYS_ioctl), "the PIT's tick reinjection off before the VM is destroyed (KVM_REINJECT_CONTROL)",
-                    when: .oneOf(argument: 1, [UInt32(truncatingIfNeeded: CKVM_REINJECT_CONTROL)])),
+        SeccompRule(Int(SYS_ioctl), "the platform's work before the VM is destroyed (x86: the PIT's tick reinjection off)",
+                    when: .oneOf(argument: 1, hypervisor.teardownRequests)),
         SeccompRule(Int(SYS_epoll_ctl), "stopping the stdin relay"),
         SeccompRule(Int(SYS_fsync), "the --console file on the way out"),
         SeccompRule(Int(SYS_rt_sigaction), "dying by a container's signal (the OCI monitor)"),
@@ -168,14 +163,14 @@ public enum VMMSeccompPolicy {
     static var ownProcess: UInt32 { UInt32(bitPattern: getpid()) }
 
     /// sigwait for SIGINT/SIGTERM/SIGHUP/SIGQUIT, then stop the machine.
-    static var signals: [SeccompRule] { [
+    static func signals(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_rt_sigtimedwait), "sigwait"),
         SeccompRule(Int(SYS_read), "eventfds"),
         SeccompRule(Int(SYS_rt_sigaction), "a second signal: die by it at once"),
         SeccompRule(Int(SYS_kill), "a second signal: die by it at once, this process only", when: .oneOf(argument: 0, [ownProcess])),
         SeccompRule(Int(SYS_tgkill), "raise(): a second signal ends this process by it", when: .oneOf(argument: 0, [ownProcess])),
-        SeccompRule(Int(SYS_ioctl), "SIGWINCH: the terminal's size (TIOCGWINSZ) sent to the guest's line (KVM_IRQ_LINE)",
-                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
+        SeccompRule(Int(SYS_ioctl), "SIGWINCH: the terminal's size (TIOCGWINSZ) sent to the guest's line (an interrupt)",
+                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ)] + hypervisor.interruptRequests)),
     ] }
 
     /// The OCI monitor (`skiff-oci`): state.json replaced atomically, the
@@ -193,19 +188,19 @@ public enum VMMSeccompPolicy {
     ]
 
     /// The OCI monitor's control socket thread: one request per connection.
-    static let control: [SeccompRule] = [
+    static func control(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_accept), "the next request on the control socket (already listening)"),
         SeccompRule(Int(SYS_accept4), "the next request on the control socket (glibc's accept)"),
         SeccompRule(Int(SYS_fcntl), "close-on-exec for the connection", when: .oneOf(argument: 1, [UInt32(F_SETFD), UInt32(F_GETFD)])),
-        SeccompRule(Int(SYS_ioctl), "the terminal's size at start (TIOCGWINSZ); kill's control message raises the guest's line (KVM_IRQ_LINE)",
-                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ), UInt32(truncatingIfNeeded: CKVM_IRQ_LINE)])),
-    ]
+        SeccompRule(Int(SYS_ioctl), "the terminal's size at start (TIOCGWINSZ); kill's control message raises the guest's line (an interrupt)",
+                    when: .oneOf(argument: 1, [UInt32(TIOCGWINSZ)] + hypervisor.interruptRequests)),
+    ] }
 
     /// Pause, snapshot (a new directory of files), hold, hand-over.
-    static let coordinator: [SeccompRule] = [
+    static func coordinator(_ hypervisor: HypervisorSystemCalls) -> [SeccompRule] { [
         SeccompRule(Int(SYS_read), "eventfds; the pause gate"),
-        SeccompRule(Int(SYS_ioctl), "the machine-wide state of a snapshot",
-                    when: .oneOf(argument: 1, [CKVM_GET_CLOCK, CKVM_GET_IRQCHIP, CKVM_GET_PIT2, CKVM_CHECK_EXTENSION].map { UInt32(truncatingIfNeeded: $0) } + terminalRequests)),
+        SeccompRule(Int(SYS_ioctl), "the machine-wide state of a snapshot; terminal mode",
+                    when: .oneOf(argument: 1, hypervisor.machineStateRequests + terminalRequests)),
         SeccompRule(Int(SYS_openat), "the snapshot's files (a new temporary directory, then renamed)"),
         SeccompRule(Int(SYS_mkdir), "the snapshot's temporary directory"),
         SeccompRule(Int(SYS_mkdirat), "the snapshot's temporary directory"),
@@ -223,5 +218,5 @@ public enum VMMSeccompPolicy {
         SeccompRule(Int(SYS_fsync), "the snapshot is durable before it is renamed into place"),
         SeccompRule(Int(SYS_close), "the snapshot's files"),
         SeccompRule(Int(SYS_getrandom), "the hand-over's seed"),
-    ]
+    ] }
 }

@@ -2,6 +2,7 @@ import CSystem
 import Glibc
 import Memory
 import Host
+import KVM
 import Testing
 import TestSupport
 @testable import SkiffKit
@@ -27,7 +28,7 @@ import TestSupport
         // Once here, unconfined: so that the child finds what the write
         // instantiates ready and takes none of the runtime's locks after fork.
         #expect(try SnapshotFiles.write(state, memory: memory, to: destination).published == false)
-        let program = VMMSeccompPolicy.filter(for: .coordinator).compile(.kill)
+        let program = VMMSeccompPolicy.filter(for: .coordinator, hypervisor: KVMSystem.systemCalls).compile(.kill)
 
         let child = runInForkedChild {
             _ = csystem_seccomp_install_reporter()
