@@ -143,21 +143,6 @@ public final class GuestMemory: @unchecked Sendable {
     /// The layout these regions form (for a snapshot's restore).
     public var layout: [(guestAddress: UInt64, size: Int)] { regions.map { ($0.guestAddress, $0.size) } }
 
-    /// Start of the MMIO hole below 4 GiB on x86: RAM above it is relocated to 4 GiB.
-    public static let x86MMIOHoleStart: UInt64 = 0xC000_0000
-    public static let x86MMIOHoleEnd: UInt64 = 0x1_0000_0000
-
-    /// Guest RAM of `size` bytes laid out as on a PC: from 0 up to the MMIO hole,
-    /// and the rest from 4 GiB up.
-    public static func x86(size: Int) throws -> GuestMemory {
-        let low = min(UInt64(size), x86MMIOHoleStart)
-        var layout: [(guestAddress: UInt64, size: Int)] = [(0, Int(low))]
-        if UInt64(size) > low {
-            layout.append((x86MMIOHoleEnd, size - Int(low)))
-        }
-        return try GuestMemory(layout: layout)
-    }
-
     deinit {
         for region in regions { munmap(region.host, region.size) }
     }

@@ -251,7 +251,7 @@ public final class Machine: Sendable {
         let memory: GuestMemory
         let loop: EventLoop
         let devices: [(name: String, device: any SnapshotDevice)]
-        let cpuids: [CPUIdentity]
+        let identities: [CPUIdentity]
         /// What a snapshot records it was booted from (its provenance), kept
         /// as plain fields: a dictionary built at every start cost 40 µs.
         let kernel: String
@@ -452,18 +452,18 @@ public final class Machine: Sendable {
         } catch {
             throw .kvm(error)
         }
-        let cpuids: [CPUIdentity]
+        let identities: [CPUIdentity]
         do {
             let supported = try supportedIdentity.answer()
-            cpuids = try (0..<config.cpus).map { [platform] id throws(HypervisorError) in try platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
+            identities = try (0..<config.cpus).map { [platform] id throws(HypervisorError) in try platform.cpuIdentity(vcpu: id, of: config.cpus, supported: supported) }
         } catch {
             throw .kvm(error)
         }
         if let snapshot = config.restore {
-            try restore(snapshot.state, vm: vm, vcpus: created, cpuids: cpuids, devices: stateDevices)
+            try restore(snapshot.state, vm: vm, vcpus: created, identities: identities, devices: stateDevices)
             for attached in virtio.attached { attached.transport.resumeAfterRestore() }
         } else if let kernel {
-            do { try kernel.prepareVCPUs(created, cpuids) } catch { throw .kvm(error) }
+            do { try kernel.prepareVCPUs(created, identities) } catch { throw .kvm(error) }
         }
         adopt(created)
 
@@ -499,7 +499,7 @@ public final class Machine: Sendable {
             logger.debug("host is \(config.host.rawValue): \(config.compatibility.name) compatibility profile on (\(platform.architecture); kernel parameters: \(platform.workaroundParameters.joined(separator: " ")))")
         }
         running.withLock {
-            $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, cpuids: cpuids,
+            $0 = Running(vm: vm, memory: memory, loop: loop, devices: stateDevices, identities: identities,
                          kernel: config.restore?.state.provenance["kernel"] ?? config.kernelPath,
                          commandLine: config.restore?.state.provenance["cmdline"] ?? commandLine, errorLine: errorLine)
         }
@@ -654,9 +654,9 @@ public final class Machine: Sendable {
     /// CPU identity first (refused if this host's differs), then the VM,
     /// each vCPU, each device.
     private func restore(_ state: SnapshotState, vm: any VirtualMachineHandle, vcpus: [any VirtualCPU],
-                         cpuids: [CPUIdentity], devices: [(name: String, device: any SnapshotDevice)]) throws(MachineError) {
+                         identities: [CPUIdentity], devices: [(name: String, device: any SnapshotDevice)]) throws(MachineError) {
         for vcpu in vcpus {
-            switch platform.mismatch(of: state.vcpus[vcpu.id].identity, here: cpuids[vcpu.id]) {
+            switch platform.mismatch(of: state.vcpus[vcpu.id].identity, here: identities[vcpu.id]) {
             case nil: continue
             case .malformed(let problem): throw .snapshot(.invalid("vCPU \(vcpu.id): \(problem)"))
             case .differs(let difference): throw .snapshot(.mismatch("this host's CPU differs from the snapshot's (\(difference)); take a new snapshot here"))
@@ -800,7 +800,7 @@ public final class Machine: Sendable {
             var vcpus: [SnapshotState.VCPU] = []
             for id in 0..<configuration.cpus {
                 guard let result = states[id] else { throw MachineError.invalidConfiguration("vCPU \(id) did not park") }
-                vcpus.append(SnapshotState.VCPU(identity: running.cpuids[id], state: try result.get()))
+                vcpus.append(SnapshotState.VCPU(identity: running.identities[id], state: try result.get()))
             }
             let machineState: [UInt8]
             do { machineState = try running.vm.captureState() } catch { throw MachineError.kvm(error) }

@@ -25,6 +25,10 @@ public enum X86Layout {
     public static let handoverMailbox: UInt64 = 0xE0000
     /// Where a bzImage goes when it does not say (its pref_address normally does).
     public static let defaultKernelAddress: UInt64 = 0x100_0000
+    /// The MMIO hole below 4 GiB (the I/O APIC, the local APIC, the virtio
+    /// windows): RAM that would lie there is relocated above 4 GiB.
+    public static let mmioHoleStart: UInt64 = 0xC000_0000
+    public static let mmioHoleEnd: UInt64 = 0x1_0000_0000
     public static let ioapicAddress: UInt32 = 0xFEC0_0000
     public static let localAPICAddress: UInt32 = 0xFEE0_0000
 }

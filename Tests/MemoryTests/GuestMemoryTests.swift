@@ -21,17 +21,6 @@ import Testing
         #expect(!memory.contains(address: 0, length: -1))
     }
 
-    @Test func x86LayoutLeavesTheMMIOHoleUnmapped() throws {
-        let small = try GuestMemory.x86(size: 64 << 20)
-        #expect(small.regions.count == 1)
-        #expect(small.size == 64 << 20)
-        let large = try GuestMemory.x86(size: 4 << 30)
-        #expect(large.regions.map(\.guestAddress) == [0, 0x1_0000_0000])
-        #expect(large.regions.map(\.size) == [3 << 30, 1 << 30])
-        #expect(!large.contains(address: 0xC000_0000, length: 1))
-        #expect(large.size == 4 << 30)
-    }
-
     @Test func rejectsBadLayouts() {
         #expect(throws: GuestMemoryError.self) { try GuestMemory(layout: [(0, 100)]) }
         #expect(throws: GuestMemoryError.self) { try GuestMemory(layout: [(0, 0x2000), (0x1000, 0x1000)]) }

@@ -35,6 +35,19 @@ import Platform
     }
 }
 
+@Suite struct PCMemoryTests {
+    @Test func x86LayoutLeavesTheMMIOHoleUnmapped() throws {
+        let small = try GuestMemory.x86(size: 64 << 20)
+        #expect(small.regions.count == 1)
+        #expect(small.size == 64 << 20)
+        let large = try GuestMemory.x86(size: 4 << 30)
+        #expect(large.regions.map(\.guestAddress) == [0, 0x1_0000_0000])
+        #expect(large.regions.map(\.size) == [3 << 30, 1 << 30])
+        #expect(!large.contains(address: 0xC000_0000, length: 1))
+        #expect(large.size == 4 << 30)
+    }
+}
+
 @Suite struct E820Tests {
     @Test func pcMapReservesTheEBDAAndSplitsAroundTheHole() throws {
         let memory = try GuestMemory.x86(size: 4 << 30)
