@@ -177,7 +177,7 @@ if Context.environment["SKIFF_FUZZ"] == "1" {
         .executableTarget(name: "fuzz-layer", dependencies: ["Images", "FuzzSupport"], path: "Fuzz/layer", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-json", dependencies: ["JSON", "Images"], path: "Fuzz/json", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-kernel", dependencies: ["X86_64", "Platform", "Memory"], path: "Fuzz/kernel", swiftSettings: fuzzSettings),
-        .executableTarget(name: "fuzz-snapshot", dependencies: ["SkiffKit", "Devices", "Hypervisor", "Images", "Memory"], path: "Fuzz/snapshot", swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-snapshot", dependencies: ["SkiffKit", "Devices", "Hypervisor", "Memory"], path: "Fuzz/snapshot", swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-virtio", dependencies: ["Devices", "Memory"], path: "Fuzz/virtio", swiftSettings: fuzzSettings),
     ]
 }

@@ -7,7 +7,6 @@
 // must give an error or a state, never a trap.
 import Devices
 import Hypervisor
-import Images
 import Memory
 import SkiffKit
 
@@ -20,13 +19,7 @@ struct NoInterrupt: InterruptTrigger { func trigger() {} }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    var bytes = Array(UnsafeBufferPointer(start: data, count: size))
-    var hasher = SHA256()
-    hasher.update(bytes)
-    let sum = Array(hasher.finalize().utf8)
-    bytes += Array("SUM ".utf8)
-    withUnsafeBytes(of: UInt64(sum.count).littleEndian) { bytes += $0 }
-    bytes += sum
+    let bytes = SnapshotState.sealed(Array(UnsafeBufferPointer(start: data, count: size)))
     for host in [HostKind.pvm, .hardware] {
         guard let state = try? SnapshotState.decode(bytes, restoringOn: host, architecture: MachineConfiguration.architecture) else { continue }
         for vcpu in state.vcpus {

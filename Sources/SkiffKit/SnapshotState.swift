@@ -125,10 +125,19 @@ public struct SnapshotState: Equatable, Sendable {
             writer.put(bytes: device.state)
             section(Self.tag("D", index), writer.bytes)
         }
+        return Self.sealed(out)
+    }
+
+    /// `sections` (the magic, the version and every section but the last)
+    /// with the "SUM " section that ends a state file: the SHA-256 of all
+    /// before it, in hex. The snapshot fuzzer seals its inputs so.
+    public static func sealed(_ sections: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
-        hasher.update(out)
-        section("SUM ", Array(hasher.finalize().utf8))
-        return out
+        hasher.update(sections)
+        let sum = Array(hasher.finalize().utf8)
+        var out = sections + Array("SUM ".utf8)
+        withUnsafeBytes(of: UInt64(sum.count).littleEndian) { out += $0 }
+        return out + sum
     }
 
     private func encodeMachine() -> [UInt8] {

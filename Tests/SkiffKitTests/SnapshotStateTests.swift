@@ -2,7 +2,6 @@ import Devices
 import Glibc
 import Host
 import Hypervisor
-import Images
 import Testing
 import TestSupport
 import X86_64
@@ -95,13 +94,7 @@ import X86_64
         #expect(seeds.count >= 3)
         let platform = MachineConfiguration(kernelPath: "", commandLine: "").platform
         for seed in seeds {
-            var bytes = try readRegularFile(corpus + "/" + seed, limit: SnapshotState.maximumFileSize)
-            var hasher = SHA256()
-            hasher.update(bytes)
-            let sum = Array(hasher.finalize().utf8)
-            bytes += Array("SUM ".utf8)
-            withUnsafeBytes(of: UInt64(sum.count).littleEndian) { bytes += $0 }
-            bytes += sum
+            let bytes = SnapshotState.sealed(try readRegularFile(corpus + "/" + seed, limit: SnapshotState.maximumFileSize))
             let decoded = [HostKind.pvm, .hardware].compactMap { host in
                 try? SnapshotState.decode(bytes, restoringOn: host, architecture: MachineConfiguration.architecture)
             }
