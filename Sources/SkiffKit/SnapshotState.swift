@@ -244,7 +244,7 @@ public struct SnapshotState: Equatable, Sendable {
             guard let equals = line.firstIndex(of: "=") else { continue }
             meta[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
-        guard meta["architecture"] == architecture else { throw .mismatch("snapshot of a \(meta["architecture"] ?? "?") machine; this is \(architecture)") }
+        guard meta["architecture"] == architecture else { throw .mismatch("the snapshot's architecture is \(meta["architecture"] ?? "not named"); this machine's is \(architecture)") }
         guard let hostName = meta["host"], let kind = HostKind(rawValue: hostName) else { throw .invalid("no host kind") }
         guard kind == host else { throw .mismatch("snapshot taken on \(kind.rawValue); this host is \(host.rawValue)") }
         var memory: [MemoryRegion] = []

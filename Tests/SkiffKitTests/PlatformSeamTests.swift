@@ -237,7 +237,7 @@ struct RecordingHypervisor: Hypervisor {
             return "no error"
         }
         #expect(failure { _ = try SnapshotFiles.load(directory, on: configuration.host) }
-                == "\(MachineError.snapshot(.mismatch("snapshot of a toy machine; this is x86_64")))")
+                == "\(MachineError.snapshot(.mismatch("the snapshot's architecture is toy; this machine's is x86_64")))")
         let loaded = try SnapshotFiles.load(directory, on: configuration.host, architecture: "toy")
         #expect(loaded.state.vcpus.map(\.identity) == [CPUIdentity(bytes: Array("toy cpu 0/1".utf8))])
 

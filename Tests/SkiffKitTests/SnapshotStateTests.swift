@@ -48,7 +48,7 @@ import X86_64
     @Test func damagedTruncatedAndForeignFilesAreRefused() {
         let bytes = Self.state.encoded()
         #expect(reason(bytes, on: .pvm) == "snapshot does not fit: snapshot taken on hardware KVM; this host is nested PVM (kvm_pvm)")
-        #expect(throws: SnapshotError.mismatch("snapshot of a x86_64 machine; this is aarch64")) {
+        #expect(throws: SnapshotError.mismatch("the snapshot's architecture is x86_64; this machine's is aarch64")) {
             try SnapshotState.decode(bytes, restoringOn: .hardware, architecture: "aarch64")
         }
         for length in [0, 7, 12, 40, bytes.count / 2, bytes.count - 1] {
